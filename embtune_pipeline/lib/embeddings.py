@@ -1,0 +1,83 @@
+"""Embeddings cached per (model, max_seq_length) and chunk content hash: a chunk is never encoded twice by the
+same model, so a new corpus snapshot pays only for its new chunks."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def embedding_key(fingerprint: str, max_seq_length: int) -> str:
+    return f"{fingerprint}-L{max_seq_length}"
+
+
+class EmbeddingStore:
+    """Append-only shards of (hash, vector) under one directory per model key."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _load(self) -> tuple[dict[str, int], np.ndarray | None]:
+        index, blocks = {}, []
+        offset = 0
+        for meta in sorted(self.root.glob("shard-*.json")):
+            vec_file = meta.with_suffix(".npy")
+            if not vec_file.exists():
+                continue  # a shard whose write was interrupted
+            hashes = json.loads(meta.read_text())
+            vecs = np.load(vec_file)
+            for i, h in enumerate(hashes):
+                index.setdefault(h, offset + i)
+            blocks.append(vecs)
+            offset += len(hashes)
+        return index, (np.concatenate(blocks) if blocks else None)
+
+    def get(self, hashes: list[str]) -> np.ndarray:
+        """Stored vectors in order; a hash never encoded is an error (the producing step did not run)."""
+        index, stored = self._load()
+        missing = [h for h in hashes if h not in index]
+        if missing:
+            raise KeyError(f"{len(missing)} vectors missing from {self.root} (e.g. {missing[0]}); "
+                           "re-materialize base_corpus_embeddings")
+        return stored[[index[h] for h in hashes]]
+
+    def encode(self, model, hashes: list[str], texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, int]:
+        """Vectors for the texts in order; only hashes not yet stored are encoded. Returns (vectors, encoded)."""
+        index, stored = self._load()
+        missing = {}
+        for h, t in zip(hashes, texts):
+            if h not in index and h not in missing:
+                missing[h] = t
+        new = None
+        if missing:
+            new = model.encode(list(missing.values()), batch_size=batch_size, convert_to_numpy=True,
+                               normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
+            self.root.mkdir(parents=True, exist_ok=True)
+            name = f"shard-{pd.Timestamp.now('UTC').strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+            (self.root / f"{name}.json").write_text(json.dumps(list(missing)))
+            part = self.root / f"{name}.npy.part"
+            with part.open("wb") as f:
+                np.save(f, new)
+            part.replace(self.root / f"{name}.npy")  # renamed last: its presence marks the shard complete
+            base = 0 if stored is None else len(stored)
+            for i, h in enumerate(missing):
+                index[h] = base + i
+            stored = new if stored is None else np.concatenate([stored, new])
+        if not hashes:
+            return np.zeros((0, 0), dtype=np.float32), 0
+        return stored[[index[h] for h in hashes]], len(missing)
+
+
+def text_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def encode_cached(store: EmbeddingStore, model, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, int]:
+    """Vectors for free texts (queries, answers), cached by the hash of the text."""
+    return store.encode(model, [text_hash(t) for t in texts], list(texts), batch_size)

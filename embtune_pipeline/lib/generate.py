@@ -1,0 +1,211 @@
+"""Synthetic queries for corpus chunks: through any LLM litellm reaches, or model-free (inverse cloze task)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Callable, Optional
+
+import pandas as pd
+
+from embtune_pipeline.lib.cache import AnswerCache, cache_key
+from embtune_pipeline.lib.chunking import embedding_text
+from embtune_pipeline.lib.local_llm import litellm_model_name
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROMPT = Path(__file__).parent / "prompts" / "queries.txt"
+ICT = "ict"
+QUERY_COLUMNS = ["chunk_id", "chunk_hash", "query", "positive", "generator", "provenance"]
+
+
+# ---------------------------------------------------------------- prompt and parsing
+
+
+def render_prompt(template: str, passage: str, n: int, examples: list[str]) -> str:
+    """Fill $passage, $n and $examples; the examples are real user queries, shown for style only."""
+    block = ""
+    if examples:
+        block = "\nReal queries from our users, to match their style (not their topics):\n" + "\n".join(
+            f"- {e}" for e in examples) + "\n"
+    return Template(template).safe_substitute(passage=passage, n=n, examples=block)
+
+
+_PREAMBLE = re.compile(
+    r"^(here (are|is)|sure|certainly|of course|okay|ok\b|below (are|is)|the following|as requested|"
+    r"i('| a)m happy|questions?:|queries:|search queries:)", re.I)
+_MARKER = re.compile(r"^\s*(?:[-*\u2022>]+|\(?\d{1,2}[.):\]]|\(?[a-zA-Z][.)]\s|(?:q(?:uery|uestion)?\s*\d*\s*[:.)-]))\s*", re.I)
+
+
+def parse_questions(answer: str, n: int) -> list[str]:
+    """The queries in an LLM answer: strips numbering, bullets, quotes and preambles; drops empties and repeats."""
+    out, seen = [], set()
+    for raw in (answer or "").splitlines():
+        line = raw.strip().strip("`").strip()
+        if not line:
+            continue
+        prev = None
+        while prev != line:  # "1. - Q1: ..." nests markers
+            prev = line
+            line = _MARKER.sub("", line, count=1).strip()
+        line = line.strip("\"'\u201c\u201d*_ ").strip()
+        if not line or _PREAMBLE.match(line) or (line.endswith(":") and "?" not in line):
+            continue
+        if len(line.split()) < 2:
+            continue
+        key = re.sub(r"\W+", " ", line.lower()).strip()
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(line)
+        if len(out) == n:
+            break
+    return out
+
+
+# ---------------------------------------------------------------- model-free
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def ict_pairs(title: str, text: str, n: int, seed_key: str, max_words: int = 24) -> list[tuple[str, str]]:
+    """Inverse cloze task: a sentence of the chunk is the query; the chunk without it is the positive."""
+    sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+    candidates = [i for i, s in enumerate(sentences) if len(s.split()) >= 4]
+    if len(sentences) < 2 or not candidates:
+        return []
+    rng = random.Random(seed_key)
+    picks = rng.sample(candidates, min(n, len(candidates)))
+    pairs = []
+    for i in picks:
+        words = sentences[i].split()
+        if len(words) > max_words:
+            start = rng.randrange(0, len(words) - max_words + 1)
+            words = words[start:start + max_words]
+        rest = " ".join(s for j, s in enumerate(sentences) if j != i)
+        pairs.append((" ".join(words), embedding_text(title, rest)))
+    return pairs
+
+
+# ---------------------------------------------------------------- LLM
+
+
+@dataclass
+class GenerationStats:
+    chunks: int = 0
+    llm_calls: int = 0
+    cache_hits: int = 0
+    failures: int = 0
+    unparseable: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_metadata(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "errors"}
+
+
+CompleteFn = Callable[..., object]
+
+
+def _answer_text(response) -> str:
+    """Text of a litellm ModelResponse (or of a plain dict shaped like one)."""
+    choice = response["choices"][0] if isinstance(response, dict) else response.choices[0]
+    message = choice["message"] if isinstance(choice, dict) else choice.message
+    return (message["content"] if isinstance(message, dict) else message.content) or ""
+
+
+def generate_queries(
+    chunks: pd.DataFrame,
+    n: int,
+    model: str,
+    cache: Optional[AnswerCache] = None,
+    template: Optional[str] = None,
+    examples: Optional[list[str]] = None,
+    params: Optional[dict] = None,
+    complete: Optional[CompleteFn] = None,
+    concurrency: int = 4,
+    max_failures: float = 0.1,
+) -> tuple[pd.DataFrame, GenerationStats]:
+    """n queries per chunk. LLM answers are cached by (model, rendered prompt); failed calls are not cached,
+    so a rerun retries only those. More than `max_failures` of calls failing raises after caching the rest."""
+    stats = GenerationStats(chunks=len(chunks))
+    rows: list[tuple] = []
+    if model == ICT:
+        for c in chunks.itertuples(index=False):
+            for q, pos in ict_pairs(c.title, c.text, n, seed_key=c.chunk_hash):
+                rows.append((c.chunk_id, c.chunk_hash, q, pos, ICT, f"ict:{c.chunk_hash}"))
+        return pd.DataFrame(rows, columns=QUERY_COLUMNS), stats
+
+    if cache is None:
+        raise ValueError("an LLM generator needs an answer cache")
+    template = template or DEFAULT_PROMPT.read_text()
+    complete = complete or _litellm_completion()
+    params = dict(params or {})
+    jobs = {}
+    for c in chunks.itertuples(index=False):
+        passage = embedding_text(c.title, c.text)
+        prompt = render_prompt(template, passage, n, examples or [])
+        jobs[cache_key(model, prompt)] = (c, passage, prompt)
+
+    answers: dict[str, str] = {}
+    todo = []
+    for key, (c, passage, prompt) in jobs.items():
+        cached = cache.get(key)
+        if cached is not None:
+            answers[key] = cached
+            stats.cache_hits += 1
+        else:
+            todo.append(key)
+
+    def call(key: str) -> str:
+        prompt = jobs[key][2]
+        response = complete(model=litellm_model_name(model), messages=[{"role": "user", "content": prompt}],
+                            **params)
+        return _answer_text(response)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        futures = {pool.submit(call, key): key for key in todo}
+        for fut in as_completed(futures):
+            key = futures[fut]
+            stats.llm_calls += 1
+            try:
+                text = fut.result()
+            except Exception as e:  # provider errors vary; count, keep going, report
+                stats.failures += 1
+                if len(stats.errors) < 5:
+                    stats.errors.append(f"{type(e).__name__}: {str(e)[:200]}")
+                continue
+            cache.put(key, model, text)
+            answers[key] = text
+
+    if todo and stats.failures > max_failures * len(todo):
+        raise RuntimeError(
+            f"{stats.failures} of {len(todo)} LLM calls to {model!r} failed (answers so far are cached; "
+            f"a rerun retries only the failed ones). First errors: {stats.errors}")
+
+    for key, (c, passage, _prompt) in jobs.items():
+        if key not in answers:
+            continue
+        questions = parse_questions(answers[key], n)
+        if not questions:
+            stats.unparseable += 1
+        for q in questions:
+            rows.append((c.chunk_id, c.chunk_hash, q, passage, model, f"{model}:{c.chunk_hash}"))
+    return pd.DataFrame(rows, columns=QUERY_COLUMNS), stats
+
+
+def _litellm_completion() -> CompleteFn:
+    import os
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    from embtune_pipeline.lib import local_llm
+
+    local_llm.register(litellm)
+    return litellm.completion

