@@ -1,0 +1,56 @@
+"""Glue shared by the assets: run config over settings defaults, and metadata that analysts read in the UI."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Optional, TypeVar
+
+import dagster as dg
+import pandas as pd
+from pydantic import BaseModel, Field, create_model
+
+K = TypeVar("K", bound=BaseModel)
+
+
+def optional_config(knobs: type[BaseModel], name: str) -> type[dg.Config]:
+    """A Dagster Config with the knobs' fields, each optional: unset means the settings file's value, so the
+    defaults live in one place (settings.py) and a run can still override any of them from the launchpad."""
+    fields = {
+        n: (Optional[f.annotation], Field(None, description=f"{f.description or n} (unset: settings file)"))
+        for n, f in knobs.model_fields.items()
+    }
+    return create_model(name, __base__=dg.Config, **fields)
+
+
+def effective(defaults: K, config: Optional[dg.Config]) -> K:
+    overrides = config.model_dump(exclude_none=True) if config is not None else {}
+    return defaults.model_validate({**defaults.model_dump(), **overrides})
+
+
+def table_metadata(df: pd.DataFrame, preview_rows: int = 5, max_chars: int = 120) -> dict:
+    preview = df.head(preview_rows).copy()
+    for col in preview.columns:
+        preview[col] = preview[col].map(lambda v: (str(v)[:max_chars] + "…") if len(str(v)) > max_chars else v)
+    return {
+        "rows": dg.MetadataValue.int(len(df)),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()]),
+        "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "(empty)"),
+    }
+
+
+@contextmanager
+def timed(metadata: dict, key: str = "seconds"):
+    start = time.time()
+    yield
+    metadata[key] = dg.MetadataValue.float(round(time.time() - start, 2))
+
+
+def png_markdown(path, alt: str) -> dg.MetadataValue:
+    """A PNG shown inline in the Dagster UI (Markdown metadata with a data URI)."""
+    import base64
+    from pathlib import Path
+
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")

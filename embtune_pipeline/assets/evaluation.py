@@ -1,0 +1,119 @@
+"""base_model_eval, eval_report: the base and the tuned model on the same eval set."""
+
+
+import json
+
+import dagster as dg
+import pandas as pd
+
+from embtune_pipeline.assets._common import effective, optional_config, png_markdown, table_metadata, timed
+from embtune_pipeline.assets.negatives import corpus_texts, store_for
+from embtune_pipeline.lib.chunking import chunk_doc_ids
+from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encode_cached, text_hash
+from embtune_pipeline.lib.evaluate import METRICS, evaluate_vectors, paired_comparison, qrels_of, summarize
+from embtune_pipeline.lib.models import load_model, model_fingerprint
+from embtune_pipeline.lib.report import build_report, chart_png, comparison_rows, markdown_table
+from embtune_pipeline.lib.tracking import Tracker
+from embtune_pipeline.resources.settings import SettingsResource
+from embtune_pipeline.settings import EvalKnobs
+
+EvalConfig = optional_config(EvalKnobs, "EvalConfig")
+
+
+def _summary_md(summary: dict) -> str:
+    lines = ["| metric | mean | 95% CI |", "|---|---|---|"]
+    lines += [f"| {m} | {v['mean']:.4f} | {v['ci_low']:.4f}–{v['ci_high']:.4f} |" for m, v in summary.items()]
+    return "\n".join(lines)
+
+
+@dg.asset(group_name="evaluation")
+def base_model_eval(config: EvalConfig, settings: SettingsResource, eval_set: pd.DataFrame, corpus: pd.DataFrame,
+                    base_corpus_embeddings: dict) -> dg.Output[pd.DataFrame]:
+    """The baseline, measured first: per-query nDCG@10, Recall@10/100, MRR@10 of the base model."""
+    s = settings.get()
+    knobs = effective(s.run.evaluate, config)
+    emb = base_corpus_embeddings
+    store = store_for(s, emb)
+    qids, texts, gains = qrels_of(eval_set)
+    meta: dict = {}
+    with timed(meta):
+        model = load_model(emb["model_path"], emb["max_seq_length"])
+        query_vecs, _ = encode_cached(store, model, texts, emb["batch_size"])
+        per_query = evaluate_vectors(query_vecs, store.get(corpus["chunk_hash"].tolist()), chunk_doc_ids(corpus),
+                                     qids, gains)
+    summary = summarize(per_query, knobs.bootstrap_samples)
+    meta.update({
+        **{m: dg.MetadataValue.float(v["mean"]) for m, v in summary.items()},
+        "summary": dg.MetadataValue.md(_summary_md(summary)),
+        "queries": len(per_query),
+        "eval_synthetic": bool(eval_set["synthetic"].iloc[0]),
+        "base_model": emb["base_model"],
+        **table_metadata(per_query),
+    })
+    return dg.Output(per_query, metadata=meta)
+
+
+@dg.asset(group_name="evaluation")
+def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings: SettingsResource,
+                eval_set: pd.DataFrame, corpus: pd.DataFrame, base_corpus_embeddings: dict,
+                base_model_eval: pd.DataFrame, finetuned_model: dict) -> dg.Output[dict]:
+    """Tuned vs base on the same eval set (per Matryoshka dim when trained so), with a paired bootstrap interval
+    on the nDCG@10 difference: a model is promotable only when that interval lies above zero on real queries."""
+    s = settings.get()
+    knobs = effective(s.run.evaluate, config)
+    emb, tuned = base_corpus_embeddings, finetuned_model
+    base_store = store_for(s, emb)
+    qids, texts, gains = qrels_of(eval_set)
+    docs = chunk_doc_ids(corpus)
+    meta: dict = {}
+    with timed(meta):
+        tuned_model = load_model(tuned["model_dir"], tuned["max_seq_length"])
+        tuned_store = EmbeddingStore(s.layout.embeddings(embedding_key(model_fingerprint(tuned["model_dir"]),
+                                                                       tuned["max_seq_length"])))
+        tuned_corpus, _ = tuned_store.encode(tuned_model, corpus["chunk_hash"].tolist(), corpus_texts(corpus),
+                                             emb["batch_size"])
+        tuned_queries, _ = encode_cached(tuned_store, tuned_model, texts, emb["batch_size"])
+        base_corpus = base_store.get(corpus["chunk_hash"].tolist())
+        base_queries = base_store.get([text_hash(t) for t in texts])  # stored by base_model_eval
+        full = int(base_corpus.shape[1])
+        dims = [full] + sorted({d for d in tuned.get("matryoshka_dims") or [] if 0 < d < full}, reverse=True)
+        base_by_dim, tuned_by_dim, tuned_full = {}, {}, None
+        for dim in dims:
+            base_pq = base_model_eval if dim == full else evaluate_vectors(base_queries, base_corpus, docs, qids,
+                                                                           gains, dim)
+            tuned_pq = evaluate_vectors(tuned_queries, tuned_corpus, docs, qids, gains, dim)
+            tuned_full = tuned_pq if dim == full else tuned_full
+            base_by_dim[str(dim)] = summarize(base_pq, knobs.bootstrap_samples)
+            tuned_by_dim[str(dim)] = summarize(tuned_pq, knobs.bootstrap_samples)
+    comparison = paired_comparison(base_model_eval, tuned_full, "ndcg@10", knobs.bootstrap_samples)
+    synthetic = bool(eval_set["synthetic"].iloc[0])
+    eval_info = {"source": eval_set["eval_source"].iloc[0], "synthetic": synthetic, "queries": len(qids)}
+    report = build_report(tuned, eval_info, base_by_dim, tuned_by_dim, comparison, str(full))
+
+    rows = comparison_rows(base_by_dim, tuned_by_dim)
+    table = markdown_table(rows, synthetic)
+    reports = s.layout.reports
+    reports.mkdir(parents=True, exist_ok=True)
+    chart = chart_png(rows, reports / "eval_report.png", f"{tuned['name']} vs {tuned['base_model']}")
+    (reports / "eval_report.md").write_text(table + "\n")
+    report_file = reports / "eval_report.json"
+    report_file.write_text(json.dumps(report, indent=2))
+    Tracker(s.mlflow_tracking_uri, s.mlflow.experiment, s.layout.mlflow_artifacts, s.mlflow.ui_url).log_evaluation(
+        tuned["mlflow_run_id"],
+        {**{f"base_{m}": report["base"][m] for m in METRICS}, **{f"tuned_{m}": report["finetuned"][m] for m in METRICS},
+         "ndcg@10_delta_ci_low": comparison["ci_low"]},
+        [report_file, chart, reports / "eval_report.md"])
+    verdict = "better than base" if comparison["better"] else "NOT better than base"
+    meta.update({
+        "verdict": f"{verdict}: nDCG@10 {comparison['delta']:+.4f} (95% CI {comparison['ci_low']:+.4f} to "
+                   f"{comparison['ci_high']:+.4f}, {comparison['queries']} queries)",
+        "promotable": report["promotable"],
+        "eval_synthetic": synthetic,
+        "base_ndcg@10": report["base"]["ndcg@10"],
+        "tuned_ndcg@10": report["finetuned"]["ndcg@10"],
+        "comparison": dg.MetadataValue.md(table),
+        "chart": png_markdown(chart, "tuned vs base"),
+        "report_file": dg.MetadataValue.path(str(report_file)),
+        "mlflow_run": dg.MetadataValue.url(tuned["mlflow_run_url"]),
+    })
+    return dg.Output(report, metadata=meta)

@@ -1,0 +1,84 @@
+"""base_corpus_embeddings -> hard_negatives."""
+
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from embtune_pipeline.assets._common import effective, optional_config, table_metadata, timed
+from embtune_pipeline.lib.chunking import chunk_doc_ids, embedding_text
+from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encode_cached
+from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives
+from embtune_pipeline.lib.models import load_model, model_fingerprint, resolve_model_path
+from embtune_pipeline.resources.settings import SettingsResource
+from embtune_pipeline.settings import EmbedKnobs, MiningKnobs, Settings
+
+EmbedConfig = optional_config(EmbedKnobs, "EmbedConfig")
+MiningConfig = optional_config(MiningKnobs, "MiningConfig")
+
+
+def corpus_texts(corpus: pd.DataFrame) -> list[str]:
+    return [embedding_text(t, x) for t, x in zip(corpus["title"], corpus["text"])]
+
+
+def store_for(s: Settings, embeddings: dict) -> EmbeddingStore:
+    return EmbeddingStore(s.layout.embeddings(embeddings["key"]))
+
+
+@dg.asset(group_name="negatives")
+def base_corpus_embeddings(config: EmbedConfig, settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[dict]:
+    """The base model's vector for every chunk, computed once per (base model, chunk content): cached on disk
+    by content hash, so mining and evaluation share it and a new snapshot encodes only its new chunks."""
+    s = settings.get()
+    knobs = effective(s.run.embed, config)
+    path = resolve_model_path(s.base_model)
+    key = embedding_key(model_fingerprint(path), knobs.max_seq_length)
+    store = EmbeddingStore(s.layout.embeddings(key))
+    meta: dict = {}
+    with timed(meta):
+        model = load_model(path, knobs.max_seq_length)
+        vecs, encoded = store.encode(model, corpus["chunk_hash"].tolist(), corpus_texts(corpus), knobs.batch_size)
+    value = {"base_model": s.base_model, "model_path": str(path), "key": key, "max_seq_length": knobs.max_seq_length,
+             "batch_size": knobs.batch_size, "chunks": len(corpus), "dim": int(vecs.shape[1])}
+    meta.update({"encoded_now": encoded, "reused_from_cache": len(corpus) - encoded,
+                 **{k: v for k, v in value.items() if k != "model_path"}})
+    return dg.Output(value, metadata=meta)
+
+
+@dg.asset(group_name="negatives")
+def hard_negatives(config: MiningConfig, settings: SettingsResource, training_pairs: pd.DataFrame,
+                   corpus: pd.DataFrame, base_corpus_embeddings: dict) -> dg.Output[pd.DataFrame]:
+    """Training rows (anchor, positive, negative_1..n): negatives from a rank window of the base model, minus
+    known positives and anything scored within a margin of the positive (likely unlabelled positives)."""
+    s = settings.get()
+    knobs = effective(s.run.mining, config)
+    emb = base_corpus_embeddings
+    store = store_for(s, emb)
+    meta: dict = {}
+    with timed(meta):
+        corpus_vecs = store.get(corpus["chunk_hash"].tolist())
+        model = load_model(emb["model_path"], emb["max_seq_length"])
+        query_vecs, _ = encode_cached(store, model, training_pairs["query"].tolist(), emb["batch_size"])
+        pos_vecs, _ = encode_cached(store, model, training_pairs["positive"].tolist(), emb["batch_size"])
+        pos_scores = np.einsum("ij,ij->i", query_vecs, pos_vecs)
+        docs = chunk_doc_ids(corpus)
+        known = training_pairs.groupby("query")["positive_doc_id"].agg(lambda d: {x for x in d if x})
+        known_per_pair = [known[q] for q in training_pairs["query"]]
+        negatives, stats = mine_hard_negatives(query_vecs, pos_scores, corpus_vecs, docs, known_per_pair,
+                                               knobs.rank_start, knobs.rank_end, knobs.relative_margin,
+                                               knobs.negatives_per_query)
+        stats["random_fill"] = fill_random(negatives, known_per_pair, docs, knobs.negatives_per_query, knobs.seed)
+    complete = np.array([len(n) >= knobs.negatives_per_query for n in negatives], dtype=bool)
+    stats["dropped_without_negative"] = int((~complete).sum())
+    pairs = training_pairs[complete]
+    negatives = [n for n, ok in zip(negatives, complete) if ok]
+    texts = corpus_texts(corpus)
+    rows = pd.DataFrame({"anchor": pairs["query"].values, "positive": pairs["positive"].values})
+    for j in range(knobs.negatives_per_query):
+        rows[f"negative_{j + 1}"] = [texts[n[j]] for n in negatives]
+    rows["source"] = pairs["source"].values
+    rows["provenance"] = pairs["provenance"].values
+    rows["positive_score"] = pos_scores[complete]
+    meta.update({**{k: int(v) for k, v in stats.items()}, "rank_window": f"{knobs.rank_start}-{knobs.rank_end}",
+                 "relative_margin": knobs.relative_margin, **table_metadata(rows)})
+    return dg.Output(rows, metadata=meta)

@@ -1,0 +1,153 @@
+"""user_pairs, synthetic_queries -> eval_set -> training_pairs."""
+
+
+import dagster as dg
+import pandas as pd
+
+from embtune_pipeline.assets._common import effective, optional_config, table_metadata, timed
+from embtune_pipeline.lib.cache import AnswerCache
+from embtune_pipeline.lib.errors import RowProblem
+from embtune_pipeline.lib.filters import filter_queries
+from embtune_pipeline.lib.generate import DEFAULT_PROMPT, generate_queries
+from embtune_pipeline.lib.ingest import normalize_query, read_pairs, settle_problems
+from embtune_pipeline.lib.pairs import (
+    USER_PAIR_COLUMNS,
+    attach_targets,
+    eval_from_judgments,
+    held_out,
+    style_examples,
+    synthetic_eval,
+    training_pairs as build_training_pairs,
+)
+from embtune_pipeline.resources.settings import SettingsResource
+from embtune_pipeline.settings import EvalSplitKnobs, GenerateKnobs, PairsSettings, Settings
+
+GenerateConfig = optional_config(GenerateKnobs, "GenerateConfig")
+EvalSplitConfig = optional_config(EvalSplitKnobs, "EvalSplitConfig")
+
+MIN_REAL_EVAL_QUERIES = 20  # fewer held-out real queries than this cannot measure anything
+
+
+def _read(s: Settings, ps: PairsSettings, source: str):
+    return read_pairs(ps.path, ps.resolved_format, ps.split, ps.query_column, ps.doc_id_column, ps.answer_column,
+                      ps.score_column)
+
+
+@dg.asset(group_name="queries")
+def user_pairs(settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Real (query, positive) pairs from click logs and Q&A files, each with its source file and row."""
+    s = settings.get()
+    frames, meta = [], {}
+    for source, ps in (("click_logs", s.click_logs), ("qa_pairs", s.qa_pairs)):
+        if ps is None:
+            continue
+        raw, problems = _read(s, ps, source)
+        pairs, unknown = attach_targets(raw, corpus, source)
+        meta[f"{source}_pairs"] = len(pairs)
+        meta[f"{source}_quarantined"] = settle_problems(problems + unknown, s.corpus.bad_rows,
+                                                        s.layout.quarantine(source))
+        meta[f"{source}_file"] = str(ps.path)
+        frames.append(pairs)
+    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=USER_PAIR_COLUMNS)
+    return dg.Output(result, metadata={**meta, **table_metadata(result)})
+
+
+def _real_eval_queries(s: Settings) -> set[str]:
+    if s.eval_set is None:
+        return set()
+    raw, _ = _read(s, s.eval_set, "eval_set")
+    return set(raw["query"].map(normalize_query))
+
+
+@dg.asset(group_name="queries")
+def synthetic_queries(config: GenerateConfig, settings: SettingsResource, corpus_sample: pd.DataFrame,
+                      user_pairs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """N queries per sampled chunk, from the configured generator; filtered (length, echo, duplicates).
+
+    LLM answers are cached on disk by (model, prompt): a rerun or a new snapshot pays only for new chunks."""
+    s = settings.get()
+    g = s.generator
+    knobs = effective(s.run.generate, config)
+    split = s.run.eval_split
+    avoid = _real_eval_queries(s) | set(held_out(user_pairs, split.holdout_fraction, split.seed)["query"]
+                                        .map(normalize_query))
+    examples = style_examples(user_pairs, avoid, g.style_examples, seed=split.seed)
+    template_path = g.prompt_template or DEFAULT_PROMPT
+    meta: dict = {}
+    cache = AnswerCache(s.layout.llm_cache) if g.model != "ict" else None
+    try:
+        with timed(meta):
+            generated, stats = generate_queries(
+                corpus_sample, knobs.queries_per_chunk, g.model, cache=cache, template=template_path.read_text(),
+                examples=examples, params=g.params, concurrency=g.concurrency, max_failures=g.max_failures)
+            kept, rejects = filter_queries(generated)
+    finally:
+        if cache is not None:
+            cache.close()
+    meta.update({
+        "generator": g.model,
+        "prompt_template": str(template_path),
+        "style_examples": len(examples),
+        "queries_per_chunk": knobs.queries_per_chunk,
+        "generated": len(generated),
+        "kept": len(kept),
+        **{f"rejected_{k}": v for k, v in rejects.items()},
+        **stats.as_metadata(),
+        **table_metadata(kept),
+    })
+    if stats.errors:
+        meta["llm_errors"] = dg.MetadataValue.json(stats.errors)
+    return dg.Output(kept, metadata=meta)
+
+
+@dg.asset(group_name="queries")
+def eval_set(config: EvalSplitConfig, settings: SettingsResource, corpus: pd.DataFrame, user_pairs: pd.DataFrame,
+             synthetic_queries: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Labelled queries to measure on: real ones when configured; else held-out user pairs; else held-out
+    synthetic queries, flagged as synthetic in every report."""
+    s = settings.get()
+    knobs = effective(s.run.eval_split, config)
+    if s.eval_set is not None:
+        raw, problems = _read(s, s.eval_set, "eval_set")
+        docs = set(corpus["doc_id"]) | {d for a in corpus["alias_doc_ids"] for d in a}
+        unknown = raw["doc_id"].notna() & ~raw["doc_id"].isin(docs)
+        problems += [RowProblem(*p.rsplit(":", 1), f"document id {d!r} is not in the corpus")
+                     for p, d in zip(raw.loc[unknown, "provenance"], raw.loc[unknown, "doc_id"])]
+        settle_problems(problems, s.corpus.bad_rows, s.layout.quarantine("eval_set"))
+        result = eval_from_judgments(raw[~unknown & raw["doc_id"].notna()], str(s.eval_set.path),
+                                     knobs.max_queries, knobs.seed)
+    else:
+        real = held_out(user_pairs, knobs.holdout_fraction, knobs.seed)
+        if real["query_id"].nunique() >= MIN_REAL_EVAL_QUERIES:
+            sources = "+".join(sorted(real["source"].unique()))
+            result = eval_from_judgments(real, f"held-out {sources}", knobs.max_queries, knobs.seed)
+        else:
+            result = synthetic_eval(synthetic_queries, corpus, knobs.holdout_fraction, knobs.max_queries, knobs.seed)
+    if result.empty:
+        raise ValueError("the eval set is empty: no labelled query points at a document of the corpus")
+    synthetic = bool(result["synthetic"].iloc[0])
+    meta = {
+        "source": result["eval_source"].iloc[0],
+        "synthetic": synthetic,
+        "queries": result["query_id"].nunique(),
+        "judgments": len(result),
+        **table_metadata(result),
+    }
+    if synthetic:
+        meta["warning"] = "synthetic eval queries flatter a tuned model; configure eval_set with real queries"
+    return dg.Output(result, metadata=meta)
+
+
+@dg.asset(group_name="queries")
+def training_pairs(synthetic_queries: pd.DataFrame, user_pairs: pd.DataFrame, corpus: pd.DataFrame,
+                   eval_set: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """Synthetic, click-log and Q&A pairs with a provenance column; pairs whose query is an eval query dropped."""
+    pairs, counts = build_training_pairs(synthetic_queries, user_pairs, corpus, eval_set)
+    if pairs.empty:
+        raise ValueError("no training pairs: the generator produced nothing usable and there are no user pairs")
+    by_source = pairs["source"].value_counts().to_dict()
+    return dg.Output(pairs, metadata={
+        **{f"dropped_{k}": v for k, v in counts.items()},
+        "by_source": dg.MetadataValue.json({k: int(v) for k, v in by_source.items()}),
+        **table_metadata(pairs),
+    })

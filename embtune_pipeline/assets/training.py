@@ -1,0 +1,76 @@
+"""finetuned_model."""
+
+
+import json
+import re
+
+import dagster as dg
+import pandas as pd
+
+from embtune_pipeline.assets._common import effective, optional_config, png_markdown
+from embtune_pipeline.lib.report import loss_curve_png
+from embtune_pipeline.lib.tracking import Tracker
+from embtune_pipeline.lib.train import train_model, training_key
+from embtune_pipeline.resources.settings import SettingsResource
+from embtune_pipeline.settings import TrainKnobs, settings_digest
+
+TrainConfig = optional_config(TrainKnobs, "TrainConfig")
+MODEL_RECORD = "embtune.json"  # beside the saved model: what produced it, so a rerun reuses it
+
+# The tags a Kubernetes run launcher reads to give this step a GPU (ignored elsewhere).
+GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name.rstrip("/").split("/")[-1]).strip("-").lower() or "model"
+
+
+@dg.asset(group_name="training", pool="gpu", op_tags=GPU_OP_TAGS)
+def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, settings: SettingsResource,
+                    hard_negatives: pd.DataFrame, base_corpus_embeddings: dict) -> dg.Output[dict]:
+    """The base model fine-tuned on (query, positive, hard negatives) with MultipleNegativesRankingLoss
+    (Matryoshka and LoRA optional), saved as a sentence-transformers directory and logged to MLflow.
+    Checkpoints let a failed run resume; a finished model with the same inputs is reused, not retrained."""
+    s = settings.get()
+    knobs = effective(s.run.train, config)
+    emb = base_corpus_embeddings
+    train_rows = hard_negatives[[c for c in hard_negatives.columns if c in ("anchor", "positive")
+                                 or c.startswith("negative_")]]
+    key = training_key(train_rows, knobs.model_dump(), emb["key"], emb["max_seq_length"])
+    name = f"{slug(s.base_model)}-{key}"
+    out_dir = s.layout.model(name)
+    record_file = out_dir / MODEL_RECORD
+    if record_file.exists():
+        value = json.loads(record_file.read_text())
+        context.log.info(f"model {name} already trained from these inputs; reusing {out_dir}")
+        return dg.Output(value, metadata={"reused": True, "model_dir": dg.MetadataValue.path(str(out_dir)),
+                                          "mlflow_run": dg.MetadataValue.url(value["mlflow_run_url"])})
+
+    result = train_model(
+        emb["model_path"], train_rows, out_dir, s.layout.checkpoints(name), emb["max_seq_length"],
+        knobs.epochs, knobs.batch_size, knobs.learning_rate, knobs.warmup_ratio, knobs.matryoshka_dims,
+        knobs.lora, knobs.lora_rank, knobs.save_steps, knobs.seed)
+    tracker = Tracker(s.mlflow_tracking_uri, s.mlflow.experiment, s.layout.mlflow_artifacts, s.mlflow.ui_url)
+    params = {**knobs.model_dump(), "base_model": s.base_model, "max_seq_length": emb["max_seq_length"],
+              "training_pairs": len(train_rows), "negatives_per_pair": train_rows.shape[1] - 2,
+              "generator": s.generator.model, "settings_digest": settings_digest(s)}
+    tags = {"dagster_run_id": context.run_id, "base_model": s.base_model, "training_key": key,
+            "pairs_by_source": json.dumps(hard_negatives["source"].value_counts().to_dict())}
+    run_id = tracker.log_training(name, params, result.loss_history, out_dir, tags)
+    value = {"name": name, "model_dir": str(out_dir), "base_model": s.base_model, "base_model_path": emb["model_path"],
+             "max_seq_length": emb["max_seq_length"], "matryoshka_dims": knobs.matryoshka_dims, "lora": knobs.lora,
+             "training_key": key, "mlflow_run_id": run_id, "mlflow_run_url": tracker.run_url(run_id),
+             "training_pairs": len(train_rows), "steps": result.steps}
+    record_file.write_text(json.dumps(value, indent=2))
+    curve = loss_curve_png(result.loss_history, s.layout.reports / f"loss_{name}.png")
+    return dg.Output(value, metadata={
+        "model_dir": dg.MetadataValue.path(str(out_dir)),
+        "mlflow_run": dg.MetadataValue.url(value["mlflow_run_url"]),
+        "steps": result.steps,
+        "training_pairs": len(train_rows),
+        "train_seconds": round(result.train_seconds, 1),
+        "pairs_per_second": round(len(train_rows) * knobs.epochs / max(result.train_seconds, 1e-9), 2),
+        "resumed_from_checkpoint": result.resumed_from or "",
+        "final_loss": result.loss_history[-1][1] if result.loss_history else float("nan"),
+        "loss_curve": png_markdown(curve, "training loss"),
+    })

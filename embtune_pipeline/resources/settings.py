@@ -1,0 +1,22 @@
+"""The settings file as a Dagster resource: every asset reads the same validated settings."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from embtune_pipeline.settings import Settings, load_settings
+
+
+class SettingsResource(dg.ConfigurableResource):
+    """config_path: a settings YAML; empty means $EMBTUNE_CONFIG, else the bundled demo."""
+
+    config_path: Optional[str] = None
+    _settings: Optional[Settings] = PrivateAttr(default=None)
+
+    def get(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings

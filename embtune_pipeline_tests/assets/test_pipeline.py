@@ -1,0 +1,102 @@
+"""The real assets through dagster.materialize on tiny data with a tiny model."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from embtune_pipeline.lib.ingest import normalize_query
+from embtune_pipeline_tests.conftest import asset_metadata, jaguar_docs, run_pipeline, write_jsonl
+
+
+def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write_settings, tmp_path):
+    settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"})
+    result = run_pipeline(settings)
+    assert result.success
+    data = tmp_path / "data"
+    report = json.loads((data / "reports" / "eval_report.json").read_text())
+    assert report["eval_set"] == {"source": str(jaguar_beir), "synthetic": False,
+                                  "queries": pd.read_csv(jaguar_beir / "qrels" / "test.tsv", sep="\t").shape[0]}
+    for side in ("base", "finetuned"):
+        assert set(report[side]) == {"ndcg@10", "recall@10", "recall@100", "mrr@10"}
+        assert all(0 <= v <= 1 for v in report[side].values())
+    assert report["model_dir"].startswith(str(data / "models"))
+    assert (data / "reports" / "eval_report.png").stat().st_size > 1000
+
+    pairs = pd.read_parquet(data / "assets" / "training_pairs.parquet")
+    evals = pd.read_parquet(data / "assets" / "eval_set.parquet")
+    assert set(pairs["source"]) == {"qa_pairs", "synthetic"}
+    assert not set(pairs["query"].map(normalize_query)) & set(evals["query"].map(normalize_query))
+    assert pairs["provenance"].str.len().min() > 0
+
+    negatives = pd.read_parquet(data / "assets" / "hard_negatives.parquet")
+    assert (negatives["negative_1"] != negatives["positive"]).all()
+
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["eval_set_is_real"] is True and checks["tuned_beats_base"] == report["promotable"]
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{data / 'mlflow.db'}")
+    run = mlflow.get_run(report["mlflow_run_id"])
+    assert run.data.tags["dagster_run_id"] == result.run_id
+    assert "tuned_ndcg_at_10" in run.data.metrics
+
+    again = run_pipeline(settings)
+    assert asset_metadata(again, "base_corpus_embeddings")["encoded_now"] == 0
+    assert asset_metadata(again, "finetuned_model")["reused"] is True
+
+
+def test_without_eval_queries_the_eval_set_is_synthetic_and_never_promotable(write_settings, tmp_path):
+    corpus = write_jsonl(tmp_path / "docs.jsonl", jaguar_docs())
+    settings = write_settings(corpus={"path": str(corpus), "format": "jsonl"})
+    result = run_pipeline(settings, run_config={"ops": {"finetuned_model": {"config": {"matryoshka_dims": [16]}}}})
+    report = json.loads((tmp_path / "data" / "reports" / "eval_report.json").read_text())
+    assert report["eval_set"]["synthetic"] is True and report["promotable"] is False
+    assert set(report["by_dim"]) == {"32", "16"}
+    assert "Eval set is synthetic" in asset_metadata(result, "eval_report")["comparison"]
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"eval_set_is_real": False, "tuned_beats_base": False}
+
+
+def test_click_logs_provide_held_out_real_eval_queries(write_settings, tmp_path):
+    docs = jaguar_docs()
+    corpus = write_jsonl(tmp_path / "docs.jsonl", docs)
+    clicks = pd.DataFrame({"query": [f"{d['title']} question {k}" for d in docs for k in range(3)],
+                           "doc_id": [d["id"] for d in docs for _ in range(3)]})
+    clicks.to_csv(tmp_path / "clicks.csv", index=False)
+    settings = write_settings(corpus={"path": str(corpus), "format": "jsonl"},
+                              click_logs={"path": str(tmp_path / "clicks.csv")})
+    result = run_pipeline(settings, selection=["corpus", "corpus_sample", "user_pairs", "synthetic_queries",
+                                              "eval_set", "training_pairs"])
+    meta = asset_metadata(result, "eval_set")
+    assert meta["source"] == "held-out click_logs" and meta["synthetic"] is False
+    pairs = pd.read_parquet(tmp_path / "data" / "assets" / "training_pairs.parquet")
+    evals = pd.read_parquet(tmp_path / "data" / "assets" / "eval_set.parquet")
+    train_clicks = pairs[pairs["source"] == "click_logs"]
+    assert len(train_clicks) + evals["query_id"].nunique() == len(clicks)
+    assert asset_metadata(result, "training_pairs")["dropped_leaked_eval_queries"] == evals["query_id"].nunique()
+
+
+def test_bad_corpus_row_fails_naming_file_and_line_or_is_quarantined(write_settings, tmp_path):
+    corpus = write_jsonl(tmp_path / "docs.jsonl", jaguar_docs())
+    with corpus.open("a") as f:
+        f.write('{"id": "broken", "text": \n')
+    settings = write_settings(corpus={"path": str(corpus), "format": "jsonl"})
+    with pytest.raises(Exception) as err:
+        run_pipeline(settings, selection="corpus")
+    assert f"{corpus}, line 51: malformed JSON" in str(err.value)
+
+    settings = write_settings(corpus={"path": str(corpus), "format": "jsonl", "bad_rows": "quarantine"})
+    result = run_pipeline(settings, selection="corpus")
+    assert asset_metadata(result, "corpus")["quarantined_rows"] == 1
+    quarantined = (tmp_path / "data" / "quarantine" / "corpus.jsonl").read_text()
+    assert json.loads(quarantined)["row"] == "line 51"
+
+
+def test_bad_settings_fail_before_any_work(tmp_path, tiny_model):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"corpus": {"format": "jsonl", "path": str(tmp_path / "absent.jsonl")}}))
+    with pytest.raises(Exception, match="corpus.path: no such file or directory"):
+        run_pipeline(path, selection="corpus")
