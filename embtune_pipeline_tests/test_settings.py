@@ -32,6 +32,8 @@ def test_relative_paths_resolve_against_the_settings_file(tmp_path, monkeypatch)
 def test_beir_corpus_brings_its_qa_pairs_and_eval_set(jaguar_beir, tmp_path):
     s = load_settings(_write(tmp_path, {"corpus": {"path": str(jaguar_beir), "format": "beir"}}))
     assert s.qa_pairs.split == "train" and s.eval_set.split == "test" and s.corpus.id_col == "_id"
+    s = load_settings(_write(tmp_path, {"corpus": {"path": str(jaguar_beir), "format": "beir"}, "qa_pairs": None}))
+    assert s.qa_pairs is None and s.eval_set is not None
 
 
 @pytest.mark.parametrize("data, message", [

@@ -49,6 +49,8 @@ def corpus(settings: SettingsResource) -> dg.Output[pd.DataFrame]:
 def corpus_sample(config: SampleConfig, settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """A seeded sample of chunks to generate queries for; stable across snapshots (a chunk keeps its place)."""
     knobs = effective(settings.get().run.sample, config)
-    sample = stable_sample(corpus, knobs.sample_size, knobs.seed)
-    return dg.Output(sample, metadata={"sample_size": knobs.sample_size, "seed": knobs.seed,
+    meta: dict = {}
+    with timed(meta):
+        sample = stable_sample(corpus, knobs.sample_size, knobs.seed)
+    return dg.Output(sample, metadata={**meta, "sample_size": knobs.sample_size, "seed": knobs.seed,
                                        "of_chunks": len(corpus), **table_metadata(sample)})

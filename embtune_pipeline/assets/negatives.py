@@ -62,7 +62,7 @@ def hard_negatives(config: MiningConfig, settings: SettingsResource, training_pa
         pos_vecs, _ = encode_cached(store, model, training_pairs["positive"].tolist(), emb["batch_size"])
         pos_scores = np.einsum("ij,ij->i", query_vecs, pos_vecs)
         docs = chunk_doc_ids(corpus)
-        known = training_pairs.groupby("query")["positive_doc_id"].agg(lambda d: {x for x in d if x})
+        known = training_pairs.groupby("query")["positive_doc_id"].agg(lambda d: {x for x in d if isinstance(x, str)})
         known_per_pair = [known[q] for q in training_pairs["query"]]
         negatives, stats = mine_hard_negatives(query_vecs, pos_scores, corpus_vecs, docs, known_per_pair,
                                                knobs.rank_start, knobs.rank_end, knobs.relative_margin,

@@ -1,6 +1,8 @@
 """user_pairs, synthetic_queries -> eval_set -> training_pairs."""
 
 
+import time
+
 import dagster as dg
 import pandas as pd
 
@@ -8,7 +10,7 @@ from embtune_pipeline.assets._common import effective, optional_config, table_me
 from embtune_pipeline.lib.cache import AnswerCache
 from embtune_pipeline.lib.errors import RowProblem
 from embtune_pipeline.lib.filters import filter_queries
-from embtune_pipeline.lib.generate import DEFAULT_PROMPT, generate_queries
+from embtune_pipeline.lib.generate import DEFAULT_PROMPT, ICT, generate_queries
 from embtune_pipeline.lib.ingest import normalize_query, read_pairs, settle_problems
 from embtune_pipeline.lib.pairs import (
     USER_PAIR_COLUMNS,
@@ -17,6 +19,8 @@ from embtune_pipeline.lib.pairs import (
     held_out,
     style_examples,
     synthetic_eval,
+)
+from embtune_pipeline.lib.pairs import (
     training_pairs as build_training_pairs,
 )
 from embtune_pipeline.resources.settings import SettingsResource
@@ -28,7 +32,7 @@ EvalSplitConfig = optional_config(EvalSplitKnobs, "EvalSplitConfig")
 MIN_REAL_EVAL_QUERIES = 20  # fewer held-out real queries than this cannot measure anything
 
 
-def _read(s: Settings, ps: PairsSettings, source: str):
+def _read(ps: PairsSettings):
     return read_pairs(ps.path, ps.resolved_format, ps.split, ps.query_column, ps.doc_id_column, ps.answer_column,
                       ps.score_column)
 
@@ -38,16 +42,17 @@ def user_pairs(settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd
     """Real (query, positive) pairs from click logs and Q&A files, each with its source file and row."""
     s = settings.get()
     frames, meta = [], {}
-    for source, ps in (("click_logs", s.click_logs), ("qa_pairs", s.qa_pairs)):
-        if ps is None:
-            continue
-        raw, problems = _read(s, ps, source)
-        pairs, unknown = attach_targets(raw, corpus, source)
-        meta[f"{source}_pairs"] = len(pairs)
-        meta[f"{source}_quarantined"] = settle_problems(problems + unknown, s.corpus.bad_rows,
-                                                        s.layout.quarantine(source))
-        meta[f"{source}_file"] = str(ps.path)
-        frames.append(pairs)
+    with timed(meta):
+        for source, ps in (("click_logs", s.click_logs), ("qa_pairs", s.qa_pairs)):
+            if ps is None:
+                continue
+            raw, problems = _read(ps)
+            pairs, unknown = attach_targets(raw, corpus, source)
+            meta[f"{source}_pairs"] = len(pairs)
+            meta[f"{source}_quarantined"] = settle_problems(problems + unknown, s.corpus.bad_rows,
+                                                            s.layout.quarantine(source))
+            meta[f"{source}_file"] = str(ps.path)
+            frames.append(pairs)
     result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=USER_PAIR_COLUMNS)
     return dg.Output(result, metadata={**meta, **table_metadata(result)})
 
@@ -55,7 +60,7 @@ def user_pairs(settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd
 def _real_eval_queries(s: Settings) -> set[str]:
     if s.eval_set is None:
         return set()
-    raw, _ = _read(s, s.eval_set, "eval_set")
+    raw, _ = _read(s.eval_set)
     return set(raw["query"].map(normalize_query))
 
 
@@ -74,7 +79,7 @@ def synthetic_queries(config: GenerateConfig, settings: SettingsResource, corpus
     examples = style_examples(user_pairs, avoid, g.style_examples, seed=split.seed)
     template_path = g.prompt_template or DEFAULT_PROMPT
     meta: dict = {}
-    cache = AnswerCache(s.layout.llm_cache) if g.model != "ict" else None
+    cache = AnswerCache(s.layout.llm_cache) if g.model != ICT else None
     try:
         with timed(meta):
             generated, stats = generate_queries(
@@ -107,11 +112,12 @@ def eval_set(config: EvalSplitConfig, settings: SettingsResource, corpus: pd.Dat
     synthetic queries, flagged as synthetic in every report."""
     s = settings.get()
     knobs = effective(s.run.eval_split, config)
+    started = time.time()
     if s.eval_set is not None:
-        raw, problems = _read(s, s.eval_set, "eval_set")
+        raw, problems = _read(s.eval_set)
         docs = set(corpus["doc_id"]) | {d for a in corpus["alias_doc_ids"] for d in a}
         unknown = raw["doc_id"].notna() & ~raw["doc_id"].isin(docs)
-        problems += [RowProblem(*p.rsplit(":", 1), f"document id {d!r} is not in the corpus")
+        problems += [RowProblem.at(p, f"document id {d!r} is not in the corpus")
                      for p, d in zip(raw.loc[unknown, "provenance"], raw.loc[unknown, "doc_id"])]
         settle_problems(problems, s.corpus.bad_rows, s.layout.quarantine("eval_set"))
         result = eval_from_judgments(raw[~unknown & raw["doc_id"].notna()], str(s.eval_set.path),
@@ -127,6 +133,7 @@ def eval_set(config: EvalSplitConfig, settings: SettingsResource, corpus: pd.Dat
         raise ValueError("the eval set is empty: no labelled query points at a document of the corpus")
     synthetic = bool(result["synthetic"].iloc[0])
     meta = {
+        "seconds": round(time.time() - started, 2),
         "source": result["eval_source"].iloc[0],
         "synthetic": synthetic,
         "queries": result["query_id"].nunique(),
@@ -142,11 +149,14 @@ def eval_set(config: EvalSplitConfig, settings: SettingsResource, corpus: pd.Dat
 def training_pairs(synthetic_queries: pd.DataFrame, user_pairs: pd.DataFrame, corpus: pd.DataFrame,
                    eval_set: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Synthetic, click-log and Q&A pairs with a provenance column; pairs whose query is an eval query dropped."""
-    pairs, counts = build_training_pairs(synthetic_queries, user_pairs, corpus, eval_set)
+    meta: dict = {}
+    with timed(meta):
+        pairs, counts = build_training_pairs(synthetic_queries, user_pairs, corpus, eval_set)
     if pairs.empty:
         raise ValueError("no training pairs: the generator produced nothing usable and there are no user pairs")
     by_source = pairs["source"].value_counts().to_dict()
     return dg.Output(pairs, metadata={
+        **meta,
         **{f"dropped_{k}": v for k, v in counts.items()},
         "by_source": dg.MetadataValue.json({k: int(v) for k, v in by_source.items()}),
         **table_metadata(pairs),

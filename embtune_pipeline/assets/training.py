@@ -56,13 +56,13 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
               "generator": s.generator.model, "settings_digest": settings_digest(s)}
     tags = {"dagster_run_id": context.run_id, "base_model": s.base_model, "training_key": key,
             "pairs_by_source": json.dumps(hard_negatives["source"].value_counts().to_dict())}
-    run_id = tracker.log_training(name, params, result.loss_history, out_dir, tags)
+    curve = loss_curve_png(result.loss_history, s.layout.reports / f"loss_{name}.png")
+    run_id = tracker.log_training(name, params, result.loss_history, out_dir, tags, files=(curve,))
     value = {"name": name, "model_dir": str(out_dir), "base_model": s.base_model, "base_model_path": emb["model_path"],
              "max_seq_length": emb["max_seq_length"], "matryoshka_dims": knobs.matryoshka_dims, "lora": knobs.lora,
              "training_key": key, "mlflow_run_id": run_id, "mlflow_run_url": tracker.run_url(run_id),
              "training_pairs": len(train_rows), "steps": result.steps}
     record_file.write_text(json.dumps(value, indent=2))
-    curve = loss_curve_png(result.loss_history, s.layout.reports / f"loss_{name}.png")
     return dg.Output(value, metadata={
         "model_dir": dg.MetadataValue.path(str(out_dir)),
         "mlflow_run": dg.MetadataValue.url(value["mlflow_run_url"]),

@@ -18,6 +18,12 @@ class RowProblem:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def at(cls, provenance: str, problem: str) -> "RowProblem":
+        """A problem with a row known by its provenance string, "<file>:<row>"."""
+        file, _, row = provenance.rpartition(":")
+        return cls(file or provenance, row if file else "-", problem)
+
 
 class InputError(ValueError):
     """Bad input; lists up to 20 problems, each with file and row."""

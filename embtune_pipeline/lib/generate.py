@@ -39,7 +39,8 @@ def render_prompt(template: str, passage: str, n: int, examples: list[str]) -> s
 _PREAMBLE = re.compile(
     r"^(here (are|is)|sure|certainly|of course|okay|ok\b|below (are|is)|the following|as requested|"
     r"i('| a)m happy|questions?:|queries:|search queries:)", re.I)
-_MARKER = re.compile(r"^\s*(?:[-*\u2022>]+|\(?\d{1,2}[.):\]]|\(?[a-zA-Z][.)]\s|(?:q(?:uery|uestion)?\s*\d*\s*[:.)-]))\s*", re.I)
+_MARKER = re.compile(  # bullets, "1." "2)" "(3)", "a)", "Q1:", "Question 2:"
+    r"^\s*(?:[-*\u2022>]+|\(?\d{1,2}[.):\]]|\(?[a-zA-Z][.)]\s|(?:q(?:uery|uestion)?\s*\d*\s*[:.)-]))\s*", re.I)
 
 
 def parse_questions(answer: str, n: int) -> list[str]:

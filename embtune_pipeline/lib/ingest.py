@@ -297,11 +297,13 @@ def _read_beir_pairs(root: Path, split: str) -> tuple[pd.DataFrame, list[RowProb
             if not line.strip():
                 continue
             if len(parts) != 3:
-                problems.append(RowProblem(str(qrels_file), f"line {i}", f"expected 3 tab-separated fields, found {len(parts)}"))
+                problems.append(RowProblem(str(qrels_file), f"line {i}",
+                                           f"expected 3 tab-separated fields, found {len(parts)}"))
                 continue
             qid, doc_id, score = parts
             if qid not in queries:
-                problems.append(RowProblem(str(qrels_file), f"line {i}", f"query id {qid!r} is not in {queries_file.name}"))
+                problems.append(RowProblem(str(qrels_file), f"line {i}",
+                                           f"query id {qid!r} is not in {queries_file.name}"))
                 continue
             try:
                 score = int(float(score))

@@ -83,7 +83,8 @@ def register(litellm) -> None:
             model_response.model = model
             return model_response
 
-    litellm.custom_provider_map = [*litellm.custom_provider_map, {"provider": PROVIDER, "custom_handler": LocalHandler()}]
+    entry = {"provider": PROVIDER, "custom_handler": LocalHandler()}
+    litellm.custom_provider_map = [*litellm.custom_provider_map, entry]
 
 
 def litellm_model_name(model: str) -> str:

@@ -26,11 +26,6 @@ def first_chunks(chunks: pd.DataFrame) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _where(provenance: str) -> tuple[str, str]:
-    file, _, row = provenance.rpartition(":")
-    return (file, row) if file else (provenance, "-")
-
-
 def attach_targets(pairs: pd.DataFrame, chunks: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[RowProblem]]:
     """Point each pair at its positive: the target document's first chunk, or the answer text itself."""
     lookup = first_chunks(chunks)
@@ -39,7 +34,7 @@ def attach_targets(pairs: pd.DataFrame, chunks: pd.DataFrame, source: str) -> tu
         doc_id = p.doc_id if isinstance(p.doc_id, str) and p.doc_id else None  # missing may read back as NaN
         if doc_id:
             if doc_id not in lookup:
-                problems.append(RowProblem(*_where(p.provenance), f"document id {doc_id!r} is not in the corpus"))
+                problems.append(RowProblem.at(p.provenance, f"document id {doc_id!r} is not in the corpus"))
                 continue
             chunk_id, text = lookup[doc_id]
         else:

@@ -83,6 +83,7 @@ def build_report(model: dict, eval_info: dict, base_by_dim: dict, tuned_by_dim: 
         "model_name": model["name"],
         "base_model": model["base_model"],
         "mlflow_run_id": model["mlflow_run_id"],
+        "training_pairs": model["training_pairs"],
         "eval_set": eval_info,
         "base": {m: base_by_dim[full_dim][m]["mean"] for m in METRICS},
         "finetuned": {m: tuned_by_dim[full_dim][m]["mean"] for m in METRICS},

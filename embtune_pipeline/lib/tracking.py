@@ -48,13 +48,15 @@ class Tracker:
         return f"{base}/#/experiments/{self.experiment_id}/runs/{run_id}"
 
     def log_training(self, run_name: str, params: dict, loss_history: list[tuple[int, float]], model_dir: Path,
-                     tags: dict) -> str:
+                     tags: dict, files: tuple[Path, ...] = ()) -> str:
         with self.mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name) as run:
             self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
             self.mlflow.log_params(safe_params(params))
             for step, loss in loss_history:
                 self.mlflow.log_metric("train_loss", loss, step=step)
             self.mlflow.log_artifacts(str(model_dir), artifact_path="model")
+            for f in files:
+                self.mlflow.log_artifact(str(f))
             return run.info.run_id
 
     def log_evaluation(self, run_id: str, metrics: dict[str, float], files: list[Path]) -> None:

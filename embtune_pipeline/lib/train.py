@@ -103,6 +103,8 @@ def train_model(
 ) -> TrainResult:
     import time
 
+    import torch
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer import losses
@@ -135,6 +137,7 @@ def train_model(
         report_to="none",
         seed=seed,
         disable_tqdm=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     last = get_last_checkpoint(str(checkpoint_dir))

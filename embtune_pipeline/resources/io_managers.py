@@ -14,31 +14,30 @@ from embtune_pipeline.resources.settings import SettingsResource
 class TableIOManager(dg.ConfigurableIOManager):
     settings: SettingsResource
 
-    def _path(self, context, suffix: str) -> Path:
-        name = "__".join(context.asset_key.path)
-        partition = context.partition_key if context.has_partition_key else None
-        return self.settings.get().layout.asset(name, partition, suffix)
+    def _path(self, asset_key: dg.AssetKey, partition: str | None, suffix: str) -> Path:
+        return self.settings.get().layout.asset("__".join(asset_key.path), partition, suffix)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         if obj is None:
             return
+        partition = context.partition_key if context.has_partition_key else None
         if isinstance(obj, pd.DataFrame):
-            path = self._path(context, ".parquet")
+            path = self._path(context.asset_key, partition, ".parquet")
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".parquet.part")
             obj.to_parquet(tmp, index=False)
             tmp.replace(path)  # a failed write never leaves a half file where the last good one was
         else:
-            path = self._path(context, ".json")
+            path = self._path(context.asset_key, partition, ".json")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(obj, indent=2, default=str))
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext):
-        upstream = context.upstream_output
+        partition = context.asset_partition_key if context.has_asset_partitions else None
         for suffix in (".parquet", ".json"):
-            path = self._path(upstream, suffix)
+            path = self._path(context.asset_key, partition, suffix)
             if path.exists():
                 return pd.read_parquet(path) if suffix == ".parquet" else json.loads(path.read_text())
-        raise FileNotFoundError(f"no stored value for {upstream.asset_key.to_user_string()} under "
+        raise FileNotFoundError(f"no stored value for {context.asset_key.to_user_string()} under "
                                 f"{self.settings.get().layout.root}; materialize it first")

@@ -100,3 +100,16 @@ def test_bad_settings_fail_before_any_work(tmp_path, tiny_model):
     path.write_text(yaml.safe_dump({"corpus": {"format": "jsonl", "path": str(tmp_path / "absent.jsonl")}}))
     with pytest.raises(Exception, match="corpus.path: no such file or directory"):
         run_pipeline(path, selection="corpus")
+
+
+def test_llm_generation_goes_through_litellm_and_a_rerun_pays_nothing(write_settings, tmp_path):
+    corpus = write_jsonl(tmp_path / "docs.jsonl", jaguar_docs())
+    answer = "Here are 2 questions:\n1. How do I reset my Jaguar device?\n2. What does the amber light mean?"
+    settings = write_settings(corpus={"path": str(corpus), "format": "jsonl"},
+                              generator={"model": "openai/gpt-4o-mini", "params": {"mock_response": answer}})
+    steps = ["corpus", "corpus_sample", "user_pairs", "synthetic_queries"]
+    first = asset_metadata(run_pipeline(settings, selection=steps), "synthetic_queries")
+    assert first["llm_calls"] == 40 and first["cache_hits"] == 0  # sample_size 40
+    assert first["generated"] == 80 and first["rejected_duplicate"] == 78 and first["kept"] == 2
+    again = asset_metadata(run_pipeline(settings, selection=steps), "synthetic_queries")
+    assert again["llm_calls"] == 0 and again["cache_hits"] == 40

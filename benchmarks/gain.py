@@ -1,0 +1,89 @@
+"""Run the whole pipeline, through Dagster, with the project's defaults, on any BEIR-layout directory.
+
+    python benchmarks/gain.py BEIR_DIR --mode corpus-only|with-train-queries --out OUT_DIR [--set KEY=VALUE ...]
+
+Evaluates on BEIR_DIR/qrels/test.tsv (or all.tsv when there is no test split). corpus-only trains on synthetic
+queries alone; with-train-queries adds qrels/train.tsv as Q&A pairs. Saves the tuned model to OUT_DIR/model and
+prints one JSON line: base and tuned nDCG@10, Recall@100, MRR@10, the training-pair count, the wall time and
+the seconds each asset took. `--set run.sample.sample_size=1000` overrides a settings value (dotted path).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def settings_for(beir_dir: Path, mode: str, out: Path, overrides: list[str]) -> dict:
+    qrels = beir_dir / "qrels"
+    split = "test" if (qrels / "test.tsv").exists() else "all"
+    settings = {
+        "data_dir": str(out / "data"),
+        "corpus": {"path": str(beir_dir), "format": "beir"},
+        "eval_set": {"path": str(beir_dir), "format": "beir", "split": split},
+        "qa_pairs": ({"path": str(beir_dir), "format": "beir", "split": "train"}
+                     if mode == "with-train-queries" else None),
+    }
+    if mode == "with-train-queries" and not (qrels / "train.tsv").exists():
+        sys.exit(f"{qrels / 'train.tsv'} not found: with-train-queries needs a train split")
+    for item in overrides:
+        key, _, value = item.partition("=")
+        node = settings
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return settings
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("beir_dir", type=Path)
+    ap.add_argument("--mode", choices=["corpus-only", "with-train-queries"], required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args()
+
+    import dagster as dg
+
+    from embtune_pipeline.definitions import build_definitions
+
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    settings_file = out / "settings.yaml"
+    settings_file.write_text(yaml.safe_dump(settings_for(args.beir_dir.resolve(), args.mode, out, args.overrides)))
+
+    start = time.time()
+    defs = build_definitions(str(settings_file))
+    result = dg.materialize([*defs.assets, *defs.asset_checks], resources=defs.resources)
+    wall = time.time() - start
+
+    seconds = {e.step_key: round(e.event_specific_data.duration_ms / 1000, 1)
+               for e in result.all_events if e.is_step_success}
+    report = json.loads((out / "data" / "reports" / "eval_report.json").read_text())
+    model_out = out / "model"
+    if model_out.exists():
+        shutil.rmtree(model_out)
+    shutil.copytree(report["model_dir"], model_out)
+    pick = ("ndcg@10", "recall@100", "mrr@10")
+    print(json.dumps({
+        "beir_dir": str(args.beir_dir), "mode": args.mode, "eval": report["eval_set"],
+        "base": {m: round(report["base"][m], 4) for m in pick},
+        "tuned": {m: round(report["finetuned"][m], 4) for m in pick},
+        "ndcg@10_delta_ci": [round(report["comparison"]["ci_low"], 4), round(report["comparison"]["ci_high"], 4)],
+        "promotable": report["promotable"], "training_pairs": report.get("training_pairs"),
+        "wall_seconds": round(wall, 1), "asset_seconds": seconds, "model": str(model_out),
+    }))
+
+
+if __name__ == "__main__":
+    main()

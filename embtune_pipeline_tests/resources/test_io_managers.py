@@ -1,0 +1,33 @@
+import dagster as dg
+import pandas as pd
+import pytest
+import yaml
+
+from embtune_pipeline.resources.io_managers import TableIOManager
+from embtune_pipeline.resources.settings import SettingsResource
+
+
+def _manager(tmp_path):
+    (tmp_path / "docs").mkdir()
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"),
+                                    "corpus": {"path": "docs", "format": "dir"}}))
+    return TableIOManager(settings=SettingsResource(config_path=str(path)))
+
+
+def test_tables_are_parquet_and_records_json(tmp_path):
+    io = _manager(tmp_path)
+    df = pd.DataFrame({"a": [1, 2], "tags": [["x"], []]})
+    io.handle_output(dg.build_output_context(asset_key=dg.AssetKey("corpus")), df)
+    io.handle_output(dg.build_output_context(asset_key=dg.AssetKey("finetuned_model")), {"model_dir": "/m"})
+    assert (tmp_path / "data" / "assets" / "corpus.parquet").is_file()
+    assert (tmp_path / "data" / "assets" / "finetuned_model.json").is_file()
+    back = io.load_input(dg.build_input_context(asset_key=dg.AssetKey("corpus")))
+    assert back["a"].tolist() == [1, 2] and list(back["tags"][0]) == ["x"]
+    assert io.load_input(dg.build_input_context(asset_key=dg.AssetKey("finetuned_model"))) == {"model_dir": "/m"}
+
+
+def test_a_value_never_materialized_is_a_clear_error(tmp_path):
+    io = _manager(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no stored value for eval_set"):
+        io.load_input(dg.build_input_context(asset_key=dg.AssetKey("eval_set")))
