@@ -38,7 +38,8 @@ class CorpusSettings(_Strict):
     id_column: Optional[str] = Field(None, description="default: _id for beir, id otherwise")
     title_column: Optional[str] = "title"
     text_column: str = "text"
-    chunk_tokens: int = Field(256, ge=16, description="chunk length in tokens of the tokenizer below")
+    chunk_tokens: int = Field(240, ge=16, description="chunk length in tokens, title included; keep it below "
+                              "run.embed.max_seq_length so no chunk is cut when embedded")
     chunk_overlap: int = Field(32, ge=0)
     tokenizer: Optional[str] = Field(None, description="model name or directory; default: the base model")
     bad_rows: Literal["error", "quarantine"] = Field(
@@ -99,9 +100,9 @@ class GeneratorSettings(_Strict):
 
     @model_validator(mode="after")
     def _no_secrets(self):
-        from embtune_pipeline.lib.tracking import is_secret
+        from embtune_pipeline.lib.tracking import secret_keys
 
-        secret = [k for k in self.params if is_secret(k)]
+        secret = secret_keys(self.params)
         if secret:
             raise ValueError(f"generator.params {secret} look like secrets: set them in the environment "
                              "(e.g. OPENAI_API_KEY), never in the settings file")
@@ -136,6 +137,12 @@ class MiningKnobs(_Strict):
     negatives_per_query: int = Field(1, ge=0)
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _window(self):
+        if self.rank_start >= self.rank_end:
+            raise ValueError(f"rank_start ({self.rank_start}) must be below rank_end ({self.rank_end})")
+        return self
+
 
 class TrainKnobs(_Strict):
     epochs: float = Field(1.0, gt=0)
@@ -159,7 +166,8 @@ class EvalKnobs(_Strict):
 
 
 class RunDefaults(_Strict):
-    """Defaults for the per-run knobs; a run's Dagster config overrides any of them."""
+    """Defaults for the per-run knobs; a run's Dagster config overrides any of them (except eval_split, which
+    two assets must agree on, so it is set here only)."""
 
     sample: SampleKnobs = Field(default_factory=SampleKnobs)
     generate: GenerateKnobs = Field(default_factory=GenerateKnobs)
@@ -184,6 +192,14 @@ class Settings(_Strict):
     )
     run: RunDefaults = Field(default_factory=RunDefaults)
     source_file: Optional[Path] = Field(None, exclude=True, description="set by load_settings")
+
+    @model_validator(mode="after")
+    def _chunks_fit_the_model(self):
+        limit = self.run.embed.max_seq_length - 2  # [CLS] and [SEP]
+        if self.corpus.chunk_tokens > limit:
+            raise ValueError(f"corpus.chunk_tokens ({self.corpus.chunk_tokens}) must be at most "
+                             f"run.embed.max_seq_length - 2 ({limit}), or chunk tails are cut when embedded")
+        return self
 
     @model_validator(mode="after")
     def _beir_splits(self):
@@ -286,11 +302,12 @@ def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
     gen = raw.get("generator")
     if isinstance(gen, dict) and gen.get("prompt_template"):
         gen["prompt_template"] = str(_resolve(base, Path(gen["prompt_template"])))
-    bm = raw.get("base_model")
-    if isinstance(bm, str) and (bm.startswith(".") or "/" in bm) and not Path(bm).is_absolute():
-        candidate = _resolve(base, Path(bm))
-        if candidate.exists():
-            raw["base_model"] = str(candidate)
+    # A model is a packaged name or a directory; a relative directory is relative to the settings file.
+    corpus = raw.get("corpus") if isinstance(raw.get("corpus"), dict) else {}
+    for holder, key in ((raw, "base_model"), (corpus, "tokenizer")):
+        ref = holder.get(key)
+        if isinstance(ref, str) and not Path(ref).is_absolute() and (base / ref).exists():
+            holder[key] = str(_resolve(base, Path(ref)))
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as e:

@@ -44,6 +44,11 @@ def test_beir_corpus_brings_its_qa_pairs_and_eval_set(jaguar_beir, tmp_path):
      "run.train.batch_size: Input should be greater than or equal to 2"),
     ({"corpus": {"format": "dir", "path": "."}, "generator": {"params": {"api_key": "sk-1"}}},
      "look like secrets"),
+    ({"corpus": {"format": "dir", "path": "."}, "generator": {"params": {"extra_headers": {"Authorization": "x"}}}},
+     "['extra_headers.Authorization'] look like secrets"),
+    ({"corpus": {"format": "dir", "path": ".", "chunk_tokens": 300}}, "must be at most run.embed.max_seq_length"),
+    ({"corpus": {"format": "dir", "path": "."}, "run": {"mining": {"rank_start": 9, "rank_end": 9}}},
+     "run.mining: Value error, rank_start (9) must be below rank_end (9)"),
     ({"corpus": {"format": "dir", "path": "missing"}}, "corpus.path: no such file or directory"),
 ])
 def test_errors_name_the_file_and_the_key(tmp_path, data, message):
@@ -56,3 +61,9 @@ def test_errors_name_the_file_and_the_key(tmp_path, data, message):
 def test_missing_settings_file(tmp_path):
     with pytest.raises(SettingsError, match="settings file not found"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_llm_params_that_are_not_secrets_are_accepted(tmp_path):
+    s = load_settings(_write(tmp_path, {"corpus": {"format": "dir", "path": "."},
+                                        "generator": {"model": "smollm2", "params": {"max_tokens": 64}}}))
+    assert s.generator.params == {"max_tokens": 64}

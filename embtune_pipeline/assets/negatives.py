@@ -26,11 +26,15 @@ def store_for(s: Settings, embeddings: dict) -> EmbeddingStore:
 
 
 @dg.asset(group_name="negatives")
-def base_corpus_embeddings(config: EmbedConfig, settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[dict]:
+def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfig, settings: SettingsResource,
+                           corpus: pd.DataFrame) -> dg.Output[dict]:
     """The base model's vector for every chunk, computed once per (base model, chunk content): cached on disk
     by content hash, so mining and evaluation share it and a new snapshot encodes only its new chunks."""
     s = settings.get()
     knobs = effective(s.run.embed, config)
+    if s.corpus.chunk_tokens > knobs.max_seq_length - 2:
+        context.log.warning(f"max_seq_length {knobs.max_seq_length} is shorter than corpus.chunk_tokens "
+                            f"{s.corpus.chunk_tokens}: the tails of long chunks are cut when embedded")
     path = resolve_model_path(s.base_model)
     key = embedding_key(model_fingerprint(path), knobs.max_seq_length)
     store = EmbeddingStore(s.layout.embeddings(key))
@@ -76,6 +80,8 @@ def hard_negatives(config: MiningConfig, settings: SettingsResource, training_pa
     rows = pd.DataFrame({"anchor": pairs["query"].values, "positive": pairs["positive"].values})
     for j in range(knobs.negatives_per_query):
         rows[f"negative_{j + 1}"] = [texts[n[j]] for n in negatives]
+    rows["mined_chunk_ids"] = [[str(corpus["chunk_id"].iat[i]) for i in n] for n in negatives]
+    rows["positive_doc_id"] = pairs["positive_doc_id"].values
     rows["source"] = pairs["source"].values
     rows["provenance"] = pairs["provenance"].values
     rows["positive_score"] = pos_scores[complete]

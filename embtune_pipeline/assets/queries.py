@@ -1,8 +1,6 @@
 """user_pairs, synthetic_queries -> eval_set -> training_pairs."""
 
 
-import time
-
 import dagster as dg
 import pandas as pd
 
@@ -24,10 +22,9 @@ from embtune_pipeline.lib.pairs import (
     training_pairs as build_training_pairs,
 )
 from embtune_pipeline.resources.settings import SettingsResource
-from embtune_pipeline.settings import EvalSplitKnobs, GenerateKnobs, PairsSettings, Settings
+from embtune_pipeline.settings import GenerateKnobs, PairsSettings, Settings
 
 GenerateConfig = optional_config(GenerateKnobs, "GenerateConfig")
-EvalSplitConfig = optional_config(EvalSplitKnobs, "EvalSplitConfig")
 
 MIN_REAL_EVAL_QUERIES = 20  # fewer held-out real queries than this cannot measure anything
 
@@ -49,7 +46,7 @@ def user_pairs(settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd
             raw, problems = _read(ps)
             pairs, unknown = attach_targets(raw, corpus, source)
             meta[f"{source}_pairs"] = len(pairs)
-            meta[f"{source}_quarantined"] = settle_problems(problems + unknown, s.corpus.bad_rows,
+            meta[f"{source}_quarantined_rows"] = settle_problems(problems + unknown, s.corpus.bad_rows,
                                                             s.layout.quarantine(source))
             meta[f"{source}_file"] = str(ps.path)
             frames.append(pairs)
@@ -106,43 +103,48 @@ def synthetic_queries(config: GenerateConfig, settings: SettingsResource, corpus
 
 
 @dg.asset(group_name="queries")
-def eval_set(config: EvalSplitConfig, settings: SettingsResource, corpus: pd.DataFrame, user_pairs: pd.DataFrame,
+def eval_set(settings: SettingsResource, corpus: pd.DataFrame, user_pairs: pd.DataFrame,
              synthetic_queries: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Labelled queries to measure on: real ones when configured; else held-out user pairs; else held-out
-    synthetic queries, flagged as synthetic in every report."""
+    synthetic queries, flagged as synthetic in every report.
+
+    The split is a settings value (run.eval_split), not a per-run knob: synthetic_queries must know it too,
+    to keep held-out queries out of the prompt's style examples."""
     s = settings.get()
-    knobs = effective(s.run.eval_split, config)
-    started = time.time()
+    knobs = s.run.eval_split
+    meta: dict = {"quarantined_rows": 0}
+    with timed(meta):
+        result = _build_eval_set(s, knobs, corpus, user_pairs, synthetic_queries, meta)
+    if result.empty:
+        raise ValueError("the eval set is empty: no labelled query points at a document of the corpus")
+    synthetic = bool(result["synthetic"].iloc[0])
+    meta.update({
+        "source": result["eval_source"].iloc[0],
+        "synthetic": synthetic,
+        "queries": result["query_id"].nunique(),
+        "judgments": len(result),
+        **table_metadata(result),
+    })
+    if synthetic:
+        meta["warning"] = "synthetic eval queries flatter a tuned model; configure eval_set with real queries"
+    return dg.Output(result, metadata=meta)
+
+
+def _build_eval_set(s: Settings, knobs, corpus, user_pairs, synthetic_queries, meta: dict) -> pd.DataFrame:
     if s.eval_set is not None:
         raw, problems = _read(s.eval_set)
         docs = set(corpus["doc_id"]) | {d for a in corpus["alias_doc_ids"] for d in a}
         unknown = raw["doc_id"].notna() & ~raw["doc_id"].isin(docs)
         problems += [RowProblem.at(p, f"document id {d!r} is not in the corpus")
                      for p, d in zip(raw.loc[unknown, "provenance"], raw.loc[unknown, "doc_id"])]
-        settle_problems(problems, s.corpus.bad_rows, s.layout.quarantine("eval_set"))
-        result = eval_from_judgments(raw[~unknown & raw["doc_id"].notna()], str(s.eval_set.path),
-                                     knobs.max_queries, knobs.seed)
-    else:
-        real = held_out(user_pairs, knobs.holdout_fraction, knobs.seed)
-        if real["query_id"].nunique() >= MIN_REAL_EVAL_QUERIES:
-            sources = "+".join(sorted(real["source"].unique()))
-            result = eval_from_judgments(real, f"held-out {sources}", knobs.max_queries, knobs.seed)
-        else:
-            result = synthetic_eval(synthetic_queries, corpus, knobs.holdout_fraction, knobs.max_queries, knobs.seed)
-    if result.empty:
-        raise ValueError("the eval set is empty: no labelled query points at a document of the corpus")
-    synthetic = bool(result["synthetic"].iloc[0])
-    meta = {
-        "seconds": round(time.time() - started, 2),
-        "source": result["eval_source"].iloc[0],
-        "synthetic": synthetic,
-        "queries": result["query_id"].nunique(),
-        "judgments": len(result),
-        **table_metadata(result),
-    }
-    if synthetic:
-        meta["warning"] = "synthetic eval queries flatter a tuned model; configure eval_set with real queries"
-    return dg.Output(result, metadata=meta)
+        meta["quarantined_rows"] = settle_problems(problems, s.corpus.bad_rows, s.layout.quarantine("eval_set"))
+        return eval_from_judgments(raw[~unknown & raw["doc_id"].notna()], str(s.eval_set.path),
+                                   knobs.max_queries, knobs.seed)
+    real = held_out(user_pairs, knobs.holdout_fraction, knobs.seed)
+    if real["query_id"].nunique() >= MIN_REAL_EVAL_QUERIES:
+        sources = "+".join(sorted(real["source"].unique()))
+        return eval_from_judgments(real, f"held-out {sources}", knobs.max_queries, knobs.seed)
+    return synthetic_eval(synthetic_queries, corpus, knobs.holdout_fraction, knobs.max_queries, knobs.seed)
 
 
 @dg.asset(group_name="queries")

@@ -28,8 +28,14 @@ def embedding_text(title: str, text: str) -> str:
     return f"{title}\n{text}" if title else text
 
 
+def text_hash(text: str) -> str:
+    """The key of a text everywhere (chunks, queries, cached vectors)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
 def content_hash(title: str, text: str) -> str:
-    return hashlib.sha256(embedding_text(title, text).encode("utf-8")).hexdigest()[:32]
+    """A chunk's hash is the hash of exactly what a model sees, so cached vectors are shared by identical texts."""
+    return text_hash(embedding_text(title, text))
 
 
 def snapshot_id(chunk_hashes) -> str:

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from embtune_pipeline.lib.chunking import text_hash
+
 
 def embedding_key(fingerprint: str, max_seq_length: int) -> str:
     return f"{fingerprint}-L{max_seq_length}"
@@ -20,8 +22,15 @@ class EmbeddingStore:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._loaded: tuple[dict[str, int], np.ndarray | None] | None = None
 
     def _load(self) -> tuple[dict[str, int], np.ndarray | None]:
+        """Read the shards once per instance; later calls see this instance's own writes."""
+        if self._loaded is None:
+            self._loaded = self._read_shards()
+        return self._loaded
+
+    def _read_shards(self) -> tuple[dict[str, int], np.ndarray | None]:
         index, blocks = {}, []
         offset = 0
         for meta in sorted(self.root.glob("shard-*.json")):
@@ -67,15 +76,10 @@ class EmbeddingStore:
             for i, h in enumerate(missing):
                 index[h] = base + i
             stored = new if stored is None else np.concatenate([stored, new])
+            self._loaded = (index, stored)
         if not hashes:
             return np.zeros((0, 0), dtype=np.float32), 0
         return stored[[index[h] for h in hashes]], len(missing)
-
-
-def text_hash(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def encode_cached(store: EmbeddingStore, model, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, int]:

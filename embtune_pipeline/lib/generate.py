@@ -16,6 +16,7 @@ import pandas as pd
 from embtune_pipeline.lib.cache import AnswerCache, cache_key
 from embtune_pipeline.lib.chunking import embedding_text
 from embtune_pipeline.lib.local_llm import litellm_model_name
+from embtune_pipeline.lib.tracking import safe_params
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def generate_queries(
     concurrency: int = 4,
     max_failures: float = 0.1,
 ) -> tuple[pd.DataFrame, GenerationStats]:
-    """n queries per chunk. LLM answers are cached by (model, rendered prompt); failed calls are not cached,
+    """n queries per chunk. LLM answers are cached by (model, rendered prompt, params); failed calls are not cached,
     so a rerun retries only those. More than `max_failures` of calls failing raises after caching the rest."""
     stats = GenerationStats(chunks=len(chunks))
     rows: list[tuple] = []
@@ -147,11 +148,12 @@ def generate_queries(
     template = template or DEFAULT_PROMPT.read_text()
     complete = complete or _litellm_completion()
     params = dict(params or {})
+    answer_params = safe_params(params)  # the same prompt under other params (temperature, server) is another answer
     jobs = {}
     for c in chunks.itertuples(index=False):
         passage = embedding_text(c.title, c.text)
         prompt = render_prompt(template, passage, n, examples or [])
-        jobs[cache_key(model, prompt)] = (c, passage, prompt)
+        jobs[cache_key(model, prompt, answer_params)] = (c, passage, prompt)
 
     answers: dict[str, str] = {}
     todo = []

@@ -6,6 +6,7 @@ import csv
 import inspect
 import json
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Iterator, Optional
@@ -27,8 +28,13 @@ def iter_records(path: Path, fmt: str) -> Iterator[Row | RowProblem]:
     if not path.is_file():
         raise file_problem(path, "file not found")
     if fmt == "jsonl":
-        with path.open(encoding="utf-8") as f:
-            for i, line in enumerate(f, start=1):
+        with path.open("rb") as f:
+            for i, raw in enumerate(f, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    yield RowProblem(str(path), f"line {i}", f"not valid UTF-8 (byte {e.start})")
+                    continue
                 if not line.strip():
                     continue
                 try:
@@ -41,19 +47,24 @@ def iter_records(path: Path, fmt: str) -> Iterator[Row | RowProblem]:
                     continue
                 yield f"line {i}", rec
     elif fmt == "csv":
-        with path.open(encoding="utf-8", newline="") as f:
+        with _open_csv(path) as f:
             reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None:
-                raise file_problem(path, "empty CSV file (no header row)")
-            for values in reader:
-                line = reader.line_num
-                if not values:
-                    continue
-                if len(values) != len(header):
-                    yield RowProblem(str(path), f"line {line}", f"expected {len(header)} fields, found {len(values)}")
-                    continue
-                yield f"line {line}", dict(zip(header, values))
+            try:
+                header = next(reader, None)
+                if header is None:
+                    raise file_problem(path, "empty CSV file (no header row)")
+                for values in reader:
+                    line = reader.line_num
+                    if not values:
+                        continue
+                    if len(values) != len(header):
+                        yield RowProblem(str(path), f"line {line}",
+                                         f"expected {len(header)} fields, found {len(values)}")
+                        continue
+                    yield f"line {line}", dict(zip(header, values))
+            except (csv.Error, UnicodeDecodeError) as e:
+                # the reader cannot go past such a line: the rest of the file is unread, so fail outright
+                raise InputError([RowProblem(str(path), f"line {reader.line_num + 1}", f"unreadable CSV: {e}")]) from e
     elif fmt == "parquet":
         try:
             table = pq.read_table(path)
@@ -65,11 +76,21 @@ def iter_records(path: Path, fmt: str) -> Iterator[Row | RowProblem]:
         raise file_problem(path, f"unknown format {fmt!r} (expected jsonl, csv or parquet)")
 
 
+def _open_csv(path: Path):
+    csv.field_size_limit(sys.maxsize)  # long documents are fine; the default cap is 128 KiB a field
+    return Path(path).open(encoding="utf-8-sig", newline="")  # -sig: a BOM is not part of the first column
+
+
 def _columns_of(path: Path, fmt: str) -> Optional[list[str]]:
     """The declared columns of a CSV or Parquet file (JSONL rows each carry their own keys)."""
+    if not Path(path).is_file():
+        raise file_problem(path, "file not found")
     if fmt == "csv":
-        with Path(path).open(encoding="utf-8", newline="") as f:
-            return next(csv.reader(f), [])
+        try:
+            with _open_csv(path) as f:
+                return next(csv.reader(f), [])
+        except UnicodeDecodeError as e:
+            raise file_problem(path, f"the header is not valid UTF-8: {e}") from e
     if fmt == "parquet":
         return pq.read_schema(path).names
     return None
@@ -232,7 +253,7 @@ def read_pairs(
     """(query, target) rows of a click log, Q&A file or eval file; BEIR reads queries.jsonl + qrels/<split>.tsv."""
     if fmt == "beir":
         return _read_beir_pairs(Path(path), split)
-    required = [query_column] + [c for c in (doc_id_column, answer_column) if c and (fmt != "jsonl")]
+    required = [query_column, score_column] + [c for c in (doc_id_column, answer_column) if c]
     require_columns(path, fmt, [c for c in required if c])
     records, problems = [], []
     for item in iter_records(Path(path), fmt):

@@ -89,9 +89,17 @@ def training_pairs(synthetic: pd.DataFrame, user_pairs: pd.DataFrame, chunks: pd
     """All training pairs with their provenance. Any pair whose query is an eval query is dropped: this guards
     against leakage and also keeps held-out user queries out of training."""
     doc_of = dict(zip(chunks["chunk_id"], chunks["doc_id"]))
+    relevant = user_pairs["score"] > 0  # a judged-irrelevant row (score 0) is no positive
+    user_pairs = user_pairs[relevant]
+    synth_docs = synthetic["chunk_id"].map(doc_of)
+    held = pd.Series(False, index=synthetic.index)
+    if bool(eval_set["synthetic"].any()):
+        # a synthetic eval holds out whole chunks: none of their queries may train, not only the eval ones
+        held = synth_docs.isin(set(eval_set["doc_id"]))
+    synthetic, synth_docs = synthetic[~held], synth_docs[~held]
     synth = pd.DataFrame({
         "query": synthetic["query"], "positive": synthetic["positive"],
-        "positive_chunk_id": synthetic["chunk_id"], "positive_doc_id": synthetic["chunk_id"].map(doc_of),
+        "positive_chunk_id": synthetic["chunk_id"], "positive_doc_id": synth_docs,
         "source": "synthetic", "provenance": synthetic["provenance"],
     })
     user = pd.DataFrame({
@@ -105,5 +113,6 @@ def training_pairs(synthetic: pd.DataFrame, user_pairs: pd.DataFrame, chunks: pd
     pairs = pairs[~leaked]
     before = len(pairs)
     pairs = pairs.drop_duplicates(["query", "positive"]).reset_index(drop=True)
-    counts = {"leaked_eval_queries": int(leaked.sum()), "duplicates": before - len(pairs)}
+    counts = {"not_relevant": int((~relevant).sum()), "held_out_synthetic": int(held.sum()),
+              "leaked_eval_queries": int(leaked.sum()), "duplicates": before - len(pairs)}
     return pairs, counts

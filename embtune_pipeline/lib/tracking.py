@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
-SECRET_WORDS = ("key", "token", "secret", "password", "credential", "auth")
+SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials", "auth",
+                "authorization", "cookie", "bearer"}
 
 
 def is_secret(name: str) -> bool:
-    return any(w in name.lower() for w in SECRET_WORDS)
+    """Whole words only: api_key, auth_token, Authorization are secrets; max_tokens is not."""
+    words = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name)).lower())
+    return any(w in SECRET_WORDS for w in words)
+
+
+def secret_keys(params: dict, prefix: str = "") -> list[str]:
+    """Dotted paths of every secret-looking key, nested dicts included."""
+    found = []
+    for k, v in params.items():
+        path = f"{prefix}{k}"
+        if is_secret(k):
+            found.append(path)
+        elif isinstance(v, dict):
+            found += secret_keys(v, f"{path}.")
+    return found
 
 
 def safe_params(params: dict) -> dict:

@@ -21,16 +21,15 @@ class TableIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         partition = context.partition_key if context.has_partition_key else None
-        if isinstance(obj, pd.DataFrame):
-            path = self._path(context.asset_key, partition, ".parquet")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".parquet.part")
+        table = isinstance(obj, pd.DataFrame)
+        path = self._path(context.asset_key, partition, ".parquet" if table else ".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        if table:
             obj.to_parquet(tmp, index=False)
-            tmp.replace(path)  # a failed write never leaves a half file where the last good one was
         else:
-            path = self._path(context.asset_key, partition, ".json")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(obj, indent=2, default=str))
+            tmp.write_text(json.dumps(obj, indent=2, default=str))
+        tmp.replace(path)  # a failed write never leaves a half file where the last good one was
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext):

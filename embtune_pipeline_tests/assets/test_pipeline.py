@@ -31,10 +31,14 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     assert pairs["provenance"].str.len().min() > 0
 
     negatives = pd.read_parquet(data / "assets" / "hard_negatives.parquet")
-    assert (negatives["negative_1"] != negatives["positive"]).all()
+    doc_of_chunk = dict(zip(pd.read_parquet(data / "assets" / "corpus.parquet")[["chunk_id", "doc_id"]].values))
+    positives_of = pairs.groupby("query")["positive_doc_id"].agg(set)
+    for row in negatives.itertuples():
+        assert len(row.mined_chunk_ids) == 1
+        assert doc_of_chunk[row.mined_chunk_ids[0]] not in positives_of[row.anchor]
 
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["eval_set_is_real"] is True and checks["tuned_beats_base"] == report["promotable"]
+    assert checks["eval_set_is_real"] is True and "tuned_beats_base" in checks
 
     import mlflow
 
@@ -65,9 +69,14 @@ def test_click_logs_provide_held_out_real_eval_queries(write_settings, tmp_path)
     corpus = write_jsonl(tmp_path / "docs.jsonl", docs)
     clicks = pd.DataFrame({"query": [f"{d['title']} question {k}" for d in docs for k in range(3)],
                            "doc_id": [d["id"] for d in docs for _ in range(3)]})
+    clicks["clicked"] = 1
+    clicks.loc[0, "clicked"] = 0  # shown but not clicked: never a positive
     clicks.to_csv(tmp_path / "clicks.csv", index=False)
+    faq = write_jsonl(tmp_path / "faq.jsonl", [{"question": "does jaguar support dark mode", "answer": "Yes, in 2.0."}])
     settings = write_settings(corpus={"path": str(corpus), "format": "jsonl"},
-                              click_logs={"path": str(tmp_path / "clicks.csv")})
+                              click_logs={"path": str(tmp_path / "clicks.csv"), "score_column": "clicked"},
+                              qa_pairs={"path": str(faq), "query_column": "question", "doc_id_column": None,
+                                        "answer_column": "answer"})
     result = run_pipeline(settings, selection=["corpus", "corpus_sample", "user_pairs", "synthetic_queries",
                                               "eval_set", "training_pairs"])
     meta = asset_metadata(result, "eval_set")
@@ -75,8 +84,12 @@ def test_click_logs_provide_held_out_real_eval_queries(write_settings, tmp_path)
     pairs = pd.read_parquet(tmp_path / "data" / "assets" / "training_pairs.parquet")
     evals = pd.read_parquet(tmp_path / "data" / "assets" / "eval_set.parquet")
     train_clicks = pairs[pairs["source"] == "click_logs"]
-    assert len(train_clicks) + evals["query_id"].nunique() == len(clicks)
-    assert asset_metadata(result, "training_pairs")["dropped_leaked_eval_queries"] == evals["query_id"].nunique()
+    meta = asset_metadata(result, "training_pairs")
+    assert meta["dropped_not_relevant"] == 1
+    assert len(train_clicks) + meta["dropped_leaked_eval_queries"] + 1 == len(clicks)
+    assert not set(train_clicks["query"]) & set(evals["query"])
+    faq_pair = pairs[pairs["source"] == "qa_pairs"].iloc[0]
+    assert faq_pair["positive"] == "Yes, in 2.0." and pd.isna(faq_pair["positive_doc_id"])
 
 
 def test_bad_corpus_row_fails_naming_file_and_line_or_is_quarantined(write_settings, tmp_path):

@@ -57,7 +57,12 @@ def test_paired_comparison_needs_the_interval_above_zero():
     assert c["better"] is False and c["ci_low"] < 0 < c["ci_high"]
 
 
-def test_summarize_has_interval_around_mean():
-    pq = pd.DataFrame({m: np.linspace(0, 1, 101) for m in ["ndcg@10", "recall@10", "recall@100", "mrr@10"]})
-    s = summarize(pq)
-    assert s["ndcg@10"]["ci_low"] < 0.5 < s["ndcg@10"]["ci_high"]
+def test_summarize_intervals_shrink_with_agreement_and_more_queries():
+    metrics = ["ndcg@10", "recall@10", "recall@100", "mrr@10"]
+    constant = summarize(pd.DataFrame({m: [0.4] * 50 for m in metrics}))
+    assert constant["ndcg@10"] == {"mean": pytest.approx(0.4), "ci_low": pytest.approx(0.4),
+                                   "ci_high": pytest.approx(0.4)}
+    few = summarize(pd.DataFrame({m: [0.0, 1.0] * 10 for m in metrics}))["mrr@10"]
+    many = summarize(pd.DataFrame({m: [0.0, 1.0] * 500 for m in metrics}))["mrr@10"]
+    assert few["ci_low"] < many["ci_low"] < 0.5 < many["ci_high"] < few["ci_high"]
+    assert many["ci_high"] - many["ci_low"] < 0.08  # about 2 * 1.96 * 0.5 / sqrt(1000) = 0.062

@@ -66,9 +66,12 @@ def test_llm_answers_are_cached_so_a_rerun_pays_nothing(tmp_path):
     assert set(df["provenance"]) == {f"openai/gpt-x:h{i}" for i in range(5)}
     df2, stats2 = generate_queries(_chunks(6), 2, "openai/gpt-x", cache=cache, template="$passage", complete=llm)
     assert llm.calls == 6 and stats2.cache_hits == 5 and len(df2) == 12
-    # another model or another prompt is another answer
+    # another model, prompt or parameter is another answer
     generate_queries(_chunks(1), 2, "ollama/llama3", cache=cache, template="$passage", complete=llm)
-    assert llm.calls == 7
+    generate_queries(_chunks(1), 2, "ollama/llama3", cache=cache, template="Q: $passage", complete=llm)
+    generate_queries(_chunks(1), 2, "ollama/llama3", cache=cache, template="Q: $passage", complete=llm,
+                     params={"temperature": 0.9})
+    assert llm.calls == 9
 
 
 def test_failures_are_retried_on_rerun_and_too_many_fail_the_step(tmp_path):

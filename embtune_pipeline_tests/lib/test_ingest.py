@@ -90,3 +90,22 @@ def test_pairs_from_beir_and_from_files(jaguar_beir, tmp_path):
     pairs, problems = read_pairs(f, "csv")
     assert pairs["query"].tolist() == ["reset jaguar"]
     assert problems[0].row == "line 3" and "empty query" in problems[0].problem
+
+
+def test_encoding_problems_are_named_by_line(tmp_path):
+    f = tmp_path / "c.jsonl"
+    f.write_bytes(b'\xef\xbb\xbf{"id": "a", "text": "bom first"}\n{"id": "b", "text": "caf\xe9"}\n')
+    docs, problems = read_documents(f, "jsonl")
+    assert docs["doc_id"].tolist() == ["a"]
+    assert problems[0].row == "line 2" and problems[0].problem.startswith("not valid UTF-8")
+    c = tmp_path / "c.csv"
+    c.write_bytes(b"\xef\xbb\xbfid,text\nx," + b"long " * 40000 + b"\n")  # BOM, and a field over 128 KiB
+    docs, problems = read_documents(c, "csv")
+    assert docs["doc_id"].tolist() == ["x"] and not problems
+
+
+def test_a_missing_score_column_is_one_clear_error(tmp_path):
+    f = tmp_path / "clicks.csv"
+    f.write_text("query,doc_id\nq,d\n")
+    with pytest.raises(InputError, match=r"missing column\(s\) \['clicked'\]"):
+        read_pairs(f, "csv", score_column="clicked")

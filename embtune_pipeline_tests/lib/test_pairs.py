@@ -29,7 +29,7 @@ def test_leakage_guard_drops_pairs_whose_query_is_an_eval_query():
     evals = pd.DataFrame({"query_id": ["e"], "query": ["how to reset"], "doc_id": ["d1"], "score": [1],
                           "eval_source": "x", "synthetic": False})
     pairs, counts = training_pairs(synthetic, user, CHUNKS, evals)
-    assert counts["leaked_eval_queries"] == 1
+    assert counts["leaked_eval_queries"] == 1 and counts["not_relevant"] == 0
     assert sorted(pairs["query"]) == ["jaguar battery", "pair a phone"]
     assert set(pairs["source"]) == {"synthetic", "qa_pairs"}
     assert pairs.set_index("query").loc["jaguar battery", "positive_doc_id"] == "d2"
@@ -48,3 +48,15 @@ def test_style_examples_never_show_a_held_out_query():
     assert 30 < len(held) < 90
     examples = style_examples(pairs, held, k=20, seed=0)
     assert len(examples) == 20 and not set(examples) & held
+
+
+def test_judged_irrelevant_pairs_never_train_and_held_out_synthetic_chunks_stay_out():
+    user, _ = attach_targets(_user([("q1", "shown not clicked", "d1", None, 0, "f:line 2"),
+                                    ("q2", "clicked", "d2", None, 1, "f:line 3")]), CHUNKS, "click_logs")
+    synthetic = pd.DataFrame({"chunk_id": ["d1#0", "d1#1", "d2#0"], "query": ["held q", "other q of d1", "free q"],
+                              "positive": ["p", "p", "p"], "provenance": ["ict:a", "ict:b", "ict:c"]})
+    synthetic_eval_set = pd.DataFrame({"query_id": ["s0"], "query": ["held q"], "doc_id": ["d1"], "score": [1],
+                                       "eval_source": "held-out synthetic queries", "synthetic": True})
+    pairs, counts = training_pairs(synthetic, user, CHUNKS, synthetic_eval_set)
+    assert sorted(pairs["query"]) == ["clicked", "free q"]
+    assert counts["not_relevant"] == 1 and counts["held_out_synthetic"] == 2
