@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow
+
 from embtune_pipeline.lib.ingest import normalize_query
 from embtune_pipeline_tests.conftest import asset_metadata, jaguar_docs, run_pipeline, write_jsonl
 
