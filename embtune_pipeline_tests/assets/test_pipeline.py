@@ -33,7 +33,8 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     assert pairs["provenance"].str.len().min() > 0
 
     negatives = pd.read_parquet(data / "assets" / "hard_negatives.parquet")
-    doc_of_chunk = dict(zip(pd.read_parquet(data / "assets" / "corpus.parquet")[["chunk_id", "doc_id"]].values))
+    chunks = pd.read_parquet(data / "assets" / "corpus.parquet")
+    doc_of_chunk = dict(zip(chunks["chunk_id"], chunks["doc_id"]))
     positives_of = pairs.groupby("query")["positive_doc_id"].agg(set)
     for row in negatives.itertuples():
         assert len(row.mined_chunk_ids) == 1
