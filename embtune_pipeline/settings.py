@@ -253,10 +253,6 @@ class Layout:
         return self.root / "quarantine" / f"{source}.jsonl"
 
     @property
-    def demo_corpus(self) -> Path:
-        return self.root / "demo" / "python_docs.jsonl"
-
-    @property
     def mlflow_db(self) -> Path:
         return self.root / "mlflow.db"
 

@@ -6,14 +6,20 @@ import json
 import dagster as dg
 import pandas as pd
 
-from embtune_pipeline.assets._common import effective, optional_config, png_markdown, table_metadata, timed
+from embtune_pipeline.assets._common import (
+    effective,
+    optional_config,
+    png_markdown,
+    table_metadata,
+    timed,
+    tracker_for,
+)
 from embtune_pipeline.assets.negatives import corpus_texts, store_for
 from embtune_pipeline.lib.chunking import chunk_doc_ids
 from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encode_cached, text_hash
 from embtune_pipeline.lib.evaluate import METRICS, evaluate_vectors, paired_comparison, qrels_of, summarize
 from embtune_pipeline.lib.models import load_model, model_fingerprint
 from embtune_pipeline.lib.report import build_report, chart_png, comparison_rows, markdown_table
-from embtune_pipeline.lib.tracking import Tracker
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import EvalKnobs
 
@@ -98,7 +104,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
     (reports / "eval_report.md").write_text(table + "\n")
     report_file = reports / "eval_report.json"
     report_file.write_text(json.dumps(report, indent=2))
-    Tracker(s.mlflow_tracking_uri, s.mlflow.experiment, s.layout.mlflow_artifacts, s.mlflow.ui_url).log_evaluation(
+    tracker_for(s).log_evaluation(
         tuned["mlflow_run_id"],
         {**{f"base_{m}": report["base"][m] for m in METRICS}, **{f"tuned_{m}": report["finetuned"][m] for m in METRICS},
          "ndcg@10_delta_ci_low": comparison["ci_low"]},

@@ -7,9 +7,8 @@ import re
 import dagster as dg
 import pandas as pd
 
-from embtune_pipeline.assets._common import effective, optional_config, png_markdown
+from embtune_pipeline.assets._common import effective, optional_config, png_markdown, tracker_for
 from embtune_pipeline.lib.report import loss_curve_png
-from embtune_pipeline.lib.tracking import Tracker
 from embtune_pipeline.lib.train import train_model, training_key
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import TrainKnobs, settings_digest
@@ -50,7 +49,7 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
         emb["model_path"], train_rows, out_dir, s.layout.checkpoints(name), emb["max_seq_length"],
         knobs.epochs, knobs.batch_size, knobs.learning_rate, knobs.warmup_ratio, knobs.matryoshka_dims,
         knobs.lora, knobs.lora_rank, knobs.save_steps, knobs.seed)
-    tracker = Tracker(s.mlflow_tracking_uri, s.mlflow.experiment, s.layout.mlflow_artifacts, s.mlflow.ui_url)
+    tracker = tracker_for(s)
     params = {**knobs.model_dump(), "base_model": s.base_model, "max_seq_length": emb["max_seq_length"],
               "training_pairs": len(train_rows), "negatives_per_pair": train_rows.shape[1] - 2,
               "generator": s.generator.model, "settings_digest": settings_digest(s)}

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import yaml
 
-pytestmark = pytest.mark.slow
-
 from embtune_pipeline.lib.ingest import normalize_query
 from embtune_pipeline_tests.conftest import asset_metadata, jaguar_docs, run_pipeline, write_jsonl
+
+pytestmark = pytest.mark.slow
 
 
 def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write_settings, tmp_path):
