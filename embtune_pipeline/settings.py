@@ -100,7 +100,7 @@ class GeneratorSettings(_Strict):
 
     @model_validator(mode="after")
     def _no_secrets(self):
-        from embtune_pipeline.lib.tracking import secret_keys
+        from embtune_pipeline.lib.secrets import secret_keys
 
         secret = secret_keys(self.params)
         if secret:

@@ -16,7 +16,7 @@ import pandas as pd
 from embtune_pipeline.lib.cache import AnswerCache, cache_key
 from embtune_pipeline.lib.chunking import embedding_text
 from embtune_pipeline.lib.local_llm import litellm_model_name
-from embtune_pipeline.lib.tracking import safe_params
+from embtune_pipeline.lib.secrets import safe_params
 
 log = logging.getLogger(__name__)
 

@@ -3,43 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Optional
 
-SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials", "auth",
-                "authorization", "cookie", "bearer"}
-
-
-def is_secret(name: str) -> bool:
-    """Whole words only: api_key, auth_token, Authorization are secrets; max_tokens is not."""
-    words = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name)).lower())
-    return any(w in SECRET_WORDS for w in words)
-
-
-def secret_keys(params: dict, prefix: str = "") -> list[str]:
-    """Dotted paths of every secret-looking key, nested dicts included."""
-    found = []
-    for k, v in params.items():
-        path = f"{prefix}{k}"
-        if is_secret(k):
-            found.append(path)
-        elif isinstance(v, dict):
-            found += secret_keys(v, f"{path}.")
-    return found
-
-
-def safe_params(params: dict) -> dict:
-    """Flattened params without anything that looks like a secret (those come from the environment only)."""
-    out = {}
-    for k, v in params.items():
-        if is_secret(k):
-            continue
-        if isinstance(v, dict):
-            out.update({f"{k}.{kk}": vv for kk, vv in safe_params(v).items()})
-        else:
-            out[k] = v if isinstance(v, (int, float, bool)) else str(v)[:500]
-    return out
+from embtune_pipeline.lib.secrets import safe_params
 
 
 class Tracker:
