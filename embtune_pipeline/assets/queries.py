@@ -6,13 +6,13 @@ import pandas as pd
 
 from embtune_pipeline.assets._common import effective, optional_config, table_metadata, timed
 from embtune_pipeline.lib.cache import AnswerCache
-from embtune_pipeline.lib.errors import RowProblem
 from embtune_pipeline.lib.filters import filter_queries
 from embtune_pipeline.lib.generate import DEFAULT_PROMPT, ICT, generate_queries
 from embtune_pipeline.lib.ingest import normalize_query, read_pairs, settle_problems
 from embtune_pipeline.lib.pairs import (
     USER_PAIR_COLUMNS,
     attach_targets,
+    drop_unknown_documents,
     eval_from_judgments,
     held_out,
     style_examples,
@@ -133,13 +133,11 @@ def eval_set(settings: SettingsResource, corpus: pd.DataFrame, user_pairs: pd.Da
 def _build_eval_set(s: Settings, knobs, corpus, user_pairs, synthetic_queries, meta: dict) -> pd.DataFrame:
     if s.eval_set is not None:
         raw, problems = _read(s.eval_set)
-        docs = set(corpus["doc_id"]) | {d for a in corpus["alias_doc_ids"] for d in a}
-        unknown = raw["doc_id"].notna() & ~raw["doc_id"].isin(docs)
-        problems += [RowProblem.at(p, f"document id {d!r} is not in the corpus")
-                     for p, d in zip(raw.loc[unknown, "provenance"], raw.loc[unknown, "doc_id"])]
-        meta["quarantined_rows"] = settle_problems(problems, s.corpus.bad_rows, s.layout.quarantine("eval_set"))
-        return eval_from_judgments(raw[~unknown & raw["doc_id"].notna()], str(s.eval_set.path),
-                                   knobs.max_queries, knobs.seed)
+        known, unknown = drop_unknown_documents(raw, corpus)
+        meta["quarantined_rows"] = settle_problems(problems + unknown, s.corpus.bad_rows,
+                                                   s.layout.quarantine("eval_set"))
+        return eval_from_judgments(known[known["doc_id"].notna()], str(s.eval_set.path), knobs.max_queries,
+                                   knobs.seed)
     real = held_out(user_pairs, knobs.holdout_fraction, knobs.seed)
     if real["query_id"].nunique() >= MIN_REAL_EVAL_QUERIES:
         sources = "+".join(sorted(real["source"].unique()))

@@ -26,19 +26,29 @@ def first_chunks(chunks: pd.DataFrame) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _doc_id(value) -> str | None:
+    return value if isinstance(value, str) and value else None  # missing may read back as NaN
+
+
+def drop_unknown_documents(pairs: pd.DataFrame, chunks: pd.DataFrame) -> tuple[pd.DataFrame, list[RowProblem]]:
+    """The rows aimed at a document the corpus has (or at none: answer-only pairs), and a problem naming the
+    file and row of each other one."""
+    known = {d for doc, aliases in zip(chunks["doc_id"], chunks["alias_doc_ids"]) for d in [doc, *list(aliases)]}
+    doc_ids = pairs["doc_id"].map(_doc_id)
+    unknown = doc_ids.notna() & ~doc_ids.isin(known)
+    problems = [RowProblem.at(p, f"document id {d!r} is not in the corpus")
+                for p, d in zip(pairs.loc[unknown, "provenance"], doc_ids[unknown])]
+    return pairs[~unknown], problems
+
+
 def attach_targets(pairs: pd.DataFrame, chunks: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[RowProblem]]:
     """Point each pair at its positive: the target document's first chunk, or the answer text itself."""
+    pairs, problems = drop_unknown_documents(pairs, chunks)
     lookup = first_chunks(chunks)
-    rows, problems = [], []
+    rows = []
     for p in pairs.itertuples(index=False):
-        doc_id = p.doc_id if isinstance(p.doc_id, str) and p.doc_id else None  # missing may read back as NaN
-        if doc_id:
-            if doc_id not in lookup:
-                problems.append(RowProblem.at(p.provenance, f"document id {doc_id!r} is not in the corpus"))
-                continue
-            chunk_id, text = lookup[doc_id]
-        else:
-            chunk_id, text = None, p.answer
+        doc_id = _doc_id(p.doc_id)
+        chunk_id, text = lookup[doc_id] if doc_id else (None, p.answer)
         rows.append((p.query_id, p.query, doc_id, chunk_id, text, p.score, source, p.provenance))
     return pd.DataFrame(rows, columns=USER_PAIR_COLUMNS), problems
 
