@@ -60,7 +60,7 @@ def base_model_eval(config: EvalConfig, settings: SettingsResource, eval_set: pd
 
 
 @dg.asset(group_name="evaluation")
-def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings: SettingsResource,
+def eval_report(config: EvalConfig, settings: SettingsResource,
                 eval_set: pd.DataFrame, corpus: pd.DataFrame, base_corpus_embeddings: dict,
                 base_model_eval: pd.DataFrame, finetuned_model: dict) -> dg.Output[dict]:
     """Tuned vs base on the same eval set (per Matryoshka dim when trained so), with a paired bootstrap interval
@@ -83,15 +83,13 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
         base_queries = base_store.get([text_hash(t) for t in texts])  # stored by base_model_eval
         full = int(base_corpus.shape[1])
         dims = [full] + sorted({d for d in tuned.get("matryoshka_dims") or [] if 0 < d < full}, reverse=True)
-        base_by_dim, tuned_by_dim, tuned_full = {}, {}, None
-        for dim in dims:
-            base_pq = base_model_eval if dim == full else evaluate_vectors(base_queries, base_corpus, docs, qids,
-                                                                           gains, dim)
-            tuned_pq = evaluate_vectors(tuned_queries, tuned_corpus, docs, qids, gains, dim)
-            tuned_full = tuned_pq if dim == full else tuned_full
-            base_by_dim[str(dim)] = summarize(base_pq, knobs.bootstrap_samples)
-            tuned_by_dim[str(dim)] = summarize(tuned_pq, knobs.bootstrap_samples)
-    comparison = paired_comparison(base_model_eval, tuned_full, "ndcg@10", knobs.bootstrap_samples)
+        # the base at full dimension is base_model_eval itself: measured once, before any tuning
+        base_pq = {full: base_model_eval} | {d: evaluate_vectors(base_queries, base_corpus, docs, qids, gains, d)
+                                             for d in dims[1:]}
+        tuned_pq = {d: evaluate_vectors(tuned_queries, tuned_corpus, docs, qids, gains, d) for d in dims}
+    base_by_dim = {str(d): summarize(base_pq[d], knobs.bootstrap_samples) for d in dims}
+    tuned_by_dim = {str(d): summarize(tuned_pq[d], knobs.bootstrap_samples) for d in dims}
+    comparison = paired_comparison(base_model_eval, tuned_pq[full], "ndcg@10", knobs.bootstrap_samples)
     synthetic = bool(eval_set["synthetic"].iloc[0])
     eval_info = {"source": eval_set["eval_source"].iloc[0], "synthetic": synthetic, "queries": len(qids)}
     report = build_report(tuned, eval_info, base_by_dim, tuned_by_dim, comparison, str(full))
