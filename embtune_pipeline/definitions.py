@@ -10,22 +10,27 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import dagster as dg  # noqa: E402
 
-from embtune_pipeline.assets import corpus, evaluation, negatives, queries, training  # noqa: E402
-from embtune_pipeline.checks import eval_set_is_real, tuned_beats_base  # noqa: E402
+from embtune_pipeline.assets import corpus, evaluation, monitoring, negatives, queries, registry, training  # noqa: E402
+from embtune_pipeline.automation import JOBS, build_automation  # noqa: E402
+from embtune_pipeline.checks import CHECKS  # noqa: E402
 from embtune_pipeline.resources.io_managers import TableIOManager  # noqa: E402
 from embtune_pipeline.resources.settings import SettingsResource  # noqa: E402
 from embtune_pipeline.settings import load_settings  # noqa: E402
 
-ASSET_MODULES = [corpus, queries, negatives, training, evaluation]
+ASSET_MODULES = [corpus, queries, negatives, training, evaluation, registry, monitoring]
 
 
 def build_definitions(config_path: str | None = None) -> dg.Definitions:
     settings = SettingsResource(config_path=config_path)
-    executor = (dg.in_process_executor if load_settings(config_path).executor == "in_process"
-                else dg.multiprocess_executor)
+    s = load_settings(config_path)
+    executor = dg.in_process_executor if s.executor == "in_process" else dg.multiprocess_executor
+    sensors, schedules = build_automation(s)
     return dg.Definitions(
         assets=dg.load_assets_from_modules(ASSET_MODULES),
-        asset_checks=[eval_set_is_real, tuned_beats_base],
+        asset_checks=CHECKS,
+        jobs=JOBS,
+        sensors=sensors,
+        schedules=schedules,
         resources={"settings": settings, "io_manager": TableIOManager(settings=settings)},
         executor=executor,
     )

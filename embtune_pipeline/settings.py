@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -23,6 +24,11 @@ DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
 
 class SettingsError(ValueError):
     """A settings file that cannot be used; the message names the file and the key."""
+
+
+def base_model_key(ref: str) -> str:
+    """A base model's partition key: the last path part, lower-case, [a-z0-9-] only."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", ref.rstrip("/").split("/")[-1]).strip("-").lower() or "model"
 
 
 class _Strict(BaseModel):
@@ -165,6 +171,37 @@ class EvalKnobs(_Strict):
     bootstrap_samples: int = Field(1000, ge=100)
 
 
+class RetuneSettings(_Strict):
+    """When a corpus change is worth a re-tune (the corpus_change_sensor reads these)."""
+
+    min_changed_fraction: float = Field(0.02, ge=0, le=1, description="share of documents added, removed or "
+                                        "edited since the last registered snapshot before a re-tune is requested")
+    sensor_interval_seconds: int = Field(3600, ge=30, description="how often the sensor reads the corpus")
+
+
+class GateSettings(_Strict):
+    """The "is fine-tuning worth it here?" gate: each condition is reported with its numbers."""
+
+    min_documents: int = Field(10000, ge=0, description="below this, a tuned model rarely generalizes")
+    baseline_target: float = Field(0.9, ge=0, le=1, description="base nDCG@10 above which tuning is not needed")
+
+
+class MonitoringSettings(_Strict):
+    """The quarterly re-evaluation of the champion against its base."""
+
+    eval_set: Optional[PairsSettings] = Field(None, description="fresh labelled queries; default: eval_set")
+    cron: str = "0 6 1 1,4,7,10 *"
+    timezone: str = "UTC"
+    min_lead: float = Field(0.01, ge=0, description="warn when the champion's nDCG@10 lead over its base "
+                            "falls below this")
+    max_drop: float = Field(0.02, ge=0, description="error when the champion's nDCG@10 falls more than this "
+                            "below its previous measurement")
+
+
+class RegistrySettings(_Strict):
+    model_name: str = Field("embtune", description="the MLflow registered model every version goes to")
+
+
 class RunDefaults(_Strict):
     """Defaults for the per-run knobs; a run's Dagster config overrides any of them (except eval_split, which
     two assets must agree on, so it is set here only)."""
@@ -184,14 +221,53 @@ class Settings(_Strict):
     click_logs: Optional[PairsSettings] = None
     qa_pairs: Optional[PairsSettings] = None
     eval_set: Optional[PairsSettings] = None
-    base_model: str = DEFAULT_BASE_MODEL
+    base_models: list[str] = Field(
+        default_factory=lambda: [DEFAULT_BASE_MODEL], min_length=1,
+        description="model names or directories; each is a partition (`base_model: X` is short for [X])")
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     executor: Literal["in_process", "multiprocess"] = Field(
         "in_process", description="in_process loads torch once; multiprocess runs steps side by side"
     )
     run: RunDefaults = Field(default_factory=RunDefaults)
+    retune: RetuneSettings = Field(default_factory=RetuneSettings)
+    gates: GateSettings = Field(default_factory=GateSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
     source_file: Optional[Path] = Field(None, exclude=True, description="set by load_settings")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_base_model(cls, raw):
+        if isinstance(raw, dict) and "base_model" in raw:
+            if "base_models" in raw:
+                raise ValueError("set base_models or base_model, not both")
+            raw = dict(raw)
+            raw["base_models"] = [raw.pop("base_model")]
+        return raw
+
+    @model_validator(mode="after")
+    def _base_model_keys_unique(self):
+        keys = [base_model_key(m) for m in self.base_models]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"base_models {self.base_models} give the same partition key twice: {keys}")
+        return self
+
+    def base_model_ref(self, key: str) -> str:
+        """The base model a partition key names."""
+        for ref in self.base_models:
+            if base_model_key(ref) == key:
+                return ref
+        raise SettingsError(f"base model partition {key!r} is not in the settings' base_models "
+                            f"{[base_model_key(m) for m in self.base_models]}")
+
+    @property
+    def base_model_keys(self) -> list[str]:
+        return [base_model_key(m) for m in self.base_models]
+
+    @property
+    def monitoring_eval_set(self) -> Optional[PairsSettings]:
+        return self.monitoring.eval_set or self.eval_set
 
     @model_validator(mode="after")
     def _chunks_fit_the_model(self):
@@ -229,8 +305,18 @@ class Layout:
         self.root = Path(data_dir)
 
     def asset(self, name: str, partition: Optional[str] = None, suffix: str = ".parquet") -> Path:
+        """assets/<name>.<suffix>, or assets/<name>/<base model>/<snapshot>.<suffix> for a partition
+        ("base|snapshot" multi-partition keys become folders)."""
         base = self.root / "assets" / name
-        return (base / f"{partition}{suffix}") if partition else base.with_suffix(suffix)
+        return (base / f"{partition.replace('|', '/')}{suffix}") if partition else base.with_suffix(suffix)
+
+    def snapshot(self, key: str) -> Path:
+        """The documents of a registered corpus snapshot, frozen so any snapshot can be rebuilt or backfilled."""
+        return self.root / "snapshots" / f"{key}.parquet"
+
+    @property
+    def index_bindings(self) -> Path:
+        return self.root / "index_bindings.json"
 
     @property
     def llm_cache(self) -> Path:
@@ -242,12 +328,16 @@ class Layout:
     def model(self, name: str) -> Path:
         return self.root / "models" / name
 
+    @property
+    def downloaded_models(self) -> Path:
+        return self.root / "cache" / "registry"
+
     def checkpoints(self, name: str) -> Path:
         return self.root / "checkpoints" / name
 
-    @property
-    def reports(self) -> Path:
-        return self.root / "reports"
+    def reports(self, partition: Optional[str] = None) -> Path:
+        base = self.root / "reports"
+        return base / partition.replace("|", "/") if partition else base
 
     def quarantine(self, source: str) -> Path:
         return self.root / "quarantine" / f"{source}.jsonl"
@@ -291,8 +381,10 @@ def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
     data_dir_raw = os.environ.get(DATA_DIR_ENV) or raw.get("data_dir")
     raw["data_dir"] = str(_resolve(base, Path(data_dir_raw)) if data_dir_raw else Path.cwd() / "embtune-data")
     # Resolve the relative paths of inputs against the settings file's folder.
-    for key in ("corpus", "click_logs", "qa_pairs", "eval_set"):
-        section = raw.get(key)
+    monitoring = raw.get("monitoring") if isinstance(raw.get("monitoring"), dict) else {}
+    inputs = [(raw, k) for k in ("corpus", "click_logs", "qa_pairs", "eval_set")] + [(monitoring, "eval_set")]
+    for holder, key in inputs:
+        section = holder.get(key)
         if isinstance(section, dict) and section.get("path") is not None:
             section["path"] = str(_resolve(base, Path(str(section["path"]))))
     gen = raw.get("generator")
@@ -300,10 +392,16 @@ def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
         gen["prompt_template"] = str(_resolve(base, Path(gen["prompt_template"])))
     # A model is a packaged name or a directory; a relative directory is relative to the settings file.
     corpus = raw.get("corpus") if isinstance(raw.get("corpus"), dict) else {}
-    for holder, key in ((raw, "base_model"), (corpus, "tokenizer")):
-        ref = holder.get(key)
+    def local(ref):
         if isinstance(ref, str) and not Path(ref).is_absolute() and (base / ref).exists():
-            holder[key] = str(_resolve(base, Path(ref)))
+            return str(_resolve(base, Path(ref)))
+        return ref
+
+    for holder, key in ((raw, "base_model"), (corpus, "tokenizer")):
+        if key in holder:
+            holder[key] = local(holder[key])
+    if isinstance(raw.get("base_models"), list):
+        raw["base_models"] = [local(m) for m in raw["base_models"]]
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as e:
@@ -314,8 +412,8 @@ def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
 
 
 def _check_paths(settings: Settings, source: Path) -> None:
-    for key in ("corpus", "click_logs", "qa_pairs", "eval_set"):
-        section = getattr(settings, key)
+    sections = [(k, getattr(settings, k)) for k in ("corpus", "click_logs", "qa_pairs", "eval_set")]
+    for key, section in sections + [("monitoring.eval_set", settings.monitoring.eval_set)]:
         if section is not None and section.path is not None and not section.path.exists():
             raise SettingsError(
                 f"invalid settings file {source}:\n  {key}.path: no such file or directory: {section.path}")

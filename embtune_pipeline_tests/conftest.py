@@ -5,6 +5,7 @@ import os
 import random
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -126,15 +127,40 @@ def write_settings(tmp_path, tiny_model):
     return write
 
 
-def run_pipeline(settings_path, selection="*", run_config=None, raise_on_error=True):
-    """Materialize the code location's real assets and checks through Dagster, against a given settings file."""
+def run_pipeline(settings_path, selection=None, run_config=None, raise_on_error=True, instance=None,
+                 base_model=None):
+    """Register the settings' corpus as a snapshot partition, then materialize the code location's real retune
+    assets and checks for (base model, snapshot) through Dagster."""
     import dagster as dg
 
     from embtune_pipeline.definitions import build_definitions
+    from embtune_pipeline.runner import materialize_retune, register_snapshot
+    from embtune_pipeline.settings import load_settings
 
-    defs = build_definitions(str(settings_path))
-    return dg.materialize([*defs.assets, *defs.asset_checks], selection=selection, resources=defs.resources,
-                          run_config=run_config, raise_on_error=raise_on_error)
+    s = load_settings(settings_path)
+    instance = instance or dg.DagsterInstance.ephemeral()
+    snapshot = register_snapshot(instance, s)
+    return materialize_retune(build_definitions(str(settings_path)), instance, base_model or s.base_model_keys[0],
+                              snapshot.key, selection=selection, run_config=run_config,
+                              raise_on_error=raise_on_error)
+
+
+def stored(data_dir: Path, asset: str, suffix: str = ".parquet", partition: str | None = None) -> Path:
+    """Where the IO manager put an asset's value; with several partitions stored, pass the one wanted."""
+    if partition:
+        return Path(data_dir) / "assets" / asset / f"{partition.replace('|', '/')}{suffix}"
+    found = sorted((Path(data_dir) / "assets" / asset).glob(f"*/*{suffix}"))
+    assert len(found) == 1, f"expected one stored partition of {asset}, found {found}"
+    return found[0]
+
+
+def read_stored(data_dir: Path, asset: str, suffix: str = ".parquet", partition: str | None = None):
+    path = stored(data_dir, asset, suffix, partition)
+    return pd.read_parquet(path) if suffix == ".parquet" else json.loads(path.read_text())
+
+
+def report_of(data_dir: Path, partition: str | None = None) -> dict:
+    return read_stored(data_dir, "eval_report", ".json", partition)
 
 
 def asset_metadata(result, asset: str) -> dict:

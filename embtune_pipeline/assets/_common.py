@@ -61,3 +61,10 @@ def png_markdown(path, alt: str) -> dg.MetadataValue:
 
     data = base64.b64encode(Path(path).read_bytes()).decode()
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
+
+
+def registry_for(s):
+    """The MLflow Model Registry the settings describe (imported late: mlflow is slow to import)."""
+    from embtune_pipeline.lib.registry import ModelRegistry
+
+    return ModelRegistry(s.mlflow_tracking_uri, s.registry.model_name, s.mlflow.ui_url)

@@ -6,46 +6,48 @@ import pandas as pd
 
 from embtune_pipeline.assets._common import effective, optional_config, table_metadata, timed
 from embtune_pipeline.lib.chunking import chunk_documents, snapshot_id
-from embtune_pipeline.lib.errors import file_problem
-from embtune_pipeline.lib.ingest import read_documents, settle_problems
 from embtune_pipeline.lib.models import load_tokenizer
 from embtune_pipeline.lib.sampling import stable_sample
+from embtune_pipeline.lib.snapshots import SnapshotStore
+from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import SampleKnobs
 
 SampleConfig = optional_config(SampleKnobs, "SampleConfig")
 
 
-@dg.asset(group_name="corpus")
-def corpus(settings: SettingsResource) -> dg.Output[pd.DataFrame]:
-    """Every document, normalized and chunked (token-aware, overlapping), exact duplicates collapsed, one content
-    hash per chunk. The data version is the snapshot id: the hash of all chunk hashes."""
+@dg.asset(group_name="corpus", partitions_def=RETUNE_PARTITIONS)
+def corpus(context: dg.AssetExecutionContext, settings: SettingsResource) -> dg.Output[pd.DataFrame]:
+    """The snapshot's documents, normalized and chunked with the base model's tokenizer (token-aware,
+    overlapping), exact duplicates collapsed, one content hash per chunk."""
     s = settings.get()
     c = s.corpus
+    base_model, snapshot = keys_of(context)
+    store = SnapshotStore(s.layout.snapshot)
     meta: dict = {}
     with timed(meta):
-        docs, problems = read_documents(c.path, c.format, c.id_col, c.title_column, c.text_column, c.modules)
-        quarantined = settle_problems(problems, c.bad_rows, s.layout.quarantine("corpus"))
-        if docs.empty:
-            raise file_problem(c.path or c.format, "the corpus has no usable document")
-        tokenizer = load_tokenizer(c.tokenizer or s.base_model)
+        docs = store.load(snapshot)
+        tokenizer = load_tokenizer(c.tokenizer or s.base_model_ref(base_model))
         chunks, duplicates = chunk_documents(docs, tokenizer, c.chunk_tokens, c.chunk_overlap)
-    snapshot = snapshot_id(chunks["chunk_hash"])
+    info = store.info(snapshot)
+    quarantined = int(info.get("quarantined_rows", 0))
     meta.update({
-        "snapshot_id": snapshot,
+        "snapshot": snapshot,
+        "registered_at": info.get("registered_at", ""),
+        "chunk_set": snapshot_id(chunks["chunk_hash"]),
         "documents": len(docs),
         "chunks": len(chunks),
         "duplicate_chunks_collapsed": duplicates,
         "quarantined_rows": quarantined,
-        "source": str(c.path or c.format),
+        "source": info.get("source", ""),
         **table_metadata(chunks),
     })
     if quarantined:
         meta["quarantine_file"] = dg.MetadataValue.path(str(s.layout.quarantine("corpus")))
-    return dg.Output(chunks, metadata=meta, data_version=dg.DataVersion(snapshot))
+    return dg.Output(chunks, metadata=meta)
 
 
-@dg.asset(group_name="corpus")
+@dg.asset(group_name="corpus", partitions_def=RETUNE_PARTITIONS)
 def corpus_sample(config: SampleConfig, settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """A seeded sample of chunks to generate queries for; stable across snapshots (a chunk keeps its place)."""
     knobs = effective(settings.get().run.sample, config)

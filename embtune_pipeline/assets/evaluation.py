@@ -20,6 +20,7 @@ from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encod
 from embtune_pipeline.lib.evaluate import METRICS, evaluate_vectors, paired_comparison, qrels_of, summarize
 from embtune_pipeline.lib.models import load_model, model_fingerprint
 from embtune_pipeline.lib.report import build_report, chart_png, comparison_rows, markdown_table
+from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import EvalKnobs
 
@@ -32,7 +33,7 @@ def _summary_md(summary: dict) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(group_name="evaluation")
+@dg.asset(group_name="evaluation", partitions_def=RETUNE_PARTITIONS)
 def base_model_eval(config: EvalConfig, settings: SettingsResource, eval_set: pd.DataFrame, corpus: pd.DataFrame,
                     base_corpus_embeddings: dict) -> dg.Output[pd.DataFrame]:
     """The baseline, measured first: per-query nDCG@10, Recall@10/100, MRR@10 of the base model."""
@@ -59,8 +60,8 @@ def base_model_eval(config: EvalConfig, settings: SettingsResource, eval_set: pd
     return dg.Output(per_query, metadata=meta)
 
 
-@dg.asset(group_name="evaluation")
-def eval_report(config: EvalConfig, settings: SettingsResource,
+@dg.asset(group_name="evaluation", partitions_def=RETUNE_PARTITIONS)
+def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings: SettingsResource,
                 eval_set: pd.DataFrame, corpus: pd.DataFrame, base_corpus_embeddings: dict,
                 base_model_eval: pd.DataFrame, finetuned_model: dict) -> dg.Output[dict]:
     """Tuned vs base on the same eval set (per Matryoshka dim when trained so), with a paired bootstrap interval
@@ -93,10 +94,11 @@ def eval_report(config: EvalConfig, settings: SettingsResource,
     synthetic = bool(eval_set["synthetic"].iloc[0])
     eval_info = {"source": eval_set["eval_source"].iloc[0], "synthetic": synthetic, "queries": len(qids)}
     report = build_report(tuned, eval_info, base_by_dim, tuned_by_dim, comparison, str(full))
+    report["partition"] = {"base_model": keys_of(context)[0], "snapshot": keys_of(context)[1]}
 
     rows = comparison_rows(base_by_dim, tuned_by_dim)
     table = markdown_table(rows, synthetic)
-    reports = s.layout.reports
+    reports = s.layout.reports(context.partition_key)
     reports.mkdir(parents=True, exist_ok=True)
     chart = chart_png(rows, reports / "eval_report.png", f"{tuned['name']} vs {tuned['base_model']}")
     (reports / "eval_report.md").write_text(table + "\n")

@@ -10,6 +10,7 @@ from embtune_pipeline.lib.chunking import chunk_doc_ids, embedding_text
 from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encode_cached
 from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives
 from embtune_pipeline.lib.models import load_model, model_fingerprint, resolve_model_path
+from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import EmbedKnobs, MiningKnobs, Settings
 
@@ -25,7 +26,7 @@ def store_for(s: Settings, embeddings: dict) -> EmbeddingStore:
     return EmbeddingStore(s.layout.embeddings(embeddings["key"]))
 
 
-@dg.asset(group_name="negatives")
+@dg.asset(group_name="negatives", partitions_def=RETUNE_PARTITIONS)
 def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfig, settings: SettingsResource,
                            corpus: pd.DataFrame) -> dg.Output[dict]:
     """The base model's vector for every chunk, computed once per (base model, chunk content): cached on disk
@@ -35,21 +36,22 @@ def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfi
     if s.corpus.chunk_tokens > knobs.max_seq_length - 2:
         context.log.warning(f"max_seq_length {knobs.max_seq_length} is shorter than corpus.chunk_tokens "
                             f"{s.corpus.chunk_tokens}: the tails of long chunks are cut when embedded")
-    path = resolve_model_path(s.base_model)
+    base_model = s.base_model_ref(keys_of(context)[0])
+    path = resolve_model_path(base_model)
     key = embedding_key(model_fingerprint(path), knobs.max_seq_length)
     store = EmbeddingStore(s.layout.embeddings(key))
     meta: dict = {}
     with timed(meta):
         model = load_model(path, knobs.max_seq_length)
         vecs, encoded = store.encode(model, corpus["chunk_hash"].tolist(), corpus_texts(corpus), knobs.batch_size)
-    value = {"base_model": s.base_model, "model_path": str(path), "key": key, "max_seq_length": knobs.max_seq_length,
+    value = {"base_model": base_model, "model_path": str(path), "key": key, "max_seq_length": knobs.max_seq_length,
              "batch_size": knobs.batch_size, "chunks": len(corpus), "dim": int(vecs.shape[1])}
     meta.update({"encoded_now": encoded, "reused_from_cache": len(corpus) - encoded,
                  **{k: v for k, v in value.items() if k != "model_path"}})
     return dg.Output(value, metadata=meta)
 
 
-@dg.asset(group_name="negatives")
+@dg.asset(group_name="negatives", partitions_def=RETUNE_PARTITIONS)
 def hard_negatives(config: MiningConfig, settings: SettingsResource, training_pairs: pd.DataFrame,
                    corpus: pd.DataFrame, base_corpus_embeddings: dict) -> dg.Output[pd.DataFrame]:
     """Training rows (anchor, positive, negative_1..n): negatives from a rank window of the base model, minus

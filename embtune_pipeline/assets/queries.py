@@ -21,6 +21,7 @@ from embtune_pipeline.lib.pairs import (
 from embtune_pipeline.lib.pairs import (
     training_pairs as build_training_pairs,
 )
+from embtune_pipeline.partitions import RETUNE_PARTITIONS
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import GenerateKnobs, PairsSettings, Settings
 
@@ -34,7 +35,7 @@ def _read(ps: PairsSettings):
                       ps.score_column)
 
 
-@dg.asset(group_name="queries")
+@dg.asset(group_name="queries", partitions_def=RETUNE_PARTITIONS)
 def user_pairs(settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Real (query, positive) pairs from click logs and Q&A files, each with its source file and row."""
     s = settings.get()
@@ -61,7 +62,7 @@ def _real_eval_queries(s: Settings) -> set[str]:
     return set(raw["query"].map(normalize_query))
 
 
-@dg.asset(group_name="queries")
+@dg.asset(group_name="queries", partitions_def=RETUNE_PARTITIONS)
 def synthetic_queries(config: GenerateConfig, settings: SettingsResource, corpus_sample: pd.DataFrame,
                       user_pairs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """N queries per sampled chunk, from the configured generator; filtered (length, echo, duplicates).
@@ -102,7 +103,7 @@ def synthetic_queries(config: GenerateConfig, settings: SettingsResource, corpus
     return dg.Output(kept, metadata=meta)
 
 
-@dg.asset(group_name="queries")
+@dg.asset(group_name="queries", partitions_def=RETUNE_PARTITIONS)
 def eval_set(settings: SettingsResource, corpus: pd.DataFrame, user_pairs: pd.DataFrame,
              synthetic_queries: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Labelled queries to measure on: real ones when configured; else held-out user pairs; else held-out
@@ -145,7 +146,7 @@ def _build_eval_set(s: Settings, knobs, corpus, user_pairs, synthetic_queries, m
     return synthetic_eval(synthetic_queries, corpus, knobs.holdout_fraction, knobs.max_queries, knobs.seed)
 
 
-@dg.asset(group_name="queries")
+@dg.asset(group_name="queries", partitions_def=RETUNE_PARTITIONS)
 def training_pairs(synthetic_queries: pd.DataFrame, user_pairs: pd.DataFrame, corpus: pd.DataFrame,
                    eval_set: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Synthetic, click-log and Q&A pairs with a provenance column; pairs whose query is an eval query dropped."""

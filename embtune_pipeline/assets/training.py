@@ -2,7 +2,6 @@
 
 
 import json
-import re
 
 import dagster as dg
 import pandas as pd
@@ -10,6 +9,7 @@ import pandas as pd
 from embtune_pipeline.assets._common import effective, optional_config, png_markdown, tracker_for
 from embtune_pipeline.lib.report import loss_curve_png
 from embtune_pipeline.lib.train import train_model, training_key
+from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import TrainKnobs, settings_digest
 
@@ -20,11 +20,7 @@ MODEL_RECORD = "embtune.json"  # beside the saved model: what produced it, so a 
 GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
 
 
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", name.rstrip("/").split("/")[-1]).strip("-").lower() or "model"
-
-
-@dg.asset(group_name="training", pool="gpu", op_tags=GPU_OP_TAGS)
+@dg.asset(group_name="training", partitions_def=RETUNE_PARTITIONS, pool="gpu", op_tags=GPU_OP_TAGS)
 def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, settings: SettingsResource,
                     hard_negatives: pd.DataFrame, base_corpus_embeddings: dict) -> dg.Output[dict]:
     """The base model fine-tuned on (query, positive, hard negatives) with MultipleNegativesRankingLoss
@@ -36,7 +32,8 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
     train_rows = hard_negatives[[c for c in hard_negatives.columns if c in ("anchor", "positive")
                                  or c.startswith("negative_")]]
     key = training_key(train_rows, knobs.model_dump(), emb["key"], emb["max_seq_length"])
-    name = f"{slug(s.base_model)}-{key}"
+    base_key, snapshot = keys_of(context)
+    name = f"{base_key}-{key}"
     out_dir = s.layout.model(name)
     record_file = out_dir / MODEL_RECORD
     if record_file.exists():
@@ -50,14 +47,16 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
         knobs.epochs, knobs.batch_size, knobs.learning_rate, knobs.warmup_ratio, knobs.matryoshka_dims,
         knobs.lora, knobs.lora_rank, knobs.save_steps, knobs.seed)
     tracker = tracker_for(s)
-    params = {**knobs.model_dump(), "base_model": s.base_model, "max_seq_length": emb["max_seq_length"],
+    params = {**knobs.model_dump(), "base_model": emb["base_model"], "max_seq_length": emb["max_seq_length"],
               "training_pairs": len(train_rows), "negatives_per_pair": train_rows.shape[1] - 2,
               "generator": s.generator.model, "settings_digest": settings_digest(s)}
-    tags = {"dagster_run_id": context.run_id, "base_model": s.base_model, "training_key": key,
+    tags = {"dagster_run_id": context.run_id, "base_model": emb["base_model"], "snapshot": snapshot,
+            "training_key": key,
             "pairs_by_source": json.dumps(hard_negatives["source"].value_counts().to_dict())}
-    curve = loss_curve_png(result.loss_history, s.layout.reports / f"loss_{name}.png")
+    curve = loss_curve_png(result.loss_history, s.layout.reports(context.partition_key) / f"loss_{name}.png")
     run_id = tracker.log_training(name, params, result.loss_history, out_dir, tags, files=(curve,))
-    value = {"name": name, "model_dir": str(out_dir), "base_model": s.base_model, "base_model_path": emb["model_path"],
+    value = {"name": name, "model_dir": str(out_dir), "base_model": emb["base_model"], "snapshot": snapshot,
+             "base_model_path": emb["model_path"],
              "max_seq_length": emb["max_seq_length"], "matryoshka_dims": knobs.matryoshka_dims, "lora": knobs.lora,
              "training_key": key, "mlflow_run_id": run_id, "mlflow_run_url": tracker.run_url(run_id),
              "training_pairs": len(train_rows), "steps": result.steps}

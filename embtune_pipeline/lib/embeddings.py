@@ -45,6 +45,10 @@ class EmbeddingStore:
             offset += len(hashes)
         return index, (np.concatenate(blocks) if blocks else None)
 
+    def missing(self, hashes) -> set[str]:
+        index, _ = self._load()
+        return {h for h in hashes if h not in index}
+
     def get(self, hashes: list[str]) -> np.ndarray:
         """Stored vectors in order; a hash never encoded is an error (the producing step did not run)."""
         index, stored = self._load()
@@ -85,3 +89,21 @@ class EmbeddingStore:
 def encode_cached(store: EmbeddingStore, model, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, int]:
     """Vectors for free texts (queries, answers), cached by the hash of the text."""
     return store.encode(model, [text_hash(t) for t in texts], list(texts), batch_size)
+
+
+def measure_model(model_path, max_seq_length: int, store: EmbeddingStore, chunks: pd.DataFrame,
+                  eval_set: pd.DataFrame, batch_size: int = 64, dim: int | None = None) -> pd.DataFrame:
+    """Per-query metrics of one model on one eval set over one chunked corpus. Vectors come from the model's
+    store; the model is loaded only when something is not stored yet."""
+    from embtune_pipeline.lib.chunking import chunk_doc_ids, embedding_text
+    from embtune_pipeline.lib.evaluate import evaluate_vectors, qrels_of
+    from embtune_pipeline.lib.models import load_model
+
+    qids, texts, gains = qrels_of(eval_set)
+    corpus_hashes = chunks["chunk_hash"].tolist()
+    corpus_texts = [embedding_text(t, x) for t, x in zip(chunks["title"], chunks["text"])]
+    needed = set(corpus_hashes) | {text_hash(t) for t in texts}
+    model = load_model(model_path, max_seq_length) if store.missing(needed) else None
+    corpus_vecs, _ = store.encode(model, corpus_hashes, corpus_texts, batch_size)
+    query_vecs, _ = encode_cached(store, model, texts, batch_size)
+    return evaluate_vectors(query_vecs, corpus_vecs, chunk_doc_ids(chunks), qids, gains, dim)

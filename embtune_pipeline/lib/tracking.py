@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from embtune_pipeline.lib.registry import tag_key
 from embtune_pipeline.lib.secrets import safe_params
 
 
@@ -44,6 +45,6 @@ class Tracker:
 
     def log_evaluation(self, run_id: str, metrics: dict[str, float], files: list[Path]) -> None:
         with self.mlflow.start_run(run_id=run_id):
-            self.mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in metrics.items()})
+            self.mlflow.log_metrics({tag_key(k): v for k, v in metrics.items()})
             for f in files:
                 self.mlflow.log_artifact(str(f), artifact_path="eval")

@@ -7,33 +7,44 @@ import pytest
 import yaml
 
 from embtune_pipeline.lib.ingest import normalize_query
-from embtune_pipeline_tests.conftest import asset_metadata, jaguar_docs, run_pipeline, write_jsonl
+from embtune_pipeline.lib.registry import ModelRegistry
+from embtune_pipeline_tests.conftest import (
+    asset_metadata,
+    jaguar_docs,
+    read_stored,
+    report_of,
+    run_pipeline,
+    write_jsonl,
+)
 
 pytestmark = pytest.mark.slow
 
 
+LEARNS = {"ops": {"finetuned_model": {"config": {"learning_rate": 1e-3, "epochs": 4}}}}  # the tiny model learns
+
+
 def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write_settings, tmp_path):
     settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"})
-    result = run_pipeline(settings)
+    result = run_pipeline(settings, run_config=LEARNS)
     assert result.success
     data = tmp_path / "data"
-    report = json.loads((data / "reports" / "eval_report.json").read_text())
+    report = report_of(data)
     assert report["eval_set"] == {"source": str(jaguar_beir), "synthetic": False,
                                   "queries": pd.read_csv(jaguar_beir / "qrels" / "test.tsv", sep="\t").shape[0]}
     for side in ("base", "finetuned"):
         assert set(report[side]) == {"ndcg@10", "recall@10", "recall@100", "mrr@10"}
         assert all(0 <= v <= 1 for v in report[side].values())
     assert report["model_dir"].startswith(str(data / "models"))
-    assert (data / "reports" / "eval_report.png").stat().st_size > 1000
+    assert next((data / "reports").glob("*/*/eval_report.png")).stat().st_size > 1000
 
-    pairs = pd.read_parquet(data / "assets" / "training_pairs.parquet")
-    evals = pd.read_parquet(data / "assets" / "eval_set.parquet")
+    pairs = read_stored(data, "training_pairs")
+    evals = read_stored(data, "eval_set")
     assert set(pairs["source"]) == {"qa_pairs", "synthetic"}
     assert not set(pairs["query"].map(normalize_query)) & set(evals["query"].map(normalize_query))
     assert pairs["provenance"].str.len().min() > 0
 
-    negatives = pd.read_parquet(data / "assets" / "hard_negatives.parquet")
-    chunks = pd.read_parquet(data / "assets" / "corpus.parquet")
+    negatives = read_stored(data, "hard_negatives")
+    chunks = read_stored(data, "corpus")
     doc_of_chunk = dict(zip(chunks["chunk_id"], chunks["doc_id"]))
     positives_of = pairs.groupby("query")["positive_doc_id"].agg(set)
     for row in negatives.itertuples():
@@ -41,7 +52,7 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
         assert doc_of_chunk[row.mined_chunk_ids[0]] not in positives_of[row.anchor]
 
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["eval_set_is_real"] is True and "tuned_beats_base" in checks
+    assert checks["eval_set_is_real"] is True and "promotion_gate" in checks
 
     import mlflow
 
@@ -50,21 +61,31 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     assert run.data.tags["dagster_run_id"] == result.run_id
     assert "tuned_ndcg_at_10" in run.data.metrics
 
-    again = run_pipeline(settings)
+    registered = asset_metadata(result, "registered_model")
+    assert registered["alias"] == "champion" and registered["previous_champion"] == ""
+    version = ModelRegistry(f"sqlite:///{data / 'mlflow.db'}", "embtune").champion()
+    assert version.version == registered["version"]
+    assert version.tags["dagster_run_id"] == result.run_id
+    assert version.tags["snapshot"] in report["partition"]["snapshot"]
+    assert float(version.tags["tuned_ndcg_at_10"]) == round(report["finetuned"]["ndcg@10"], 4)
+
+    again = run_pipeline(settings, run_config=LEARNS)
     assert asset_metadata(again, "base_corpus_embeddings")["encoded_now"] == 0
     assert asset_metadata(again, "finetuned_model")["reused"] is True
+    assert asset_metadata(again, "registered_model")["version"] == registered["version"]  # not registered twice
 
 
 def test_without_eval_queries_the_eval_set_is_synthetic_and_never_promotable(write_settings, tmp_path):
     corpus = write_jsonl(tmp_path / "docs.jsonl", jaguar_docs())
     settings = write_settings(corpus={"path": str(corpus), "format": "jsonl"})
-    result = run_pipeline(settings, run_config={"ops": {"finetuned_model": {"config": {"matryoshka_dims": [16]}}}})
-    report = json.loads((tmp_path / "data" / "reports" / "eval_report.json").read_text())
+    result = run_pipeline(settings, run_config={"ops": {"finetuned_model": {"config": {"matryoshka_dims": [16]}}}},
+                          selection=["*eval_report"], raise_on_error=False)
+    report = report_of(tmp_path / "data")
     assert report["eval_set"]["synthetic"] is True and report["promotable"] is False
     assert set(report["by_dim"]) == {"32", "16"}
     assert "Eval set is synthetic" in asset_metadata(result, "eval_report")["comparison"]
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"eval_set_is_real": False, "tuned_beats_base": False}
+    assert checks["eval_set_is_real"] is False and checks["tuning_is_worth_it"] is False
 
 
 def test_click_logs_provide_held_out_real_eval_queries(write_settings, tmp_path):
@@ -84,8 +105,8 @@ def test_click_logs_provide_held_out_real_eval_queries(write_settings, tmp_path)
                                               "eval_set", "training_pairs"])
     meta = asset_metadata(result, "eval_set")
     assert meta["source"] == "held-out click_logs" and meta["synthetic"] is False
-    pairs = pd.read_parquet(tmp_path / "data" / "assets" / "training_pairs.parquet")
-    evals = pd.read_parquet(tmp_path / "data" / "assets" / "eval_set.parquet")
+    pairs = read_stored(tmp_path / "data", "training_pairs")
+    evals = read_stored(tmp_path / "data", "eval_set")
     train_clicks = pairs[pairs["source"] == "click_logs"]
     meta = asset_metadata(result, "training_pairs")
     assert meta["dropped_not_relevant"] == 1
@@ -129,3 +150,18 @@ def test_llm_generation_goes_through_litellm_and_a_rerun_pays_nothing(write_sett
     assert first["generated"] == 80 and first["rejected_duplicate"] == 78 and first["kept"] == 2
     again = asset_metadata(run_pipeline(settings, selection=steps), "synthetic_queries")
     assert again["llm_calls"] == 0 and again["cache_hits"] == 40
+
+
+def test_the_promotion_gate_blocks_a_deliberately_worse_model(jaguar_beir, write_settings, tmp_path):
+    settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"})
+    ruin = {"ops": {"finetuned_model": {"config": {"learning_rate": 0.5, "epochs": 2}}}}
+    result = run_pipeline(settings, run_config=ruin, raise_on_error=False)
+    assert not result.success
+    gate = next(e for e in result.get_asset_check_evaluations() if e.check_name == "promotion_gate")
+    assert gate.passed is False and gate.metadata["ci_high"].value < 0
+    assert result.asset_materializations_for_node("eval_report")  # measured and reported...
+    assert not result.asset_materializations_for_node("registered_model")  # ...but never registered
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'data' / 'mlflow.db'}")
+    assert client.search_model_versions("name='embtune'") == []

@@ -1,0 +1,125 @@
+"""eval_history (quarterly re-evaluation of the champion) and base_model_upgrade (re-tune / skip / switch)."""
+
+
+import json
+import time
+
+import dagster as dg
+import pandas as pd
+
+from embtune_pipeline.assets._common import png_markdown, registry_for, table_metadata, timed
+from embtune_pipeline.lib.chunking import chunk_documents
+from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, measure_model
+from embtune_pipeline.lib.ingest import read_pairs, settle_problems
+from embtune_pipeline.lib.models import load_tokenizer, model_fingerprint, resolve_model_path
+from embtune_pipeline.lib.monitoring import HISTORY_COLUMNS, history_chart, history_row, recommend_upgrade
+from embtune_pipeline.lib.pairs import drop_unknown_documents, eval_from_judgments
+from embtune_pipeline.lib.snapshots import SnapshotStore, read_current_documents
+from embtune_pipeline.partitions import SNAPSHOTS, retune_key
+from embtune_pipeline.resources.settings import SettingsResource
+from embtune_pipeline.settings import Settings
+
+
+def _measure(s: Settings, model_path, chunks: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
+    """One model's per-query metrics, with vectors from (and into) the shared content-keyed cache."""
+    e = s.run.embed
+    store = EmbeddingStore(s.layout.embeddings(embedding_key(model_fingerprint(model_path), e.max_seq_length)))
+    return measure_model(model_path, e.max_seq_length, store, chunks, evals, e.batch_size)
+
+
+def _chunk(s: Settings, docs: pd.DataFrame, base_model: str) -> pd.DataFrame:
+    c = s.corpus
+    return chunk_documents(docs, load_tokenizer(c.tokenizer or base_model), c.chunk_tokens, c.chunk_overlap)[0]
+
+
+@dg.asset(group_name="monitoring")
+def eval_history(settings: SettingsResource) -> dg.Output[pd.DataFrame]:
+    """One row per re-evaluation: the champion and its base on the current corpus and the fresh eval set
+    (monitoring.eval_set, else eval_set). The quarterly schedule appends a row; the check below reads the trend."""
+    s = settings.get()
+    stored = s.layout.asset("eval_history")
+    history = pd.read_parquet(stored) if stored.exists() else pd.DataFrame(columns=HISTORY_COLUMNS)
+    champion = registry_for(s).champion()
+    if champion is None:
+        return dg.Output(history, metadata={"skipped": "no champion in the registry yet", "rows": len(history)})
+    ps = s.monitoring_eval_set
+    if ps is None:
+        raise ValueError("re-evaluation needs real labelled queries: set monitoring.eval_set (or eval_set)")
+    meta: dict = {}
+    with timed(meta):
+        base_ref = champion.tags["base_model"]
+        docs, _ = read_current_documents(s)
+        chunks = _chunk(s, docs, base_ref)
+        raw, problems = read_pairs(ps.path, ps.resolved_format, ps.split, ps.query_column, ps.doc_id_column,
+                                   ps.answer_column, ps.score_column)
+        known, unknown = drop_unknown_documents(raw, chunks)
+        settle_problems(problems + unknown, s.corpus.bad_rows, s.layout.quarantine("monitoring_eval_set"))
+        evals = eval_from_judgments(known[known["doc_id"].notna()], str(ps.path), s.run.eval_split.max_queries,
+                                    s.run.eval_split.seed)
+        base_pq = _measure(s, resolve_model_path(base_ref), chunks, evals)
+        champion_pq = _measure(s, registry_for(s).local_dir(champion, s.layout.downloaded_models), chunks, evals)
+    row = history_row(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), champion.version, base_ref, str(ps.path),
+                      base_pq, champion_pq, s.run.evaluate.bootstrap_samples)
+    history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)[HISTORY_COLUMNS]
+    chart = history_chart(history, s.layout.reports() / "eval_history.png")
+    return dg.Output(history, metadata={
+        **meta, "champion_version": champion.version, "champion_ndcg@10": row["champion_ndcg@10"],
+        "base_ndcg@10": row["base_ndcg@10"], "lead": row["lead"], "chart": png_markdown(chart, "eval history"),
+        **table_metadata(history, preview_rows=12)})
+
+
+@dg.asset(group_name="monitoring", partitions_def=SNAPSHOTS,
+          deps=[dg.AssetDep("eval_report", partition_mapping=dg.MultiToSingleDimensionPartitionMapping("snapshot"))])
+def base_model_upgrade(context: dg.AssetExecutionContext, settings: SettingsResource) -> dg.Output[dict]:
+    """After a base model is added to settings (a new base_model partition): on this snapshot's real eval set,
+    the new base zero-shot, the current champion, and the new base tuned, with a recommendation per new base."""
+    s = settings.get()
+    snapshot = context.partition_key
+    registry = registry_for(s)
+    champion = registry.champion()
+    if champion is None:
+        raise ValueError("no champion in the registry yet: nothing to compare a new base model against")
+    champion_key = champion.tags.get("base_model_key", "")
+
+    def stored(asset: str, base_key: str, suffix: str = ".parquet"):
+        path = s.layout.asset(asset, retune_key(base_key, snapshot), suffix)
+        if not path.exists():
+            return None
+        return pd.read_parquet(path) if suffix == ".parquet" else json.loads(path.read_text())
+
+    evals = next((e for k in [champion_key, *s.base_model_keys] if (e := stored("eval_set", k)) is not None), None)
+    if evals is None:
+        raise ValueError(f"snapshot {snapshot} has no eval set yet: run the retune job for it first")
+    if bool(evals["synthetic"].iloc[0]):
+        raise ValueError("base models can only be compared on real eval queries; this snapshot's eval set is "
+                         "synthetic (configure eval_set)")
+    champion_chunks = stored("corpus", champion_key)
+    if champion_chunks is None:
+        champion_chunks = _chunk(s, SnapshotStore(s.layout.snapshot).load(snapshot), champion.tags["base_model"])
+    champion_pq = _measure(s, registry.local_dir(champion, s.layout.downloaded_models), champion_chunks, evals)
+    samples = s.run.evaluate.bootstrap_samples
+    candidates, rows = {}, []
+    for key in s.base_model_keys:
+        if key == champion_key:
+            continue
+        zero_shot, chunks, report = stored("base_model_eval", key), stored("corpus", key), stored("eval_report", key,
+                                                                                                  ".json")
+        if zero_shot is None or chunks is None:
+            candidates[key] = {"recommendation": "measure first",
+                               "reason": f"run the retune job for partition {retune_key(key, snapshot)}"}
+            continue
+        tuned_pq = _measure(s, report["model_dir"], chunks, evals) if report else None
+        candidates[key] = recommend_upgrade(champion_pq, zero_shot, tuned_pq, samples)
+        c = candidates[key]
+        rows.append({"base_model": key, "zero_shot": round(c["zero_shot_ndcg@10"], 4),
+                     "tuned": round(c["tuned_ndcg@10"], 4) if "tuned_ndcg@10" in c else None,
+                     "champion": round(c["champion_ndcg@10"], 4), "recommendation": c["recommendation"]})
+    value = {"snapshot": snapshot, "champion_version": champion.version, "champion_base_model": champion_key,
+             "eval_queries": int(evals["query_id"].nunique()), "candidates": candidates}
+    table = pd.DataFrame(rows, columns=["base_model", "zero_shot", "tuned", "champion", "recommendation"])
+    return dg.Output(value, metadata={
+        "champion_version": champion.version, "champion_base_model": champion_key,
+        "recommendations": dg.MetadataValue.json({k: v["recommendation"] for k, v in candidates.items()}),
+        "reasons": dg.MetadataValue.md("\n".join(f"- **{k}**: {v['recommendation']} — {v['reason']}"
+                                                 for k, v in candidates.items()) or "(no other base model)"),
+        **table_metadata(table, preview_rows=20)})

@@ -1,0 +1,85 @@
+"""Jobs, sensors and the schedule: when re-tunes and re-evaluations run without anyone asking."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from embtune_pipeline.lib.snapshots import SnapshotStore, changed_fraction, read_current_documents, snapshot_key
+from embtune_pipeline.partitions import BASE_MODELS, RETUNE_PARTITIONS, SNAPSHOTS, retune_key
+from embtune_pipeline.resources.settings import SettingsResource
+from embtune_pipeline.settings import Settings
+
+RETUNE_GROUPS = ["corpus", "queries", "negatives", "training", "evaluation"]
+
+retune_job = dg.define_asset_job(
+    "retune", selection=dg.AssetSelection.groups(*RETUNE_GROUPS) | dg.AssetSelection.assets("registered_model"),
+    partitions_def=RETUNE_PARTITIONS,
+    description="Sample, generate, mine, train, evaluate and register one base model on one corpus snapshot.")
+reevaluation_job = dg.define_asset_job(
+    "quarterly_reevaluation", selection=dg.AssetSelection.assets("eval_history", "index_bindings"),
+    description="The champion and its base on the current eval set; which indexes are stale.")
+bindings_job = dg.define_asset_job("refresh_index_bindings", selection=dg.AssetSelection.assets("index_bindings"))
+upgrade_job = dg.define_asset_job(
+    "compare_base_models", selection=dg.AssetSelection.assets("base_model_upgrade"), partitions_def=SNAPSHOTS,
+    description="New base zero-shot vs champion vs new base tuned, on one snapshot: re-tune, skip or switch.")
+
+
+def corpus_change(s: Settings, last_snapshot: str | None, known_base_models: set[str],
+                  latest_snapshot: str | None) -> dg.SensorResult | dg.SkipReason:
+    """The sensor's decision, apart from Dagster's context so it can be tested and reasoned about alone."""
+    new_bases = [k for k in s.base_model_keys if k not in known_base_models]
+    docs, quarantined = read_current_documents(s)
+    key = snapshot_key(docs)
+    store = SnapshotStore(s.layout.snapshot)
+    why_not = None
+    if key == last_snapshot:
+        why_not = f"corpus unchanged: snapshot {key}"
+    elif last_snapshot and store.exists(last_snapshot):
+        fraction = changed_fraction(store.load(last_snapshot), docs)
+        if fraction < s.retune.min_changed_fraction:
+            why_not = (f"{fraction:.2%} of documents changed since snapshot {last_snapshot}, under "
+                       f"retune.min_changed_fraction {s.retune.min_changed_fraction:.2%}: not worth a re-tune yet")
+    if why_not and not new_bases:
+        return dg.SkipReason(why_not)
+    requests, partitions = [], []
+    if new_bases:
+        partitions.append(BASE_MODELS.build_add_request(new_bases))
+    if why_not is None:
+        snapshot = store.register(docs, quarantined, source=str(s.corpus.path or s.corpus.format))
+        partitions.append(SNAPSHOTS.build_add_request([snapshot.key]))
+        requests += [dg.RunRequest(partition_key=retune_key(b, snapshot.key), run_key=f"{b}|{snapshot.key}")
+                     for b in s.base_model_keys]
+        cursor = snapshot.key
+    else:  # a new base model on an unchanged corpus: tune it on the latest snapshot, for the upgrade report
+        cursor = last_snapshot
+        if latest_snapshot:
+            requests += [dg.RunRequest(partition_key=retune_key(b, latest_snapshot), run_key=f"{b}|{latest_snapshot}")
+                         for b in new_bases]
+    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partitions, cursor=cursor)
+
+
+def build_automation(s: Settings) -> tuple[list, list]:
+    @dg.sensor(job=retune_job, minimum_interval_seconds=s.retune.sensor_interval_seconds,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Re-tunes when the corpus content changed by at least retune.min_changed_fraction, "
+               "and tunes any base model newly listed in settings.")
+    def corpus_change_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
+        snapshots = context.instance.get_dynamic_partitions(SNAPSHOTS.name)
+        return corpus_change(settings.get(), context.cursor or None,
+                             set(context.instance.get_dynamic_partitions(BASE_MODELS.name)),
+                             snapshots[-1] if snapshots else None)
+
+    @dg.asset_sensor(asset_key=dg.AssetKey("registered_model"), job=bindings_job,
+                     default_status=dg.DefaultSensorStatus.RUNNING,
+                     description="After each registry step, re-reads index bindings: flags indexes left stale.")
+    def registry_changed_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+        return dg.RunRequest(run_key=str(asset_event.storage_id))
+
+    quarterly = dg.ScheduleDefinition(
+        name="quarterly_reevaluation_schedule", job=reevaluation_job, cron_schedule=s.monitoring.cron,
+        execution_timezone=s.monitoring.timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Re-evaluates the champion and its base on monitoring.eval_set; appends to eval_history.")
+    return [corpus_change_sensor, registry_changed_sensor], [quarterly]
+
+
+JOBS = [retune_job, reevaluation_job, bindings_job, upgrade_job]

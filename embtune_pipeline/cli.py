@@ -1,0 +1,170 @@
+"""`embtune`: the commands platform and on-call engineers run by hand.
+
+    embtune run [--base-model KEY ...]     register the current corpus snapshot, then re-tune each base model on it
+    embtune snapshot                       register the current corpus snapshot; print its partition keys
+    embtune champion                       the champion and challenger versions
+    embtune promote VERSION                make a registered version the champion
+    embtune rollback                       move `champion` back to the version it replaced
+    embtune bind-index INDEX [--version V] record that INDEX was embedded with version V (default: champion)
+    embtune indexes                        every index binding, stale ones flagged
+
+Settings come from $EMBTUNE_CONFIG (default: the bundled demo); runs go to the Dagster instance in
+$DAGSTER_HOME, so they show in the UI like any other run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _instance():
+    import dagster as dg
+
+    if not os.environ.get("DAGSTER_HOME"):
+        sys.exit("embtune: set DAGSTER_HOME (the README uses the repository folder) so runs are recorded")
+    return dg.DagsterInstance.get()
+
+
+def _registry(s):
+    from embtune_pipeline.lib.registry import ModelRegistry
+
+    return ModelRegistry(s.mlflow_tracking_uri, s.registry.model_name, s.mlflow.ui_url)
+
+
+def cmd_run(s, args) -> int:
+    from embtune_pipeline.definitions import build_definitions
+    from embtune_pipeline.partitions import retune_key
+    from embtune_pipeline.runner import materialize_retune, register_snapshot
+
+    instance = _instance()
+    snapshot = register_snapshot(instance, s)
+    bases = args.base_model or s.base_model_keys
+    unknown = [b for b in bases if b not in s.base_model_keys]
+    if unknown:
+        sys.exit(f"embtune: {unknown} not in the settings' base_models {s.base_model_keys}")
+    defs = build_definitions(args.config)
+    failed = 0
+    for base in bases:
+        print(f"retune {retune_key(base, snapshot.key)}", flush=True)
+        result = materialize_retune(defs, instance, base, snapshot.key, raise_on_error=False)
+        print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
+        failed += not result.success
+    return 1 if failed else 0
+
+
+def cmd_snapshot(s, args) -> int:
+    from embtune_pipeline.partitions import retune_key
+    from embtune_pipeline.runner import register_snapshot
+
+    snapshot = register_snapshot(_instance(), s)
+    print(f"snapshot {snapshot.key} ({len(snapshot.documents)} documents, "
+          f"{'new' if snapshot.new else 'already registered'})")
+    for base in s.base_model_keys:
+        print(f"partition {retune_key(base, snapshot.key)}")
+    return 0
+
+
+def cmd_champion(s, args) -> int:
+    from embtune_pipeline.lib.registry import CHALLENGER, CHAMPION
+
+    registry = _registry(s)
+    for alias in (CHAMPION, CHALLENGER):
+        v = registry.by_alias(alias)
+        if v is None:
+            print(f"{alias}: (none)")
+        else:
+            print(f"{alias}: {registry.name} v{v.version} base={v.tags.get('base_model_key')} "
+                  f"snapshot={v.tags.get('snapshot')} tuned_ndcg@10={v.tags.get('tuned_ndcg_at_10')} "
+                  f"base_ndcg@10={v.tags.get('base_ndcg_at_10')}")
+    return 0
+
+
+def cmd_promote(s, args) -> int:
+    registry = _registry(s)
+    registry.get(args.version)  # fails clearly on an unknown version
+    previous = registry.promote(args.version)
+    print(f"champion: {registry.name} v{args.version} (was v{previous})" if previous else
+          f"champion: {registry.name} v{args.version}")
+    return 0
+
+
+def cmd_rollback(s, args) -> int:
+    registry = _registry(s)
+    try:
+        old, new = registry.rollback()
+    except ValueError as e:
+        sys.exit(f"embtune: {e}")
+    print(f"champion: {registry.name} v{new} (rolled back from v{old})")
+    return 0
+
+
+def cmd_bind_index(s, args) -> int:
+    from embtune_pipeline.lib.registry import bind_index
+
+    registry = _registry(s)
+    version = args.version
+    if version is None:
+        champion = registry.champion()
+        if champion is None:
+            sys.exit("embtune: no champion yet; pass --version")
+        version = champion.version
+    registry.get(version)
+    binding = bind_index(s.layout.index_bindings, args.index, registry.name, version, args.note or "")
+    print(f"{args.index} -> {registry.name} v{binding['version']}")
+    return 0
+
+
+def cmd_indexes(s, args) -> int:
+    from embtune_pipeline.lib.registry import read_bindings, stale_indexes
+
+    registry = _registry(s)
+    champion = registry.champion()
+    bindings = read_bindings(s.layout.index_bindings)
+    stale = stale_indexes(bindings, registry.name, champion.version if champion else None)
+    for name, b in sorted(bindings.items()):
+        flag = "  STALE: re-embed with the champion" if name in stale else ""
+        print(f"{name}: {b['model']} v{b['version']} (bound {b['bound_at']}){flag}")
+    if not bindings:
+        print("(no index bindings)")
+    return 2 if stale else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="embtune", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=None, help="settings YAML (default: $EMBTUNE_CONFIG, else the demo)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="register the corpus snapshot and re-tune on it")
+    p.add_argument("--base-model", action="append", help="a base model partition key (default: all)")
+    p.set_defaults(fn=cmd_run)
+    sub.add_parser("snapshot", help="register the current corpus snapshot").set_defaults(fn=cmd_snapshot)
+    sub.add_parser("champion", help="show champion and challenger").set_defaults(fn=cmd_champion)
+    p = sub.add_parser("promote", help="make VERSION the champion")
+    p.add_argument("version")
+    p.set_defaults(fn=cmd_promote)
+    sub.add_parser("rollback", help="move champion back one promotion").set_defaults(fn=cmd_rollback)
+    p = sub.add_parser("bind-index", help="record which version an index was embedded with")
+    p.add_argument("index")
+    p.add_argument("--version", default=None)
+    p.add_argument("--note", default=None)
+    p.set_defaults(fn=cmd_bind_index)
+    sub.add_parser("indexes", help="list index bindings; exit 2 when one is stale").set_defaults(fn=cmd_indexes)
+    args = ap.parse_args(argv)
+
+    from embtune_pipeline.settings import SettingsError, load_settings
+
+    try:
+        s = load_settings(args.config)
+    except SettingsError as e:
+        sys.exit(f"embtune: {e}")
+    return args.fn(s, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

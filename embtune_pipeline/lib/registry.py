@@ -1,0 +1,169 @@
+"""Model versions in the MLflow Model Registry, the `champion` / `challenger` aliases, rollback, and the record
+of which vector index was built with which version (no Dagster here).
+
+Each promotion tags the new champion with the version it replaced (`previous_champion`), so a rollback moves
+the alias back one step at a time without any other state."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass
+class Version:
+    version: str
+    tags: dict
+    aliases: list[str]
+    source: str
+
+    @property
+    def model_dir(self) -> str:
+        return self.tags.get("model_dir", "")
+
+
+class ModelRegistry:
+    def __init__(self, tracking_uri: str, model_name: str, ui_url: str = ""):
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.name = model_name
+        self.tracking_uri = tracking_uri
+        self.ui_url = ui_url.rstrip("/")
+
+    def _ensure_model(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(self.name)
+        except MlflowException:
+            self.client.create_registered_model(
+                self.name, description="embtune fine-tuned embedding models; aliases champion and challenger")
+
+    def register(self, run_id: str, tags: dict) -> Version:
+        """A new version from the training run's logged model; tags say what produced it and how it scored."""
+        self._ensure_model()
+        run = self.client.get_run(run_id)
+        mv = self.client.create_model_version(self.name, source=f"{run.info.artifact_uri}/model", run_id=run_id,
+                                              tags={tag_key(k): str(v) for k, v in tags.items()})
+        return self.get(mv.version)
+
+    def get(self, version: str) -> Version:
+        mv = self.client.get_model_version(self.name, str(version))
+        return Version(str(mv.version), dict(mv.tags), list(mv.aliases), mv.source)
+
+    def by_alias(self, alias: str) -> Optional[Version]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version_by_alias(self.name, alias)
+        except MlflowException:
+            return None
+        return Version(str(mv.version), dict(mv.tags), list(mv.aliases), mv.source)
+
+    def champion(self) -> Optional[Version]:
+        return self.by_alias(CHAMPION)
+
+    def promote(self, version: str) -> Optional[str]:
+        """Make `version` the champion; returns the version it replaced (None for the first)."""
+        previous = self.champion()
+        if previous and previous.version == str(version):
+            return self.get(version).tags.get("previous_champion") or None
+        if previous:
+            self.client.set_model_version_tag(self.name, str(version), "previous_champion", previous.version)
+        self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
+        self.client.set_model_version_tag(self.name, str(version), "promoted_at", _now())
+        if (challenger := self.by_alias(CHALLENGER)) and challenger.version == str(version):
+            self.client.delete_registered_model_alias(self.name, CHALLENGER)
+        return previous.version if previous else None
+
+    def set_challenger(self, version: str) -> None:
+        self.client.set_registered_model_alias(self.name, CHALLENGER, str(version))
+
+    def rollback(self) -> tuple[str, str]:
+        """Move `champion` back to the version the current one replaced; returns (from, to)."""
+        current = self.champion()
+        if current is None:
+            raise ValueError(f"registered model {self.name!r} has no champion to roll back")
+        previous = current.tags.get("previous_champion")
+        if not previous:
+            raise ValueError(f"champion version {current.version} of {self.name!r} replaced no earlier version: "
+                             "nothing to roll back to")
+        self.client.set_registered_model_alias(self.name, CHAMPION, previous)
+        self.client.set_model_version_tag(self.name, current.version, "rolled_back_at", _now())
+        return current.version, previous
+
+    def local_dir(self, version: Version, cache_dir: Path) -> str:
+        """The version's model as a local directory: where it was trained, else downloaded once from MLflow."""
+        if version.model_dir and Path(version.model_dir, "modules.json").exists():
+            return version.model_dir
+        target = Path(cache_dir) / f"{self.name}-v{version.version}"
+        if not (target / "modules.json").exists():
+            import shutil
+            import tempfile
+
+            import mlflow
+
+            mlflow.set_tracking_uri(self.tracking_uri)
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            downloaded = mlflow.artifacts.download_artifacts(artifact_uri=version.source,
+                                                             dst_path=tempfile.mkdtemp(dir=cache_dir))
+            shutil.rmtree(target, ignore_errors=True)
+            Path(downloaded).replace(target)
+        return str(target)
+
+    def version_url(self, version: str) -> str:
+        return f"{self.ui_url or '(start `mlflow ui`)'}/#/models/{self.name}/versions/{version}"
+
+
+def tag_key(name: str) -> str:
+    """MLflow keys allow no "@": ndcg@10 is stored as ndcg_at_10, as the tracker names metrics."""
+    return name.replace("@", "_at_")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# ---------------------------------------------------------------- index bindings
+
+
+def read_bindings(path: Path) -> dict[str, dict]:
+    """{index name: {"model": registered model, "version": ..., "bound_at": ...}}; empty when none yet."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); fix or delete the file") from e
+
+
+def bind_index(path: Path, index: str, model: str, version: str, note: str = "") -> dict:
+    """Record that `index` was (re-)embedded with `model` version `version`."""
+    if not index.strip():
+        raise ValueError("an index name is required")
+    bindings = read_bindings(path)
+    bindings[index] = {"model": model, "version": str(version), "bound_at": _now(), "note": note}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(bindings, indent=2, sort_keys=True))
+    tmp.replace(path)
+    return bindings[index]
+
+
+def stale_indexes(bindings: dict[str, dict], model: str, champion_version: Optional[str]) -> dict[str, str]:
+    """Indexes of `model` bound to a version that is not the champion: {index: bound version}. They serve
+    vectors from an older model and need re-embedding."""
+    if champion_version is None:
+        return {}
+    return {name: b["version"] for name, b in bindings.items()
+            if b.get("model") == model and str(b.get("version")) != str(champion_version)}
