@@ -119,6 +119,8 @@ def write_settings(tmp_path, tiny_model):
     def write(**overrides) -> Path:
         settings = {"data_dir": str(tmp_path / "data"), "base_model": str(tiny_model), "run": tiny_run_defaults()}
         settings.update(overrides)
+        if "base_models" in overrides:
+            settings.pop("base_model")
         settings["corpus"] = {"chunk_tokens": 60, "chunk_overlap": 8, **settings["corpus"]}  # fits max_seq_length 64
         path = tmp_path / "settings.yaml"
         path.write_text(yaml.safe_dump(settings))
