@@ -9,12 +9,14 @@ from embtune_pipeline.assets.monitoring import eval_history
 from embtune_pipeline.assets.queries import eval_set
 from embtune_pipeline.assets.registry import index_bindings
 from embtune_pipeline.lib.monitoring import lead_verdict
+from embtune_pipeline.partitions import RETUNE_PARTITIONS
 from embtune_pipeline.resources.settings import SettingsResource
 
 WARN, ERROR = dg.AssetCheckSeverity.WARN, dg.AssetCheckSeverity.ERROR
 
 
-@dg.asset_check(asset=eval_set, description="Warns when the eval set is synthetic: such queries flatter a model.")
+@dg.asset_check(asset=eval_set, partitions_def=RETUNE_PARTITIONS,
+                description="Warns when the eval set is synthetic: such queries flatter a model.")
 def eval_set_is_real(eval_set: pd.DataFrame) -> dg.AssetCheckResult:
     synthetic = bool(eval_set["synthetic"].iloc[0])
     return dg.AssetCheckResult(
@@ -22,7 +24,7 @@ def eval_set_is_real(eval_set: pd.DataFrame) -> dg.AssetCheckResult:
         metadata={"source": str(eval_set["eval_source"].iloc[0]), "queries": int(eval_set["query_id"].nunique())})
 
 
-@dg.asset_check(asset=base_model_eval,
+@dg.asset_check(asset=base_model_eval, partitions_def=RETUNE_PARTITIONS,
                 additional_ins={"corpus": dg.AssetIn("corpus"), "eval_set": dg.AssetIn("eval_set")},
                 description="Is fine-tuning worth it here? Warns, with the numbers, when the corpus is small, "
                 "there is no real eval set, or the baseline already meets the target.")
@@ -46,7 +48,7 @@ def tuning_is_worth_it(settings: SettingsResource, base_model_eval: pd.DataFrame
         "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in reasons) or "all clear")})
 
 
-@dg.asset_check(asset=eval_report, blocking=True,
+@dg.asset_check(asset=eval_report, blocking=True, partitions_def=RETUNE_PARTITIONS,
                 description="Promotion gate: the tuned model beats its base on nDCG@10 (the paired bootstrap 95% "
                 "interval of the difference lies above zero). Blocks registered_model when it fails.")
 def promotion_gate(eval_report: dict) -> dg.AssetCheckResult:
