@@ -157,13 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("indexes", help="list index bindings; exit 2 when one is stale").set_defaults(fn=cmd_indexes)
     args = ap.parse_args(argv)
 
+    from embtune_pipeline.lib.errors import InputError
     from embtune_pipeline.settings import SettingsError, load_settings
 
     try:
-        s = load_settings(args.config)
-    except SettingsError as e:
+        return args.fn(load_settings(args.config), args)
+    except (SettingsError, InputError, FileNotFoundError) as e:  # bad input: the message says what and where
         sys.exit(f"embtune: {e}")
-    return args.fn(s, args)
 
 
 if __name__ == "__main__":
