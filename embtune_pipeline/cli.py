@@ -87,7 +87,10 @@ def cmd_champion(s, args) -> int:
 
 def cmd_promote(s, args) -> int:
     registry = _registry(s)
-    registry.get(args.version)  # fails clearly on an unknown version
+    version = registry.get(args.version)
+    if version.tags.get("promotable") != "True":
+        sys.exit(f"embtune: {registry.name} v{args.version} is not promotable: it did not beat its base on real "
+                 "queries (see its eval tags); a model that does not beat its baseline is never champion")
     previous = registry.promote(args.version)
     print(f"champion: {registry.name} v{args.version} (was v{previous})" if previous else
           f"champion: {registry.name} v{args.version}")
@@ -157,12 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("indexes", help="list index bindings; exit 2 when one is stale").set_defaults(fn=cmd_indexes)
     args = ap.parse_args(argv)
 
+    from mlflow.exceptions import MlflowException
+
     from embtune_pipeline.lib.errors import InputError
     from embtune_pipeline.settings import SettingsError, load_settings
 
     try:
         return args.fn(load_settings(args.config), args)
-    except (SettingsError, InputError, FileNotFoundError) as e:  # bad input: the message says what and where
+    except (SettingsError, InputError, FileNotFoundError, MlflowException) as e:  # the message says what and where
         sys.exit(f"embtune: {e}")
 
 

@@ -63,6 +63,14 @@ def test_champion_reevaluation_stale_index_and_rollback(jaguar_beir, write_setti
     q3 = quarterly.execute_in_process(instance=instance)
     assert checks_of(q3)["indexes_use_champion"].passed  # docs-prod serves the champion again
 
+    weak = registry.register(registry.client.get_model_version("embtune", "2").run_id,
+                             {"promotable": False})
+    with pytest.raises(SystemExit, match="is not promotable"):
+        cli.main(["--config", str(settings), "promote", weak.version])
+    with pytest.raises(SystemExit, match="embtune: .*99"):
+        cli.main(["--config", str(settings), "promote", "99"])
+    assert registry.champion().version == "1"
+
 
 def test_a_new_base_model_is_compared_with_the_champion_before_anyone_switches(
         jaguar_beir, write_settings, tiny_model, tmp_path):
