@@ -73,7 +73,7 @@ def build_automation(s: Settings) -> tuple[list, list]:
                      default_status=dg.DefaultSensorStatus.RUNNING,
                      description="After each registry step, re-reads index bindings: flags indexes left stale.")
     def registry_changed_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
-        return dg.RunRequest(run_key=str(asset_event.storage_id))
+        return dg.RunRequest(run_key=f"{asset_event.run_id}:{asset_event.timestamp}")
 
     quarterly = dg.ScheduleDefinition(
         name="quarterly_reevaluation_schedule", job=reevaluation_job, cron_schedule=s.monitoring.cron,

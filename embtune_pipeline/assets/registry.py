@@ -19,7 +19,8 @@ def registered_model(context: dg.AssetExecutionContext, settings: SettingsResour
 
     Alias rule: a promotable version (beats its base on real queries) becomes `champion` when there is none
     yet or the champion has the same base model; otherwise it becomes `challenger` and the base_model_upgrade
-    report tells whether to promote it by hand (`embtune promote VERSION`)."""
+    report tells whether to promote it by hand (`embtune promote VERSION`). A version older than the champion
+    (a backfill of an earlier partition) leaves the aliases alone."""
     s = settings.get()
     registry = registry_for(s)
     base_key, snapshot = keys_of(context)
@@ -38,7 +39,10 @@ def registered_model(context: dg.AssetExecutionContext, settings: SettingsResour
             "ndcg@10_delta_ci_low": round(report["comparison"]["ci_low"], 4)})
     champion = registry.champion()
     previous = None
-    if report["promotable"] and (champion is None or champion.tags.get("base_model_key") == base_key):
+    if champion is not None and int(version.version) < int(champion.version):
+        alias = "(unchanged)"  # a backfill of an older partition never takes the champion back
+        why = f"older than champion v{champion.version}: aliases unchanged (`embtune promote` to choose it)"
+    elif report["promotable"] and (champion is None or champion.tags.get("base_model_key") == base_key):
         previous = registry.promote(version.version)
         alias, why = CHAMPION, "beats its base on real queries"
     else:

@@ -10,6 +10,7 @@ import pytest
 from embtune_pipeline import cli
 from embtune_pipeline.definitions import build_definitions
 from embtune_pipeline.lib.registry import ModelRegistry, bind_index
+from embtune_pipeline.runner import materialize_retune
 from embtune_pipeline.settings import load_settings
 from embtune_pipeline_tests.conftest import asset_metadata, run_pipeline
 
@@ -39,6 +40,9 @@ def test_champion_reevaluation_stale_index_and_rollback(jaguar_beir, write_setti
     first = run_pipeline(settings, run_config=LEARNS, instance=instance)
     assert asset_metadata(first, "registered_model")["alias"] == "champion"
     bind_index(s.layout.index_bindings, "docs-prod", "embtune", registry.champion().version)
+    refresh = defs.get_sensor_def("registry_changed_sensor").evaluate_tick(
+        dg.build_sensor_context(instance=instance, definitions=defs))
+    assert [r.job_name for r in refresh.run_requests] == ["refresh_index_bindings"]
 
     q1 = quarterly.execute_in_process(instance=instance)
     history = asset_metadata(q1, "eval_history")
@@ -50,6 +54,11 @@ def test_champion_reevaluation_stale_index_and_rollback(jaguar_beir, write_setti
     second = run_pipeline(settings, run_config={"ops": {"finetuned_model": {"config": {
         "learning_rate": 1e-3, "epochs": 4, "seed": 1}}}}, instance=instance)
     assert asset_metadata(second, "registered_model")["previous_champion"] == "1"
+    assert registry.champion().version == "2"
+
+    first_snapshot = instance.get_dynamic_partitions("corpus_snapshots")[0]
+    backfill = materialize_retune(defs, instance, s.base_model_keys[0], first_snapshot, run_config=LEARNS)
+    assert asset_metadata(backfill, "registered_model")["alias"] == "(unchanged)"  # no step back by backfill
     assert registry.champion().version == "2"
 
     q2 = quarterly.execute_in_process(instance=instance)
