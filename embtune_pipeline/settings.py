@@ -141,6 +141,8 @@ class MiningKnobs(_Strict):
     rank_end: int = Field(50, ge=1)
     relative_margin: float = Field(0.05, ge=0, lt=1, description="drop candidates scored above (1-m)*positive")
     negatives_per_query: int = Field(1, ge=0)
+    round_trip_k: int = Field(0, ge=0, description="keep a synthetic query only if its own document is in the "
+                              "base model's top k for it; 0 keeps all")
     seed: int = 0
 
     @model_validator(mode="after")

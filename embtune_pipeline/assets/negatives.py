@@ -8,7 +8,7 @@ import pandas as pd
 from embtune_pipeline.assets._common import effective, optional_config, table_metadata, timed
 from embtune_pipeline.lib.chunking import chunk_doc_ids, embedding_text
 from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encode_cached
-from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives
+from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives, round_trip_kept
 from embtune_pipeline.lib.models import load_model, model_fingerprint, resolve_model_path
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
@@ -66,10 +66,16 @@ def hard_negatives(config: MiningConfig, settings: SettingsResource, training_pa
         model = load_model(emb["model_path"], emb["max_seq_length"])
         query_vecs, _ = encode_cached(store, model, training_pairs["query"].tolist(), emb["batch_size"])
         pos_vecs, _ = encode_cached(store, model, training_pairs["positive"].tolist(), emb["batch_size"])
-        pos_scores = np.einsum("ij,ij->i", query_vecs, pos_vecs)
         docs = chunk_doc_ids(corpus)
         known = training_pairs.groupby("query")["positive_doc_id"].agg(lambda d: {x for x in d if isinstance(x, str)})
         known_per_pair = [known[q] for q in training_pairs["query"]]
+        round_trip = round_trip_kept(query_vecs, corpus_vecs, docs, known_per_pair, knobs.round_trip_k)
+        keep = round_trip | (training_pairs["source"] != "synthetic").to_numpy()  # real queries always train
+        meta["rejected_round_trip"] = int((~keep).sum())
+        training_pairs = training_pairs[keep].reset_index(drop=True)
+        query_vecs, pos_vecs = query_vecs[keep], pos_vecs[keep]
+        known_per_pair = [k for k, ok in zip(known_per_pair, keep) if ok]
+        pos_scores = np.einsum("ij,ij->i", query_vecs, pos_vecs)
         negatives, stats = mine_hard_negatives(query_vecs, pos_scores, corpus_vecs, docs, known_per_pair,
                                                knobs.rank_start, knobs.rank_end, knobs.relative_margin,
                                                knobs.negatives_per_query)
@@ -88,5 +94,6 @@ def hard_negatives(config: MiningConfig, settings: SettingsResource, training_pa
     rows["provenance"] = pairs["provenance"].values
     rows["positive_score"] = pos_scores[complete]
     meta.update({**{k: int(v) for k, v in stats.items()}, "rank_window": f"{knobs.rank_start}-{knobs.rank_end}",
+                 "round_trip_k": knobs.round_trip_k,
                  "relative_margin": knobs.relative_margin, **table_metadata(rows)})
     return dg.Output(rows, metadata=meta)

@@ -54,6 +54,17 @@ def mine_hard_negatives(
     return out, dict(stats)
 
 
+def round_trip_kept(query_vecs: np.ndarray, corpus_vecs: np.ndarray, chunk_docs: list[list[str]],
+                    known_positives: list[set[str]], k: int) -> np.ndarray:
+    """Round-trip filter: True where one of the query's positive documents is in the base model's top k. A
+    generated query its own passage does not answer, as the base model sees it, is more often noise than signal."""
+    if k <= 0 or len(query_vecs) == 0:
+        return np.ones(len(query_vecs), dtype=bool)
+    _, rows = top_k(query_vecs, corpus_vecs, k)
+    return np.array([any(r >= 0 and positives.intersection(chunk_docs[r]) for r in row)
+                     for row, positives in zip(rows, known_positives)], dtype=bool)
+
+
 def fill_random(negatives: list[list[int]], known_positives: list[set[str]], chunk_docs: list[list[str]],
                 per_query: int, seed: int) -> int:
     """Top up pairs short of negatives with random chunks (never a known positive), so every training row has

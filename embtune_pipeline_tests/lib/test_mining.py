@@ -1,6 +1,6 @@
 import numpy as np
 
-from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives
+from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives, round_trip_kept
 
 
 def _unit(v):
@@ -37,3 +37,13 @@ def test_fill_random_tops_up_without_positives():
     negs = [[], [1]]
     added = fill_random(negs, [{"d0"}, set()], [["d0"], ["d1"], ["d2"]], per_query=2, seed=0)
     assert added == 3 and all(len(n) == 2 for n in negs) and 0 not in negs[0]
+
+
+def test_the_round_trip_filter_keeps_queries_whose_own_document_the_base_model_finds():
+    corpus = np.eye(4, dtype=np.float32)
+    docs = [["a"], ["b"], ["c"], ["d"]]
+    queries = np.array([[1, 0.1, 0, 0], [0.9, 0.5, 0, 0], [0.2, 0.1, 0.05, 1]], dtype=np.float32)
+    positives = [{"a"}, {"b"}, {"c"}]
+    assert round_trip_kept(queries, corpus, docs, positives, 1).tolist() == [True, False, False]
+    assert round_trip_kept(queries, corpus, docs, positives, 2).tolist() == [True, True, False]
+    assert round_trip_kept(queries, corpus, docs, positives, 0).tolist() == [True, True, True]
