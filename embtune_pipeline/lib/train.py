@@ -153,3 +153,21 @@ def train_model(
     history = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
     return TrainResult(model_dir=output_dir, steps=int(trainer.state.global_step), loss_history=history,
                        resumed_from=last, train_seconds=seconds)
+
+
+def interpolate_weights(base_dir: Path, tuned_dir: Path, alpha: float, output_dir: Path) -> Path:
+    """WiSE-FT: weights (1 - alpha) * base + alpha * tuned, saved as a sentence-transformers directory. Keeps
+    part of what the base knew; alpha 1 is the tuned model, 0 the base."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], not {alpha}")
+    base, tuned = load_model(base_dir), load_model(tuned_dir)
+    base_state = base.state_dict()
+    mixed = {}
+    for name, value in tuned.state_dict().items():
+        if name not in base_state or base_state[name].shape != value.shape:
+            raise ValueError(f"{base_dir} and {tuned_dir} differ in {name}: not the same architecture")
+        mixed[name] = (1 - alpha) * base_state[name] + alpha * value if value.is_floating_point() else value
+    tuned.load_state_dict(mixed)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tuned.save(str(output_dir))
+    return output_dir

@@ -1,7 +1,9 @@
 import pandas as pd
+import pytest
+import torch
 
 from embtune_pipeline.lib.models import load_model
-from embtune_pipeline.lib.train import train_model, training_key
+from embtune_pipeline.lib.train import interpolate_weights, train_model, training_key
 
 
 def _pairs(n=24):
@@ -48,3 +50,18 @@ def test_training_key_changes_with_inputs():
     k = training_key(p, {"epochs": 1}, "fp", 64)
     assert k == training_key(p.copy(), {"epochs": 1}, "fp", 64)
     assert k != training_key(p, {"epochs": 2}, "fp", 64) != training_key(p.head(3), {"epochs": 1}, "fp", 64)
+
+
+def test_interpolated_weights_lie_between_base_and_tuned(tiny_model, tmp_path):
+    tuned = load_model(tiny_model)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(1.0)
+    tuned.save(str(tmp_path / "tuned"))
+    half = load_model(interpolate_weights(tiny_model, tmp_path / "tuned", 0.25, tmp_path / "mix"))
+    base = load_model(tiny_model)
+    for (name, b), m in zip(base.state_dict().items(), half.state_dict().values()):
+        if b.is_floating_point():
+            assert torch.allclose(m, b + 0.25, atol=1e-5), name
+    with pytest.raises(ValueError, match="alpha"):
+        interpolate_weights(tiny_model, tmp_path / "tuned", 1.5, tmp_path / "bad")
