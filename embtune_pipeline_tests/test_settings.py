@@ -67,3 +67,16 @@ def test_llm_params_that_are_not_secrets_are_accepted(tmp_path):
     s = load_settings(_write(tmp_path, {"corpus": {"format": "dir", "path": "."},
                                         "generator": {"model": "smollm2", "params": {"max_tokens": 64}}}))
     assert s.generator.params == {"max_tokens": 64}
+
+
+def test_base_models_are_partitions_named_by_their_last_path_part(tmp_path):
+    corpus = {"format": "python-docs"}
+    s = load_settings(_write(tmp_path, {"corpus": corpus, "base_model": "/models/My_Model.v2/"}))
+    assert s.base_models == ["/models/My_Model.v2/"] and s.base_model_keys == ["my-model-v2"]
+    assert s.base_model_ref("my-model-v2") == "/models/My_Model.v2/"
+    with pytest.raises(SettingsError, match="not in the settings' base_models"):
+        s.base_model_ref("gone")
+    with pytest.raises(SettingsError, match="same partition key twice"):
+        load_settings(_write(tmp_path, {"corpus": corpus, "base_models": ["/a/minilm", "/b/MiniLM"]}))
+    with pytest.raises(SettingsError, match="base_models or base_model, not both"):
+        load_settings(_write(tmp_path, {"corpus": corpus, "base_model": "x", "base_models": ["y"]}))
