@@ -25,10 +25,8 @@ def registered_model(context: dg.AssetExecutionContext, settings: SettingsResour
     registry = registry_for(s)
     base_key, snapshot = keys_of(context)
     report, model = eval_report, finetuned_model
-    existing = registry.client.search_model_versions(f"name='{registry.name}' and run_id='{model['mlflow_run_id']}'")
-    if existing:  # the same training run (a rerun reused the model): one version, not two
-        version = registry.get(max(existing, key=lambda v: int(v.version)).version)
-    else:
+    version = registry.version_for_run(model["mlflow_run_id"])  # a rerun that reused the model: same version
+    if version is None:
         version = registry.register(model["mlflow_run_id"], {
             "base_model": model["base_model"], "base_model_key": base_key, "snapshot": snapshot,
             "dagster_run_id": context.run_id, "model_dir": model["model_dir"], "training_key": model["training_key"],

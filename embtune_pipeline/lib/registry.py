@@ -55,6 +55,11 @@ class ModelRegistry:
                                               tags={tag_key(k): str(v) for k, v in tags.items()})
         return self.get(mv.version)
 
+    def version_for_run(self, run_id: str) -> Optional[Version]:
+        """The version already registered from this training run, if any: a rerun must not register it twice."""
+        found = self.client.search_model_versions(f"name='{self.name}' and run_id='{run_id}'")
+        return self.get(max(found, key=lambda v: int(v.version)).version) if found else None
+
     def get(self, version: str) -> Version:
         mv = self.client.get_model_version(self.name, str(version))
         return Version(str(mv.version), dict(mv.tags), list(mv.aliases), mv.source)
