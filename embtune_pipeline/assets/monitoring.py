@@ -10,10 +10,9 @@ import pandas as pd
 from embtune_pipeline.assets._common import png_markdown, registry_for, table_metadata, timed
 from embtune_pipeline.lib.chunking import chunk_documents
 from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, measure_model
-from embtune_pipeline.lib.ingest import read_pairs, settle_problems
 from embtune_pipeline.lib.models import load_tokenizer, model_fingerprint, resolve_model_path
 from embtune_pipeline.lib.monitoring import HISTORY_COLUMNS, history_chart, history_row, recommend_upgrade
-from embtune_pipeline.lib.pairs import drop_unknown_documents, eval_from_judgments
+from embtune_pipeline.lib.pairs import judged_eval_set
 from embtune_pipeline.lib.snapshots import SnapshotStore, read_current_documents
 from embtune_pipeline.partitions import SNAPSHOTS, retune_key
 from embtune_pipeline.resources.settings import SettingsResource
@@ -50,12 +49,8 @@ def eval_history(settings: SettingsResource) -> dg.Output[pd.DataFrame]:
         base_ref = champion.tags["base_model"]
         docs, _ = read_current_documents(s)
         chunks = _chunk(s, docs, base_ref)
-        raw, problems = read_pairs(ps.path, ps.resolved_format, ps.split, ps.query_column, ps.doc_id_column,
-                                   ps.answer_column, ps.score_column)
-        known, unknown = drop_unknown_documents(raw, chunks)
-        settle_problems(problems + unknown, s.corpus.bad_rows, s.layout.quarantine("monitoring_eval_set"))
-        evals = eval_from_judgments(known[known["doc_id"].notna()], str(ps.path), s.run.eval_split.max_queries,
-                                    s.run.eval_split.seed)
+        evals, _ = judged_eval_set(ps, chunks, s.corpus.bad_rows, s.layout.quarantine("monitoring_eval_set"),
+                                   s.run.eval_split.max_queries, s.run.eval_split.seed)
         base_pq = _measure(s, resolve_model_path(base_ref), chunks, evals)
         champion_pq = _measure(s, registry_for(s).local_dir(champion, s.layout.downloaded_models), chunks, evals)
     row = history_row(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), champion.version, base_ref, str(ps.path),

@@ -8,13 +8,14 @@ from embtune_pipeline.assets._common import effective, optional_config, table_me
 from embtune_pipeline.lib.cache import AnswerCache
 from embtune_pipeline.lib.filters import filter_queries
 from embtune_pipeline.lib.generate import DEFAULT_PROMPT, ICT, generate_queries
-from embtune_pipeline.lib.ingest import normalize_query, read_pairs, settle_problems
+from embtune_pipeline.lib.ingest import normalize_query, settle_problems
 from embtune_pipeline.lib.pairs import (
     USER_PAIR_COLUMNS,
     attach_targets,
-    drop_unknown_documents,
     eval_from_judgments,
     held_out,
+    judged_eval_set,
+    read_pairs_file,
     style_examples,
     synthetic_eval,
 )
@@ -23,16 +24,11 @@ from embtune_pipeline.lib.pairs import (
 )
 from embtune_pipeline.partitions import RETUNE_PARTITIONS
 from embtune_pipeline.resources.settings import SettingsResource
-from embtune_pipeline.settings import GenerateKnobs, PairsSettings, Settings
+from embtune_pipeline.settings import GenerateKnobs, Settings
 
 GenerateConfig = optional_config(GenerateKnobs, "GenerateConfig")
 
 MIN_REAL_EVAL_QUERIES = 20  # fewer held-out real queries than this cannot measure anything
-
-
-def _read(ps: PairsSettings):
-    return read_pairs(ps.path, ps.resolved_format, ps.split, ps.query_column, ps.doc_id_column, ps.answer_column,
-                      ps.score_column)
 
 
 @dg.asset(group_name="queries", partitions_def=RETUNE_PARTITIONS)
@@ -44,7 +40,7 @@ def user_pairs(settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd
         for source, ps in (("click_logs", s.click_logs), ("qa_pairs", s.qa_pairs)):
             if ps is None:
                 continue
-            raw, problems = _read(ps)
+            raw, problems = read_pairs_file(ps)
             pairs, unknown = attach_targets(raw, corpus, source)
             meta[f"{source}_pairs"] = len(pairs)
             meta[f"{source}_quarantined_rows"] = settle_problems(problems + unknown, s.corpus.bad_rows,
@@ -58,7 +54,7 @@ def user_pairs(settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd
 def _real_eval_queries(s: Settings) -> set[str]:
     if s.eval_set is None:
         return set()
-    raw, _ = _read(s.eval_set)
+    raw, _ = read_pairs_file(s.eval_set)
     return set(raw["query"].map(normalize_query))
 
 
@@ -133,12 +129,10 @@ def eval_set(settings: SettingsResource, corpus: pd.DataFrame, user_pairs: pd.Da
 
 def _build_eval_set(s: Settings, knobs, corpus, user_pairs, synthetic_queries, meta: dict) -> pd.DataFrame:
     if s.eval_set is not None:
-        raw, problems = _read(s.eval_set)
-        known, unknown = drop_unknown_documents(raw, corpus)
-        meta["quarantined_rows"] = settle_problems(problems + unknown, s.corpus.bad_rows,
-                                                   s.layout.quarantine("eval_set"))
-        return eval_from_judgments(known[known["doc_id"].notna()], str(s.eval_set.path), knobs.max_queries,
-                                   knobs.seed)
+        result, meta["quarantined_rows"] = judged_eval_set(s.eval_set, corpus, s.corpus.bad_rows,
+                                                           s.layout.quarantine("eval_set"), knobs.max_queries,
+                                                           knobs.seed)
+        return result
     real = held_out(user_pairs, knobs.holdout_fraction, knobs.seed)
     if real["query_id"].nunique() >= MIN_REAL_EVAL_QUERIES:
         sources = "+".join(sorted(real["source"].unique()))

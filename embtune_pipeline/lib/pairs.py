@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from embtune_pipeline.lib.errors import RowProblem
-from embtune_pipeline.lib.ingest import normalize_query
+from embtune_pipeline.lib.ingest import normalize_query, read_pairs, settle_problems
 from embtune_pipeline.lib.sampling import stable_fraction, stable_sample
 
 USER_PAIR_COLUMNS = ["query_id", "query", "doc_id", "positive_chunk_id", "positive", "score", "source",
@@ -126,3 +126,19 @@ def training_pairs(synthetic: pd.DataFrame, user_pairs: pd.DataFrame, chunks: pd
     counts = {"not_relevant": int((~relevant).sum()), "held_out_synthetic": int(held.sum()),
               "leaked_eval_queries": int(leaked.sum()), "duplicates": before - len(pairs)}
     return pairs, counts
+
+
+def read_pairs_file(ps) -> tuple[pd.DataFrame, list[RowProblem]]:
+    """The rows of a pairs file as its settings section (settings.PairsSettings) describes them."""
+    return read_pairs(ps.path, ps.resolved_format, ps.split, ps.query_column, ps.doc_id_column, ps.answer_column,
+                      ps.score_column)
+
+
+def judged_eval_set(ps, chunks: pd.DataFrame, bad_rows: str, quarantine_file, max_queries: int,
+                    seed: int) -> tuple[pd.DataFrame, int]:
+    """An eval set from a file of labelled queries: rows aimed at documents the corpus lacks fail or are
+    quarantined (bad_rows); returns the eval rows and the count set aside."""
+    raw, problems = read_pairs_file(ps)
+    known, unknown = drop_unknown_documents(raw, chunks)
+    quarantined = settle_problems(problems + unknown, bad_rows, quarantine_file)
+    return eval_from_judgments(known[known["doc_id"].notna()], str(ps.path), max_queries, seed), quarantined
