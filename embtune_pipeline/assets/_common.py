@@ -68,3 +68,11 @@ def registry_for(s):
     from embtune_pipeline.lib.registry import ModelRegistry
 
     return ModelRegistry(s.mlflow_tracking_uri, s.registry.model_name, s.mlflow.ui_url)
+
+
+def model_store(s, model_path, max_seq_length: int):
+    """The embedding cache of one model at one max_seq_length: vectors keyed by content, never encoded twice."""
+    from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key
+    from embtune_pipeline.lib.models import model_fingerprint
+
+    return EmbeddingStore(s.layout.embeddings(embedding_key(model_fingerprint(model_path), max_seq_length)))

@@ -5,10 +5,9 @@ import dagster as dg
 import pandas as pd
 
 from embtune_pipeline.assets._common import effective, optional_config, table_metadata, timed
-from embtune_pipeline.lib.chunking import chunk_documents, snapshot_id
-from embtune_pipeline.lib.models import load_tokenizer
+from embtune_pipeline.lib.chunking import snapshot_id
 from embtune_pipeline.lib.sampling import stable_sample
-from embtune_pipeline.lib.snapshots import SnapshotStore
+from embtune_pipeline.lib.snapshots import SnapshotStore, chunk_as_configured
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import SampleKnobs
@@ -21,14 +20,12 @@ def corpus(context: dg.AssetExecutionContext, settings: SettingsResource) -> dg.
     """The snapshot's documents, normalized and chunked with the base model's tokenizer (token-aware,
     overlapping), exact duplicates collapsed, one content hash per chunk."""
     s = settings.get()
-    c = s.corpus
     base_model, snapshot = keys_of(context)
     store = SnapshotStore(s.layout.snapshot)
     meta: dict = {}
     with timed(meta):
         docs = store.load(snapshot)
-        tokenizer = load_tokenizer(c.tokenizer or s.base_model_ref(base_model))
-        chunks, duplicates = chunk_documents(docs, tokenizer, c.chunk_tokens, c.chunk_overlap)
+        chunks, duplicates = chunk_as_configured(s, docs, s.base_model_ref(base_model))
     info = store.info(snapshot)
     quarantined = int(info.get("quarantined_rows", 0))
     meta.update({

@@ -8,6 +8,7 @@ import pandas as pd
 
 from embtune_pipeline.assets._common import (
     effective,
+    model_store,
     optional_config,
     png_markdown,
     table_metadata,
@@ -16,9 +17,9 @@ from embtune_pipeline.assets._common import (
 )
 from embtune_pipeline.assets.negatives import corpus_texts, store_for
 from embtune_pipeline.lib.chunking import chunk_doc_ids
-from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encode_cached, text_hash
+from embtune_pipeline.lib.embeddings import encode_cached, text_hash
 from embtune_pipeline.lib.evaluate import METRICS, evaluate_vectors, paired_comparison, qrels_of, summarize
-from embtune_pipeline.lib.models import load_model, model_fingerprint
+from embtune_pipeline.lib.models import load_model
 from embtune_pipeline.lib.report import build_report, chart_png, comparison_rows, markdown_table
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
@@ -75,8 +76,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
     meta: dict = {}
     with timed(meta):
         tuned_model = load_model(tuned["model_dir"], tuned["max_seq_length"])
-        tuned_store = EmbeddingStore(s.layout.embeddings(embedding_key(model_fingerprint(tuned["model_dir"]),
-                                                                       tuned["max_seq_length"])))
+        tuned_store = model_store(s, tuned["model_dir"], tuned["max_seq_length"])
         tuned_corpus, _ = tuned_store.encode(tuned_model, corpus["chunk_hash"].tolist(), corpus_texts(corpus),
                                              emb["batch_size"])
         tuned_queries, _ = encode_cached(tuned_store, tuned_model, texts, emb["batch_size"])

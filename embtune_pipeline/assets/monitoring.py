@@ -7,13 +7,12 @@ import time
 import dagster as dg
 import pandas as pd
 
-from embtune_pipeline.assets._common import png_markdown, registry_for, table_metadata, timed
-from embtune_pipeline.lib.chunking import chunk_documents
-from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, measure_model
-from embtune_pipeline.lib.models import load_tokenizer, model_fingerprint, resolve_model_path
+from embtune_pipeline.assets._common import model_store, png_markdown, registry_for, table_metadata, timed
+from embtune_pipeline.lib.embeddings import measure_model
+from embtune_pipeline.lib.models import resolve_model_path
 from embtune_pipeline.lib.monitoring import HISTORY_COLUMNS, history_chart, history_row, recommend_upgrade
 from embtune_pipeline.lib.pairs import judged_eval_set
-from embtune_pipeline.lib.snapshots import SnapshotStore, read_current_documents
+from embtune_pipeline.lib.snapshots import SnapshotStore, chunk_as_configured, read_current_documents
 from embtune_pipeline.partitions import SNAPSHOTS, retune_key
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import Settings
@@ -22,13 +21,8 @@ from embtune_pipeline.settings import Settings
 def _measure(s: Settings, model_path, chunks: pd.DataFrame, evals: pd.DataFrame) -> pd.DataFrame:
     """One model's per-query metrics, with vectors from (and into) the shared content-keyed cache."""
     e = s.run.embed
-    store = EmbeddingStore(s.layout.embeddings(embedding_key(model_fingerprint(model_path), e.max_seq_length)))
-    return measure_model(model_path, e.max_seq_length, store, chunks, evals, e.batch_size)
-
-
-def _chunk(s: Settings, docs: pd.DataFrame, base_model: str) -> pd.DataFrame:
-    c = s.corpus
-    return chunk_documents(docs, load_tokenizer(c.tokenizer or base_model), c.chunk_tokens, c.chunk_overlap)[0]
+    return measure_model(model_path, e.max_seq_length, model_store(s, model_path, e.max_seq_length), chunks, evals,
+                         e.batch_size)
 
 
 @dg.asset(group_name="monitoring")
@@ -48,7 +42,7 @@ def eval_history(settings: SettingsResource) -> dg.Output[pd.DataFrame]:
     with timed(meta):
         base_ref = champion.tags["base_model"]
         docs, _ = read_current_documents(s)
-        chunks = _chunk(s, docs, base_ref)
+        chunks, _ = chunk_as_configured(s, docs, base_ref)
         evals, _ = judged_eval_set(ps, chunks, s.corpus.bad_rows, s.layout.quarantine("monitoring_eval_set"),
                                    s.run.eval_split.max_queries, s.run.eval_split.seed)
         base_pq = _measure(s, resolve_model_path(base_ref), chunks, evals)
@@ -90,7 +84,8 @@ def base_model_upgrade(context: dg.AssetExecutionContext, settings: SettingsReso
                          "synthetic (configure eval_set)")
     champion_chunks = stored("corpus", champion_key)
     if champion_chunks is None:
-        champion_chunks = _chunk(s, SnapshotStore(s.layout.snapshot).load(snapshot), champion.tags["base_model"])
+        champion_chunks, _ = chunk_as_configured(s, SnapshotStore(s.layout.snapshot).load(snapshot),
+                                                 champion.tags["base_model"])
     champion_pq = _measure(s, registry.local_dir(champion, s.layout.downloaded_models), champion_chunks, evals)
     samples = s.run.evaluate.bootstrap_samples
     candidates, rows = {}, []

@@ -90,3 +90,13 @@ def read_current_documents(settings) -> tuple[pd.DataFrame, int]:
     if docs.empty:
         raise file_problem(c.path or c.format, "the corpus has no usable document")
     return docs, quarantined
+
+
+def chunk_as_configured(settings, docs: pd.DataFrame, base_model: str) -> tuple[pd.DataFrame, int]:
+    """Chunks of `docs` as the settings ask, with the base model's tokenizer (or corpus.tokenizer); returns the
+    chunks and the number of duplicate chunks collapsed."""
+    from embtune_pipeline.lib.chunking import chunk_documents
+    from embtune_pipeline.lib.models import load_tokenizer
+
+    c = settings.corpus
+    return chunk_documents(docs, load_tokenizer(c.tokenizer or base_model), c.chunk_tokens, c.chunk_overlap)
