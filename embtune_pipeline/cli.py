@@ -22,6 +22,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from embtune_pipeline.lib.registry import registry_for  # noqa: E402  (light: mlflow is imported on use)
+
 
 def _instance():
     import dagster as dg
@@ -29,12 +31,6 @@ def _instance():
     if not os.environ.get("DAGSTER_HOME"):
         sys.exit("embtune: set DAGSTER_HOME (the README uses the repository folder) so runs are recorded")
     return dg.DagsterInstance.get()
-
-
-def _registry(s):
-    from embtune_pipeline.lib.registry import ModelRegistry
-
-    return ModelRegistry(s.mlflow_tracking_uri, s.registry.model_name, s.mlflow.ui_url)
 
 
 def cmd_run(s, args) -> int:
@@ -73,7 +69,7 @@ def cmd_snapshot(s, args) -> int:
 def cmd_champion(s, args) -> int:
     from embtune_pipeline.lib.registry import CHALLENGER, CHAMPION
 
-    registry = _registry(s)
+    registry = registry_for(s)
     for alias in (CHAMPION, CHALLENGER):
         v = registry.by_alias(alias)
         if v is None:
@@ -86,7 +82,7 @@ def cmd_champion(s, args) -> int:
 
 
 def cmd_promote(s, args) -> int:
-    registry = _registry(s)
+    registry = registry_for(s)
     version = registry.get(args.version)
     if version.tags.get("promotable") != "True":
         sys.exit(f"embtune: {registry.name} v{args.version} is not promotable: it did not beat its base on real "
@@ -98,7 +94,7 @@ def cmd_promote(s, args) -> int:
 
 
 def cmd_rollback(s, args) -> int:
-    registry = _registry(s)
+    registry = registry_for(s)
     try:
         old, new = registry.rollback()
     except ValueError as e:
@@ -110,7 +106,7 @@ def cmd_rollback(s, args) -> int:
 def cmd_bind_index(s, args) -> int:
     from embtune_pipeline.lib.registry import bind_index
 
-    registry = _registry(s)
+    registry = registry_for(s)
     version = args.version
     if version is None:
         champion = registry.champion()
@@ -126,7 +122,7 @@ def cmd_bind_index(s, args) -> int:
 def cmd_indexes(s, args) -> int:
     from embtune_pipeline.lib.registry import read_bindings, stale_indexes
 
-    registry = _registry(s)
+    registry = registry_for(s)
     champion = registry.champion()
     bindings = read_bindings(s.layout.index_bindings)
     stale = stale_indexes(bindings, registry.name, champion.version if champion else None)

@@ -63,13 +63,6 @@ def png_markdown(path, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
 
 
-def registry_for(s):
-    """The MLflow Model Registry the settings describe (imported late: mlflow is slow to import)."""
-    from embtune_pipeline.lib.registry import ModelRegistry
-
-    return ModelRegistry(s.mlflow_tracking_uri, s.registry.model_name, s.mlflow.ui_url)
-
-
 def model_store(s, model_path, max_seq_length: int):
     """The embedding cache of one model at one max_seq_length: vectors keyed by content, never encoded twice."""
     from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key

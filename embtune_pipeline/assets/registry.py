@@ -4,9 +4,9 @@
 import dagster as dg
 import pandas as pd
 
-from embtune_pipeline.assets._common import registry_for, table_metadata
+from embtune_pipeline.assets._common import table_metadata
 from embtune_pipeline.lib.evaluate import METRICS
-from embtune_pipeline.lib.registry import CHALLENGER, CHAMPION, read_bindings, stale_indexes
+from embtune_pipeline.lib.registry import CHALLENGER, CHAMPION, read_bindings, registry_for, stale_indexes
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
 

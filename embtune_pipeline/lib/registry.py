@@ -61,17 +61,15 @@ class ModelRegistry:
         return self.get(max(found, key=lambda v: int(v.version)).version) if found else None
 
     def get(self, version: str) -> Version:
-        mv = self.client.get_model_version(self.name, str(version))
-        return Version(str(mv.version), dict(mv.tags), list(mv.aliases), mv.source)
+        return _version(self.client.get_model_version(self.name, str(version)))
 
     def by_alias(self, alias: str) -> Optional[Version]:
         from mlflow.exceptions import MlflowException
 
         try:
-            mv = self.client.get_model_version_by_alias(self.name, alias)
+            return _version(self.client.get_model_version_by_alias(self.name, alias))
         except MlflowException:
             return None
-        return Version(str(mv.version), dict(mv.tags), list(mv.aliases), mv.source)
 
     def champion(self) -> Optional[Version]:
         return self.by_alias(CHAMPION)
@@ -126,6 +124,15 @@ class ModelRegistry:
 
     def version_url(self, version: str) -> str:
         return f"{self.ui_url or '(start `mlflow ui`)'}/#/models/{self.name}/versions/{version}"
+
+
+def registry_for(settings) -> ModelRegistry:
+    """The registry a settings file describes."""
+    return ModelRegistry(settings.mlflow_tracking_uri, settings.registry.model_name, settings.mlflow.ui_url)
+
+
+def _version(mv) -> Version:
+    return Version(str(mv.version), dict(mv.tags), list(mv.aliases), mv.source)
 
 
 def tag_key(name: str) -> str:
