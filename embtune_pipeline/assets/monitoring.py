@@ -2,7 +2,6 @@
 
 
 import json
-import time
 
 import dagster as dg
 import pandas as pd
@@ -14,6 +13,7 @@ from embtune_pipeline.lib.monitoring import HISTORY_COLUMNS, history_chart, hist
 from embtune_pipeline.lib.pairs import judged_eval_set
 from embtune_pipeline.lib.registry import registry_for
 from embtune_pipeline.lib.snapshots import SnapshotStore, chunk_as_configured, read_current_documents
+from embtune_pipeline.lib.storage import utc_now
 from embtune_pipeline.partitions import SNAPSHOTS, retune_key
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import Settings
@@ -48,7 +48,7 @@ def eval_history(settings: SettingsResource) -> dg.Output[pd.DataFrame]:
                                    s.run.eval_split.max_queries, s.run.eval_split.seed)
         base_pq = _measure(s, resolve_model_path(base_ref), chunks, evals)
         champion_pq = _measure(s, registry_for(s).local_dir(champion, s.layout.downloaded_models), chunks, evals)
-    row = history_row(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), champion.version, base_ref, str(ps.path),
+    row = history_row(utc_now(), champion.version, base_ref, str(ps.path),
                       base_pq, champion_pq, s.run.evaluate.bootstrap_samples)
     history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)[HISTORY_COLUMNS]
     chart = history_chart(history, s.layout.reports() / "eval_history.png")

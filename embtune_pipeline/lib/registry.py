@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from embtune_pipeline.lib.storage import utc_now, write_atomically
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -82,7 +83,7 @@ class ModelRegistry:
         if previous:
             self.client.set_model_version_tag(self.name, str(version), "previous_champion", previous.version)
         self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
-        self.client.set_model_version_tag(self.name, str(version), "promoted_at", _now())
+        self.client.set_model_version_tag(self.name, str(version), "promoted_at", utc_now())
         if (challenger := self.by_alias(CHALLENGER)) and challenger.version == str(version):
             self.client.delete_registered_model_alias(self.name, CHALLENGER)
         return previous.version if previous else None
@@ -100,7 +101,7 @@ class ModelRegistry:
             raise ValueError(f"champion version {current.version} of {self.name!r} replaced no earlier version: "
                              "nothing to roll back to")
         self.client.set_registered_model_alias(self.name, CHAMPION, previous)
-        self.client.set_model_version_tag(self.name, current.version, "rolled_back_at", _now())
+        self.client.set_model_version_tag(self.name, current.version, "rolled_back_at", utc_now())
         return current.version, previous
 
     def local_dir(self, version: Version, cache_dir: Path) -> str:
@@ -140,10 +141,6 @@ def tag_key(name: str) -> str:
     return name.replace("@", "_at_")
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 # ---------------------------------------------------------------- index bindings
 
 
@@ -163,12 +160,8 @@ def bind_index(path: Path, index: str, model: str, version: str, note: str = "")
     if not index.strip():
         raise ValueError("an index name is required")
     bindings = read_bindings(path)
-    bindings[index] = {"model": model, "version": str(version), "bound_at": _now(), "note": note}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(bindings, indent=2, sort_keys=True))
-    tmp.replace(path)
+    bindings[index] = {"model": model, "version": str(version), "bound_at": utc_now(), "note": note}
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(bindings, indent=2, sort_keys=True)))
     return bindings[index]
 
 

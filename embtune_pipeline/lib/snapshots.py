@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pandas as pd
 
 from embtune_pipeline.lib.errors import file_problem
 from embtune_pipeline.lib.ingest import DOC_COLUMNS, read_documents, settle_problems
+from embtune_pipeline.lib.storage import utc_now, write_atomically
 
 
 def document_hashes(docs: pd.DataFrame) -> pd.Series:
@@ -58,12 +58,9 @@ class SnapshotStore:
         path = Path(self._path_of(key))
         new = not path.exists()
         if new:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".part")
-            docs[DOC_COLUMNS].to_parquet(tmp, index=False)
-            tmp.replace(path)
+            write_atomically(path, lambda tmp: docs[DOC_COLUMNS].to_parquet(tmp, index=False))
             info = {"key": key, "documents": len(docs), "quarantined_rows": quarantined, "source": source,
-                    "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                    "registered_at": utc_now()}
             path.with_suffix(".json").write_text(json.dumps(info, indent=2))
         return Snapshot(key, docs, quarantined, new)
 

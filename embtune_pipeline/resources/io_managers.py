@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from embtune_pipeline.lib.storage import write_atomically
 from embtune_pipeline.resources.settings import SettingsResource
 
 
@@ -23,13 +24,10 @@ class TableIOManager(dg.ConfigurableIOManager):
         partition = context.partition_key if context.has_partition_key else None
         table = isinstance(obj, pd.DataFrame)
         path = self._path(context.asset_key, partition, ".parquet" if table else ".json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
         if table:
-            obj.to_parquet(tmp, index=False)
+            write_atomically(path, lambda tmp: obj.to_parquet(tmp, index=False))
         else:
-            tmp.write_text(json.dumps(obj, indent=2, default=str))
-        tmp.replace(path)  # a failed write never leaves a half file where the last good one was
+            write_atomically(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, default=str)))
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
     def load_input(self, context: dg.InputContext):
