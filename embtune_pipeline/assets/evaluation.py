@@ -17,9 +17,8 @@ from embtune_pipeline.assets._common import (
 )
 from embtune_pipeline.assets.negatives import corpus_texts, store_for
 from embtune_pipeline.lib.chunking import chunk_doc_ids
-from embtune_pipeline.lib.embeddings import encode_cached, text_hash
+from embtune_pipeline.lib.embeddings import encode_cached, model_if_needed, text_hash
 from embtune_pipeline.lib.evaluate import METRICS, evaluate_vectors, paired_comparison, qrels_of, summarize
-from embtune_pipeline.lib.models import load_model
 from embtune_pipeline.lib.report import build_report, chart_png, comparison_rows, markdown_table
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
@@ -45,7 +44,7 @@ def base_model_eval(config: EvalConfig, settings: SettingsResource, eval_set: pd
     qids, texts, gains = qrels_of(eval_set)
     meta: dict = {}
     with timed(meta):
-        model = load_model(emb["model_path"], emb["max_seq_length"])
+        model = model_if_needed(store, [text_hash(t) for t in texts], emb["model_path"], emb["max_seq_length"])
         query_vecs, _ = encode_cached(store, model, texts, emb["batch_size"])
         per_query = evaluate_vectors(query_vecs, store.get(corpus["chunk_hash"].tolist()), chunk_doc_ids(corpus),
                                      qids, gains)
@@ -75,8 +74,9 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
     docs = chunk_doc_ids(corpus)
     meta: dict = {}
     with timed(meta):
-        tuned_model = load_model(tuned["model_dir"], tuned["max_seq_length"])
         tuned_store = model_store(s, tuned["model_dir"], tuned["max_seq_length"])
+        tuned_model = model_if_needed(tuned_store, [*corpus["chunk_hash"], *(text_hash(t) for t in texts)],
+                                      tuned["model_dir"], tuned["max_seq_length"])
         tuned_corpus, _ = tuned_store.encode(tuned_model, corpus["chunk_hash"].tolist(), corpus_texts(corpus),
                                              emb["batch_size"])
         tuned_queries, _ = encode_cached(tuned_store, tuned_model, texts, emb["batch_size"])

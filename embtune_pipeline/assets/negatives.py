@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 
 from embtune_pipeline.assets._common import effective, optional_config, table_metadata, timed
-from embtune_pipeline.lib.chunking import chunk_doc_ids, embedding_text
-from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encode_cached
+from embtune_pipeline.lib.chunking import chunk_doc_ids, embedding_text, text_hash
+from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encode_cached, model_if_needed
 from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives, round_trip_kept
-from embtune_pipeline.lib.models import load_model, model_fingerprint, resolve_model_path
+from embtune_pipeline.lib.models import model_fingerprint, resolve_model_path
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import EmbedKnobs, MiningKnobs, Settings
@@ -42,7 +42,7 @@ def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfi
     store = EmbeddingStore(s.layout.embeddings(key))
     meta: dict = {}
     with timed(meta):
-        model = load_model(path, knobs.max_seq_length)
+        model = model_if_needed(store, corpus["chunk_hash"], path, knobs.max_seq_length)
         vecs, encoded = store.encode(model, corpus["chunk_hash"].tolist(), corpus_texts(corpus), knobs.batch_size)
     value = {"base_model": base_model, "model_path": str(path), "key": key, "max_seq_length": knobs.max_seq_length,
              "batch_size": knobs.batch_size, "chunks": len(corpus), "dim": int(vecs.shape[1])}
@@ -63,7 +63,8 @@ def hard_negatives(config: MiningConfig, settings: SettingsResource, training_pa
     meta: dict = {}
     with timed(meta):
         corpus_vecs = store.get(corpus["chunk_hash"].tolist())
-        model = load_model(emb["model_path"], emb["max_seq_length"])
+        texts = [*training_pairs["query"], *training_pairs["positive"]]
+        model = model_if_needed(store, [text_hash(t) for t in texts], emb["model_path"], emb["max_seq_length"])
         query_vecs, _ = encode_cached(store, model, training_pairs["query"].tolist(), emb["batch_size"])
         pos_vecs, _ = encode_cached(store, model, training_pairs["positive"].tolist(), emb["batch_size"])
         docs = chunk_doc_ids(corpus)

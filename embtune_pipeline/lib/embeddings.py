@@ -91,19 +91,26 @@ def encode_cached(store: EmbeddingStore, model, texts: list[str], batch_size: in
     return store.encode(model, [text_hash(t) for t in texts], list(texts), batch_size)
 
 
+def model_if_needed(store: EmbeddingStore, hashes, model_path, max_seq_length: int):
+    """The model, loaded only when one of `hashes` is not stored yet (None otherwise): a rerun whose vectors are
+    all cached does not pay the load."""
+    from embtune_pipeline.lib.models import load_model
+
+    return load_model(model_path, max_seq_length) if store.missing(hashes) else None
+
+
 def measure_model(model_path, max_seq_length: int, store: EmbeddingStore, chunks: pd.DataFrame,
                   eval_set: pd.DataFrame, batch_size: int = 64, dim: int | None = None) -> pd.DataFrame:
     """Per-query metrics of one model on one eval set over one chunked corpus. Vectors come from the model's
     store; the model is loaded only when something is not stored yet."""
     from embtune_pipeline.lib.chunking import chunk_doc_ids, embedding_text
     from embtune_pipeline.lib.evaluate import evaluate_vectors, qrels_of
-    from embtune_pipeline.lib.models import load_model
 
     qids, texts, gains = qrels_of(eval_set)
     corpus_hashes = chunks["chunk_hash"].tolist()
     corpus_texts = [embedding_text(t, x) for t, x in zip(chunks["title"], chunks["text"])]
     needed = set(corpus_hashes) | {text_hash(t) for t in texts}
-    model = load_model(model_path, max_seq_length) if store.missing(needed) else None
+    model = model_if_needed(store, needed, model_path, max_seq_length)
     corpus_vecs, _ = store.encode(model, corpus_hashes, corpus_texts, batch_size)
     query_vecs, _ = encode_cached(store, model, texts, batch_size)
     return evaluate_vectors(query_vecs, corpus_vecs, chunk_doc_ids(chunks), qids, gains, dim)
