@@ -160,8 +160,28 @@ class TrainKnobs(_Strict):
     matryoshka_dims: list[int] = Field(default_factory=list, description="e.g. [384, 256, 128, 64]; [] = off")
     lora: bool = False
     lora_rank: int = Field(16, ge=1)
-    save_steps: int = Field(200, ge=1, description="checkpoint every N steps; a rerun resumes from the last")
+    save_steps: int = Field(200, ge=1, description="checkpoint every N steps; a rerun resumes from the last "
+                            "(with a validation split, checkpoints are taken at each validation instead)")
     seed: int = 0
+    validation_fraction: float = Field(0.1, ge=0, lt=1, description="share of training queries held out to pick "
+                                       "the checkpoint and WiSE-FT ratio (real queries when there are enough); "
+                                       "0 turns selection off")
+    validation_max_queries: int = Field(200, ge=1)
+    validation_min_queries: int = Field(20, ge=1, description="fewer held-out queries than this: no selection, "
+                                        "the last checkpoint is kept")
+    validation_corpus_size: int = Field(1000, ge=10, description="documents the validation queries rank: their "
+                                        "positives and negatives plus distractors from the training rows")
+    evaluations_per_epoch: int = Field(2, ge=1, description="validation scores per epoch; each is a checkpoint")
+    interpolation_alphas: list[float] = Field(
+        default_factory=lambda: [1.0, 0.75, 0.5], description="WiSE-FT ratios scored on the validation split "
+        "(1 = the tuned weights, 0 = the base); the best is saved")
+
+    @model_validator(mode="after")
+    def _alphas(self):
+        bad = [a for a in self.interpolation_alphas if not 0 <= a <= 1]
+        if bad:
+            raise ValueError(f"interpolation_alphas must lie in [0, 1]: {bad}")
+        return self
 
 
 class EmbedKnobs(_Strict):

@@ -9,6 +9,7 @@ import pandas as pd
 from embtune_pipeline.assets._common import effective, optional_config, png_markdown, tracker_for
 from embtune_pipeline.lib.report import loss_curve_png
 from embtune_pipeline.lib.train import train_model, training_key
+from embtune_pipeline.lib.validation import split_validation
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import TrainKnobs, settings_digest
@@ -31,7 +32,9 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
     emb = base_corpus_embeddings
     train_rows = hard_negatives[[c for c in hard_negatives.columns if c in ("anchor", "positive")
                                  or c.startswith("negative_")]]
-    key = training_key(train_rows, knobs.model_dump(), emb["key"], emb["max_seq_length"])
+    # the source column decides which queries validate, so it names the run too
+    key = training_key(hard_negatives[[*train_rows.columns, "source"]], knobs.model_dump(), emb["key"],
+                       emb["max_seq_length"])
     base_key, snapshot = keys_of(context)
     name = f"{base_key}-{key}"
     out_dir = s.layout.model(name)
@@ -42,13 +45,21 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
         return dg.Output(value, metadata={"reused": True, "model_dir": dg.MetadataValue.path(str(out_dir)),
                                           "mlflow_run": dg.MetadataValue.url(value["mlflow_run_url"])})
 
+    split = split_validation(hard_negatives, knobs.validation_fraction, knobs.validation_max_queries,
+                             knobs.validation_min_queries, knobs.validation_corpus_size, knobs.seed)
+    if split.validation is None:
+        context.log.warning(f"no validation split ({split.reason}): the last checkpoint is kept, unselected")
+    fit_rows = split.train_rows[train_rows.columns]
     result = train_model(
-        emb["model_path"], train_rows, out_dir, s.layout.checkpoints(name), emb["max_seq_length"],
+        emb["model_path"], fit_rows, out_dir, s.layout.checkpoints(name), emb["max_seq_length"],
         knobs.epochs, knobs.batch_size, knobs.learning_rate, knobs.warmup_ratio, knobs.matryoshka_dims,
-        knobs.lora, knobs.lora_rank, knobs.save_steps, knobs.seed)
+        knobs.lora, knobs.lora_rank, knobs.save_steps, knobs.seed, validation=split.validation,
+        evaluations_per_epoch=knobs.evaluations_per_epoch, interpolation_alphas=tuple(knobs.interpolation_alphas))
     tracker = tracker_for(s)
     params = {**knobs.model_dump(), "base_model": emb["base_model"], "max_seq_length": emb["max_seq_length"],
-              "training_pairs": len(train_rows), "negatives_per_pair": train_rows.shape[1] - 2,
+              "training_pairs": len(fit_rows), "negatives_per_pair": train_rows.shape[1] - 2,
+              "validation_queries": len(split.validation or []),
+              "interpolation_alpha": result.validation.get("alpha", 1.0),
               "generator": s.generator.model, "settings_digest": settings_digest(s)}
     tags = {"dagster_run_id": context.run_id, "base_model": emb["base_model"], "snapshot": snapshot,
             "training_key": key,
@@ -59,16 +70,34 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
              "base_model_path": emb["model_path"],
              "max_seq_length": emb["max_seq_length"], "matryoshka_dims": knobs.matryoshka_dims, "lora": knobs.lora,
              "training_key": key, "mlflow_run_id": run_id, "mlflow_run_url": tracker.run_url(run_id),
-             "training_pairs": len(train_rows), "steps": result.steps}
+             "training_pairs": len(fit_rows), "steps": result.steps, "validation": result.validation}
     record_file.write_text(json.dumps(value, indent=2))
     return dg.Output(value, metadata={
         "model_dir": dg.MetadataValue.path(str(out_dir)),
         "mlflow_run": dg.MetadataValue.url(value["mlflow_run_url"]),
         "steps": result.steps,
-        "training_pairs": len(train_rows),
+        "training_pairs": len(fit_rows),
+        **_validation_metadata(result.validation, split.reason),
         "train_seconds": round(result.train_seconds, 1),
-        "pairs_per_second": round(len(train_rows) * knobs.epochs / max(result.train_seconds, 1e-9), 2),
+        "pairs_per_second": round(len(fit_rows) * knobs.epochs / max(result.train_seconds, 1e-9), 2),
         "resumed_from_checkpoint": result.resumed_from or "",
         "final_loss": result.loss_history[-1][1] if result.loss_history else float("nan"),
         "loss_curve": png_markdown(curve, "training loss"),
     })
+
+
+def _validation_metadata(chosen: dict, reason: str) -> dict:
+    """What the validation split chose, for the UI: the base's score, each checkpoint's, each ratio's."""
+    if not chosen:
+        return {"validation": reason}
+    table = "| step | validation nDCG@10 |\n|---|---|\n| 0 (base) | %.4f |\n" % chosen["base_score"]
+    table += "".join(f"| {step} | {score:.4f} |\n" for step, score in chosen["scores"])
+    return {
+        "validation_queries": chosen["queries"],
+        "validation_source": chosen["source"],
+        "validation_base_ndcg@10": round(chosen["base_score"], 4),
+        "validation_best_step": chosen["best_step"] if chosen["best_step"] is not None else -1,
+        "validation_scores": dg.MetadataValue.md(table),
+        "interpolation_alpha": chosen["alpha"],
+        "interpolation_scores": dg.MetadataValue.json(chosen["alpha_scores"]),
+    }

@@ -14,6 +14,7 @@ from typing import Optional
 import pandas as pd
 
 from embtune_pipeline.lib.models import load_model
+from embtune_pipeline.lib.validation import ValidationScorer, ValidationSet
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class TrainResult:
     loss_history: list[tuple[int, float]] = field(default_factory=list)
     resumed_from: Optional[str] = None
     train_seconds: float = 0.0
+    validation: dict = field(default_factory=dict)  # what the validation split chose, with its scores
 
 
 def training_key(pairs: pd.DataFrame, knobs: dict, base_fingerprint: str, max_seq_length: int) -> str:
@@ -100,7 +102,13 @@ def train_model(
     lora_rank: int,
     save_steps: int,
     seed: int,
+    validation: Optional[ValidationSet] = None,
+    evaluations_per_epoch: int = 2,
+    interpolation_alphas: tuple[float, ...] = (1.0,),
 ) -> TrainResult:
+    """With a validation set, the model is scored every 1/evaluations_per_epoch epoch and the best checkpoint
+    is kept; then each WiSE-FT ratio in interpolation_alphas is scored and the best one saved."""
+    import math
     import time
 
     import torch
@@ -112,6 +120,10 @@ def train_model(
     from transformers.trainer_utils import get_last_checkpoint
 
     model = load_model(base_model_path, max_seq_length=max_seq_length)
+    scorer = ValidationScorer(validation) if validation is not None else None
+    if scorer is not None:  # before LoRA layers are added: the base weights under their own names
+        base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        base_score = scorer.score(model)
     if lora:
         add_lora(model, lora_rank)
     loss = losses.MultipleNegativesRankingLoss(model)
@@ -123,6 +135,12 @@ def train_model(
     dataset = to_dataset(pairs)
     batch_size = max(2, min(batch_size, len(dataset)))
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    selection: dict = {}
+    if scorer is not None:
+        eval_steps = max(1, math.ceil(len(dataset) / batch_size / evaluations_per_epoch))
+        save_steps = eval_steps  # the best checkpoint can only be one that was saved when it was scored
+        selection = dict(eval_strategy="steps", eval_steps=eval_steps, load_best_model_at_end=True,
+                         metric_for_best_model=scorer.trainer_metric, greater_is_better=True)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=epochs,
@@ -138,8 +156,10 @@ def train_model(
         seed=seed,
         disable_tqdm=True,
         dataloader_pin_memory=torch.cuda.is_available(),
+        **selection,
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
+                                         evaluator=scorer.evaluator() if scorer else None)
     last = get_last_checkpoint(str(checkpoint_dir))
     if last:
         log.info("resuming from checkpoint %s", last)
@@ -148,26 +168,52 @@ def train_model(
     seconds = time.time() - start
     if lora:
         merge_lora(model)
+    chosen = {}
+    if scorer is not None:
+        chosen = _choose_interpolation(model, base_state, scorer, interpolation_alphas)
+        scores = [(int(e["step"]), float(e[scorer.trainer_metric]))
+                  for e in trainer.state.log_history if scorer.trainer_metric in e]
+        best = trainer.state.best_model_checkpoint
+        chosen.update({"queries": len(validation), "corpus": len(validation.corpus_texts),
+                       "source": validation.source, "base_score": base_score, "scores": scores,
+                       "best_step": int(best.rsplit("-", 1)[-1]) if best else None})
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(output_dir))
     history = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
     return TrainResult(model_dir=output_dir, steps=int(trainer.state.global_step), loss_history=history,
-                       resumed_from=last, train_seconds=seconds)
+                       resumed_from=last, train_seconds=seconds, validation=chosen)
+
+
+def _choose_interpolation(model, base_state: dict, scorer: ValidationScorer, alphas) -> dict:
+    """Score each ratio between base and tuned weights on the validation set; leave the model at the best
+    (ties go to the ratio nearer the tuned model)."""
+    tuned_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    scores = {}
+    for alpha in sorted(set(alphas) | {1.0}, reverse=True):
+        model.load_state_dict(mix_weights(base_state, tuned_state, alpha))
+        scores[alpha] = scorer.score(model)
+    best = max(scores, key=lambda a: (scores[a], a))
+    model.load_state_dict(mix_weights(base_state, tuned_state, best))
+    return {"alpha": best, "alpha_scores": {str(a): s for a, s in scores.items()}}
+
+
+def mix_weights(base_state: dict, tuned_state: dict, alpha: float) -> dict:
+    """WiSE-FT: (1 - alpha) * base + alpha * tuned, parameter by parameter (alpha 1 is the tuned model)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], not {alpha}")
+    mixed = {}
+    for name, value in tuned_state.items():
+        if name not in base_state or base_state[name].shape != value.shape:
+            raise ValueError(f"the base and tuned models differ in {name}: not the same architecture")
+        mixed[name] = (1 - alpha) * base_state[name] + alpha * value if value.is_floating_point() else value
+    return mixed
 
 
 def interpolate_weights(base_dir: Path, tuned_dir: Path, alpha: float, output_dir: Path) -> Path:
     """WiSE-FT: weights (1 - alpha) * base + alpha * tuned, saved as a sentence-transformers directory. Keeps
     part of what the base knew; alpha 1 is the tuned model, 0 the base."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], not {alpha}")
     base, tuned = load_model(base_dir), load_model(tuned_dir)
-    base_state = base.state_dict()
-    mixed = {}
-    for name, value in tuned.state_dict().items():
-        if name not in base_state or base_state[name].shape != value.shape:
-            raise ValueError(f"{base_dir} and {tuned_dir} differ in {name}: not the same architecture")
-        mixed[name] = (1 - alpha) * base_state[name] + alpha * value if value.is_floating_point() else value
-    tuned.load_state_dict(mixed)
+    tuned.load_state_dict(mix_weights(base.state_dict(), tuned.state_dict(), alpha))
     output_dir.mkdir(parents=True, exist_ok=True)
     tuned.save(str(output_dir))
     return output_dir

@@ -65,3 +65,28 @@ def test_interpolated_weights_lie_between_base_and_tuned(tiny_model, tmp_path):
             assert torch.allclose(m, b + 0.25, atol=1e-5), name
     with pytest.raises(ValueError, match="alpha"):
         interpolate_weights(tiny_model, tmp_path / "tuned", 1.5, tmp_path / "bad")
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_validation_keeps_the_best_checkpoint_and_ratio(tiny_model, tmp_path, lora):
+    from embtune_pipeline.lib.validation import split_validation
+
+    rows = _pairs(120).assign(source="qa_pairs")
+    split = split_validation(rows, 0.25, 100, 10, 80, seed=0)
+    result = train_model(tiny_model, split.train_rows[["anchor", "positive", "negative_1"]], tmp_path / "model",
+                         tmp_path / "ckpt", max_seq_length=32, epochs=2, batch_size=8, learning_rate=1e-3,
+                         warmup_ratio=0.0, matryoshka_dims=[], lora=lora, lora_rank=4, save_steps=100, seed=0,
+                         validation=split.validation, evaluations_per_epoch=2, interpolation_alphas=(0.5, 0.0))
+    chosen = result.validation
+    scores = dict(chosen["scores"])
+    assert len(scores) == 4 and max(scores) == result.steps  # two per epoch, the last at the end
+    assert scores[chosen["best_step"]] == max(scores.values())
+    assert abs(chosen["alpha_scores"]["1.0"] - scores[chosen["best_step"]]) < 1e-4  # the best checkpoint loaded
+    assert set(chosen["alpha_scores"]) == {"1.0", "0.5", "0.0"}
+    assert abs(chosen["alpha_scores"]["0.0"] - chosen["base_score"]) < 1e-6  # alpha 0 is the base
+    assert chosen["alpha_scores"][str(chosen["alpha"])] == max(chosen["alpha_scores"].values())
+    # the saved model is the chosen one: it scores what the selection said
+    from embtune_pipeline.lib.validation import ValidationScorer
+
+    saved = ValidationScorer(split.validation).score(load_model(result.model_dir, max_seq_length=32))
+    assert abs(saved - chosen["alpha_scores"][str(chosen["alpha"])]) < 1e-4
