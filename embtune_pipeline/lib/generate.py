@@ -15,7 +15,7 @@ import pandas as pd
 
 from embtune_pipeline.lib.cache import AnswerCache, cache_key
 from embtune_pipeline.lib.chunking import embedding_text
-from embtune_pipeline.lib.local_llm import litellm_model_name
+from embtune_pipeline.lib.local_llm import litellm_model_name, local_generation_params
 from embtune_pipeline.lib.secrets import safe_params
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,10 @@ def generate_queries(
         raise ValueError("an LLM generator needs an answer cache")
     template = template or DEFAULT_PROMPT.read_text()
     complete = complete or _litellm_completion()
-    params = dict(params or {})
-    answer_params = safe_params(params)  # the same prompt under other params (temperature, server) is another answer
+    local = local_generation_params(model, n)
+    params = {"max_tokens": local["max_tokens"], **(params or {})} if local else dict(params or {})
+    # the same prompt under other params (temperature, server, local decoding) is another answer
+    answer_params = {**safe_params(params), **{k: v for k, v in local.items() if k.startswith("local.")}}
     jobs = {}
     for c in chunks.itertuples(index=False):
         passage = embedding_text(c.title, c.text)

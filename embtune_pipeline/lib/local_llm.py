@@ -50,6 +50,20 @@ class _LocalModels:
 
 _MODELS = _LocalModels()
 
+# How a small model decodes: greedy decoding loops on the same question without a repetition penalty. These are
+# part of every local answer's cache key (local_generation_params), so changing them never reuses stale answers.
+REPETITION_PENALTY = 1.3
+NO_REPEAT_NGRAM_SIZE = 4
+TOKENS_PER_QUESTION = 40  # a question and its list number fit; more only pays for repeats
+
+
+def local_generation_params(model: str, n: int) -> dict:
+    """The decoding settings of a local model asked for n questions ({} for any other model)."""
+    if model != SMOLLM2:
+        return {}
+    return {"max_tokens": TOKENS_PER_QUESTION * n + 8, "local.repetition_penalty": REPETITION_PENALTY,
+            "local.no_repeat_ngram_size": NO_REPEAT_NGRAM_SIZE}
+
 
 def generate_text(name: str, messages: list[dict], max_new_tokens: int = 160, temperature: float = 0.0) -> str:
     import torch
@@ -57,7 +71,8 @@ def generate_text(name: str, messages: list[dict], max_new_tokens: int = 160, te
     tok, model = _MODELS.get(name)
     ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     input_ids = ids["input_ids"]
-    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0}
+    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0,
+              "repetition_penalty": REPETITION_PENALTY, "no_repeat_ngram_size": NO_REPEAT_NGRAM_SIZE}
     if temperature > 0:
         kwargs["temperature"] = temperature
     with _MODELS._lock, torch.no_grad():  # one generation at a time: the model is shared

@@ -46,3 +46,29 @@ def test_smollm2_writes_parseable_questions_offline(tmp_path):
     assert 1 <= len(queries) <= 2 and all(len(q.split()) >= 2 for q in queries["query"])
     _, again = generate_queries(chunks, 2, "smollm2", cache=cache, params={"max_tokens": 64})
     assert again.llm_calls == 0 and again.cache_hits == 1
+
+
+def test_local_decoding_settings_cap_tokens_by_n_and_key_the_cache(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from embtune_pipeline.lib.cache import AnswerCache
+    from embtune_pipeline.lib.generate import generate_queries
+
+    calls = []
+
+    def complete(model, messages, **params):
+        calls.append(params)
+        return {"choices": [{"message": {"content": "1. how long does the jaguar battery last?"}}]}
+
+    chunks = pd.DataFrame({"chunk_id": ["c"], "chunk_hash": ["h"], "title": ["Jaguar X1"],
+                           "text": ["The Jaguar X1 battery lasts about eighteen hours."]})
+    cache = AnswerCache(tmp_path / "llm.sqlite")
+    generate_queries(chunks, 3, "smollm2", cache=cache, complete=complete)
+    assert calls[-1]["max_tokens"] == 3 * local_llm.TOKENS_PER_QUESTION + 8
+    _, again = generate_queries(chunks, 3, "smollm2", cache=cache, complete=complete)
+    assert again.cache_hits == 1 and len(calls) == 1
+    monkeypatch.setattr(local_llm, "REPETITION_PENALTY", 1.1)  # new decoding: the old answer is not reused
+    _, changed = generate_queries(chunks, 3, "smollm2", cache=cache, complete=complete)
+    assert changed.llm_calls == 1 and len(calls) == 2
+    generate_queries(chunks, 3, "gpt-4o-mini", cache=cache, complete=complete)
+    assert "max_tokens" not in calls[-1]  # hosted models keep their own limits
