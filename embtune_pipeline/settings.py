@@ -158,6 +158,10 @@ class TrainKnobs(_Strict):
     learning_rate: float = Field(3e-5, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     matryoshka_dims: list[int] = Field(default_factory=list, description="e.g. [384, 256, 128, 64]; [] = off")
+    loss: Literal["mnrl", "gist"] = Field("mnrl", description="mnrl: MultipleNegativesRankingLoss; gist: "
+                                          "GISTEmbedLoss with the base model as guide against false negatives")
+    mini_batch_size: int = Field(0, ge=0, description="> 0: the cached (GradCache) loss, so batch_size can "
+                                 "exceed what fits in memory at once")
     lora: bool = False
     lora_rank: int = Field(16, ge=1)
     save_steps: int = Field(200, ge=1, description="checkpoint every N steps; a rerun resumes from the last "

@@ -24,8 +24,8 @@ GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits
 @dg.asset(group_name="training", partitions_def=RETUNE_PARTITIONS, pool="gpu", op_tags=GPU_OP_TAGS)
 def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, settings: SettingsResource,
                     hard_negatives: pd.DataFrame, base_corpus_embeddings: dict) -> dg.Output[dict]:
-    """The base model fine-tuned on (query, positive, hard negatives) with MultipleNegativesRankingLoss
-    (Matryoshka and LoRA optional), saved as a sentence-transformers directory and logged to MLflow.
+    """The base model fine-tuned on (query, positive, hard negatives) with MultipleNegativesRankingLoss or
+    GISTEmbedLoss (Matryoshka and LoRA optional), saved as a sentence-transformers directory and logged to MLflow.
     Checkpoints let a failed run resume; a finished model with the same inputs is reused, not retrained."""
     s = settings.get()
     knobs = effective(s.run.train, config)
@@ -54,7 +54,8 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
         emb["model_path"], fit_rows, out_dir, s.layout.checkpoints(name), emb["max_seq_length"],
         knobs.epochs, knobs.batch_size, knobs.learning_rate, knobs.warmup_ratio, knobs.matryoshka_dims,
         knobs.lora, knobs.lora_rank, knobs.save_steps, knobs.seed, validation=split.validation,
-        evaluations_per_epoch=knobs.evaluations_per_epoch, interpolation_alphas=tuple(knobs.interpolation_alphas))
+        evaluations_per_epoch=knobs.evaluations_per_epoch, interpolation_alphas=tuple(knobs.interpolation_alphas),
+        loss_name=knobs.loss, mini_batch_size=knobs.mini_batch_size)
     tracker = tracker_for(s)
     params = {**knobs.model_dump(), "base_model": emb["base_model"], "max_seq_length": emb["max_seq_length"],
               "training_pairs": len(fit_rows), "negatives_per_pair": train_rows.shape[1] - 2,

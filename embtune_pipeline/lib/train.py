@@ -87,6 +87,24 @@ def merge_lora(model) -> None:
                 setattr(hf, attr, False)
 
 
+def contrastive_loss(model, name: str, mini_batch_size: int, guide_path, max_seq_length: int):
+    """MultipleNegativesRankingLoss, or GISTEmbedLoss with the base model as guide (an in-batch candidate the
+    base scores above the positive is treated as a likely positive, not a negative). mini_batch_size > 0 takes
+    the cached (GradCache) variant: a large batch of negatives in the memory of a small one."""
+    from sentence_transformers.sentence_transformer import losses
+
+    if name == "gist":
+        guide = load_model(guide_path, max_seq_length=max_seq_length)
+        if mini_batch_size:
+            return losses.CachedGISTEmbedLoss(model, guide, mini_batch_size=mini_batch_size)
+        return losses.GISTEmbedLoss(model, guide)
+    if name != "mnrl":
+        raise ValueError(f"unknown loss {name!r}: 'mnrl' or 'gist'")
+    if mini_batch_size:
+        return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=mini_batch_size)
+    return losses.MultipleNegativesRankingLoss(model)
+
+
 def train_model(
     base_model_path: Path,
     pairs: pd.DataFrame,
@@ -105,6 +123,8 @@ def train_model(
     validation: Optional[ValidationSet] = None,
     evaluations_per_epoch: int = 2,
     interpolation_alphas: tuple[float, ...] = (1.0,),
+    loss_name: str = "mnrl",
+    mini_batch_size: int = 0,
 ) -> TrainResult:
     """With a validation set, the model is scored every 1/evaluations_per_epoch epoch and the best checkpoint
     is kept; then each WiSE-FT ratio in interpolation_alphas is scored and the best one saved."""
@@ -126,7 +146,7 @@ def train_model(
         base_score = scorer.score(model)
     if lora:
         add_lora(model, lora_rank)
-    loss = losses.MultipleNegativesRankingLoss(model)
+    loss = contrastive_loss(model, loss_name, mini_batch_size, base_model_path, max_seq_length)
     if matryoshka_dims:
         full = model.get_sentence_embedding_dimension()
         dims = sorted({d for d in matryoshka_dims if 0 < d <= full} | {full}, reverse=True)

@@ -90,3 +90,17 @@ def test_validation_keeps_the_best_checkpoint_and_ratio(tiny_model, tmp_path, lo
 
     saved = ValidationScorer(split.validation).score(load_model(result.model_dir, max_seq_length=32))
     assert abs(saved - chosen["alpha_scores"][str(chosen["alpha"])]) < 1e-4
+
+
+@pytest.mark.parametrize("loss_name,mini_batch_size", [("gist", 0), ("gist", 4), ("mnrl", 4)])
+def test_guided_and_cached_losses_train(tiny_model, tmp_path, loss_name, mini_batch_size):
+    result = _train(tiny_model, tmp_path, loss_name=loss_name, mini_batch_size=mini_batch_size,
+                    matryoshka_dims=[16])
+    assert result.steps == 3 and all(loss == loss for _, loss in result.loss_history)  # no NaN
+    tuned = load_model(result.model_dir)
+    assert abs(tuned.encode(["jaguar reset"]) - load_model(tiny_model).encode(["jaguar reset"])).max() > 1e-4
+
+
+def test_an_unknown_loss_is_refused(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="unknown loss 'triplet'"):
+        _train(tiny_model, tmp_path, loss_name="triplet")
