@@ -153,7 +153,7 @@ class MiningKnobs(_Strict):
 
 
 class TrainKnobs(_Strict):
-    epochs: float = Field(1.0, gt=0)
+    epochs: float = Field(2.0, gt=0, description="an upper bound: the validation split picks the checkpoint")
     batch_size: int = Field(32, ge=2)
     learning_rate: float = Field(3e-5, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
