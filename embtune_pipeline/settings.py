@@ -158,8 +158,8 @@ class TrainKnobs(_Strict):
     learning_rate: float = Field(3e-5, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     matryoshka_dims: list[int] = Field(default_factory=list, description="e.g. [384, 256, 128, 64]; [] = off")
-    loss: Literal["mnrl", "gist"] = Field("mnrl", description="mnrl: MultipleNegativesRankingLoss; gist: "
-                                          "GISTEmbedLoss with the base model as guide against false negatives")
+    loss: str = Field("mnrl", pattern="^(mnrl|gist)$", description="mnrl: MultipleNegativesRankingLoss; gist: "
+                      "GISTEmbedLoss with the base model as guide against false negatives")
     mini_batch_size: int = Field(0, ge=0, description="> 0: the cached (GradCache) loss, so batch_size can "
                                  "exceed what fits in memory at once")
     lora: bool = False
