@@ -11,13 +11,14 @@ def _rank_key(seed: int, key: str) -> str:
     return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
 
 
-def stable_sample(df: pd.DataFrame, n: int, seed: int, key_column: str = "chunk_hash") -> pd.DataFrame:
-    """The n rows with the smallest seeded hash of `key_column`.
+def stable_sample(df: pd.DataFrame, n: int, seed: int, key_column: str = "chunk_hash",
+                  shuffle: bool = False) -> pd.DataFrame:
+    """The n rows with the smallest seeded hash of `key_column` (in that order when `shuffle`).
 
     Unlike a random draw, an unchanged chunk stays in (or out of) the sample when others are added or removed,
     so a new corpus snapshot reuses the generated queries of the old one.
     """
-    if n >= len(df):
+    if n >= len(df) and not shuffle:
         return df.reset_index(drop=True)
     keys = df[key_column].map(lambda k: _rank_key(seed, k))
     return df.loc[keys.sort_values(kind="stable").index[:n]].reset_index(drop=True)

@@ -49,13 +49,16 @@ def split_validation(rows: pd.DataFrame, fraction: float, max_queries: int, min_
     choices = [("real", real, rows["anchor"]), ("synthetic", ~real, rows["positive"])]
     for source, pool, group in choices:
         held = pool & stable_fraction("validation:" + group, fraction, seed)
-        anchors = pd.DataFrame({"anchor": rows.loc[held, "anchor"].drop_duplicates()})
-        if len(anchors) < min_queries:
+        if rows.loc[held, "anchor"].nunique() < min_queries:
             continue
-        keep = set(stable_sample(anchors, max_queries, seed, key_column="anchor")["anchor"])
-        taken = held & rows["anchor"].isin(keep)
-        return ValidationSplit(rows[~held].reset_index(drop=True),
-                               _validation_set(rows[taken], rows[~held], corpus_size, seed, source))
+        # at most max_queries queries, whole groups at a time; held groups past that go back to training
+        groups = pd.DataFrame({"group": group[held], "anchor": rows.loc[held, "anchor"]})
+        per_group = groups.groupby("group")["anchor"].nunique().reset_index()
+        ordered = stable_sample(per_group, len(per_group), seed, key_column="group", shuffle=True)
+        keep = set(ordered.loc[ordered["anchor"].cumsum() <= max(max_queries, ordered["anchor"].iloc[0]), "group"])
+        taken = held & group.isin(keep)
+        return ValidationSplit(rows[~taken].reset_index(drop=True),
+                               _validation_set(rows[taken], rows[~taken], corpus_size, seed, source))
     return ValidationSplit(rows, None, f"fewer than {min_queries} queries to hold out at fraction {fraction}")
 
 

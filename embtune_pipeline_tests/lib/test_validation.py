@@ -30,7 +30,7 @@ def test_real_queries_are_held_out_whole_and_never_train():
 def test_synthetic_queries_are_held_out_by_chunk_when_real_ones_are_too_few():
     split = split_validation(_rows(n_real=10, n_synth=300), 0.2, 40, 20, 100, seed=0)
     v = split.validation
-    assert v.source == "synthetic" and len(v) == 40
+    assert v.source == "synthetic" and len(v) == 39  # whole chunks of 3 questions, at most 40
     held_chunks = set(pd.DataFrame({"q": v.queries})["q"].str.extract(r"question (\d+)\.")[0])
     trained = set(split.train_rows["anchor"].str.extract(r"question (\d+)\.")[0].dropna())
     assert not held_chunks & trained  # no sibling query of a held-out chunk trains
@@ -52,3 +52,14 @@ def test_scorer_ranks_the_positive_of_an_exact_match_first(tiny_model):
                     corpus_ids=v.corpus_ids, corpus_texts=v.corpus_texts, source="real")
     assert ValidationScorer(exact).score(load_model(tiny_model)) > 0.99
     assert 0 <= ValidationScorer(v).score(load_model(tiny_model)) < 0.99
+
+
+def test_held_out_queries_past_the_cap_go_back_to_training():
+    for rows, source in ((_rows(n_real=400), "real"), (_rows(n_synth=200), "synthetic")):
+        split = split_validation(rows, 0.5, 30, 20, 100, seed=0)
+        v = split.validation
+        assert v.source == source and 20 <= len(v) <= 30
+        assert len(split.train_rows) + len(v) == len(rows)  # nothing held out is lost
+        if source == "synthetic":  # whole chunks: every question of a validating chunk validates
+            chunks = {q.split()[-1].split(".")[0] for q in v.queries}
+            assert len(v) == 3 * len(chunks)
