@@ -7,7 +7,7 @@ the eval set then judges.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -80,12 +80,11 @@ def _validation_set(held: pd.DataFrame, train: pd.DataFrame, corpus_size: int, s
 @dataclass
 class ValidationScorer:
     """Scores a model on a validation set. Usable as the trainer's evaluator, so the trainer can keep the best
-    checkpoint (`load_best_model_at_end`); every score is kept in `history` as (step, score)."""
+    checkpoint (`load_best_model_at_end`) and its state records every score, across resumes too."""
 
     validation: ValidationSet
     batch_size: int = 64
     name: str = "validation"
-    history: list[tuple[int, float]] = field(default_factory=list)
 
     def score(self, model) -> float:
         v = self.validation
@@ -108,9 +107,7 @@ class ValidationScorer:
                 self.primary_metric = f"{scorer.name}_{METRIC}"
 
             def __call__(self, model, output_path=None, epoch=-1, steps=-1):
-                value = scorer.score(model)
-                scorer.history.append((int(steps), value))
-                return {self.primary_metric: value}
+                return {self.primary_metric: scorer.score(model)}
 
         return _Evaluator()
 
