@@ -190,7 +190,10 @@ def train_model(
         merge_lora(model)
     chosen = {}
     if scorer is not None:
-        chosen = _choose_interpolation(model, base_state, scorer, interpolation_alphas)
+        known = {0.0: base_score}  # scores already measured need no second encoding of the validation corpus
+        if trainer.state.best_metric is not None:
+            known[1.0] = float(trainer.state.best_metric)  # the best checkpoint, loaded at the end
+        chosen = _choose_interpolation(model, base_state, scorer, interpolation_alphas, known)
         scores = [(int(e["step"]), float(e[scorer.trainer_metric]))
                   for e in trainer.state.log_history if scorer.trainer_metric in e]
         best = trainer.state.best_model_checkpoint
@@ -204,12 +207,15 @@ def train_model(
                        resumed_from=last, train_seconds=seconds, validation=chosen)
 
 
-def _choose_interpolation(model, base_state: dict, scorer: ValidationScorer, alphas) -> dict:
-    """Score each ratio between base and tuned weights on the validation set; leave the model at the best
-    (ties go to the ratio nearer the tuned model)."""
+def _choose_interpolation(model, base_state: dict, scorer: ValidationScorer, alphas, known: dict) -> dict:
+    """Score each ratio between base and tuned weights on the validation set (taking `known` scores as they
+    are); leave the model at the best (ties go to the ratio nearer the tuned model)."""
     tuned_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     scores = {}
     for alpha in sorted(set(alphas) | {1.0}, reverse=True):
+        if alpha in known:
+            scores[alpha] = known[alpha]
+            continue
         model.load_state_dict(mix_weights(base_state, tuned_state, alpha))
         scores[alpha] = scorer.score(model)
     best = max(scores, key=lambda a: (scores[a], a))
