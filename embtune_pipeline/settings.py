@@ -153,7 +153,7 @@ class MiningKnobs(_Strict):
 
 
 class TrainKnobs(_Strict):
-    epochs: float = Field(2.0, gt=0, description="an upper bound: the validation split picks the checkpoint")
+    epochs: float = Field(3.0, gt=0, description="an upper bound: the validation split picks the checkpoint")
     batch_size: int = Field(32, ge=2)
     learning_rate: float = Field(3e-5, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
@@ -162,6 +162,8 @@ class TrainKnobs(_Strict):
                       "GISTEmbedLoss with the base model as guide against false negatives")
     mini_batch_size: int = Field(0, ge=0, description="> 0: the cached (GradCache) loss, so batch_size can "
                                  "exceed what fits in memory at once")
+    balance_sources: bool = Field(True, description="when real queries validate, each epoch takes as many "
+                                  "synthetic pairs as real ones (a fresh draw each epoch) instead of all of them")
     lora: bool = False
     lora_rank: int = Field(16, ge=1)
     save_steps: int = Field(200, ge=1, description="checkpoint every N steps; a rerun resumes from the last "

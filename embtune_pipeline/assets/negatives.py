@@ -10,6 +10,7 @@ from embtune_pipeline.lib.chunking import chunk_doc_ids, embedding_text, text_ha
 from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encode_cached, model_if_needed
 from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives, round_trip_kept
 from embtune_pipeline.lib.models import model_fingerprint, resolve_model_path
+from embtune_pipeline.lib.pairs import is_real
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import EmbedKnobs, MiningKnobs, Settings
@@ -71,7 +72,7 @@ def hard_negatives(config: MiningConfig, settings: SettingsResource, training_pa
         known = training_pairs.groupby("query")["positive_doc_id"].agg(lambda d: {x for x in d if isinstance(x, str)})
         known_per_pair = [known[q] for q in training_pairs["query"]]
         round_trip = round_trip_kept(query_vecs, corpus_vecs, docs, known_per_pair, knobs.round_trip_k)
-        keep = round_trip | (training_pairs["source"] != "synthetic").to_numpy()  # real queries always train
+        keep = round_trip | is_real(training_pairs).to_numpy()  # real queries always train
         meta["rejected_round_trip"] = int((~keep).sum())
         training_pairs = training_pairs[keep].reset_index(drop=True)
         query_vecs, pos_vecs = query_vecs[keep], pos_vecs[keep]

@@ -49,16 +49,16 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
                              knobs.validation_min_queries, knobs.validation_corpus_size, knobs.seed)
     if split.validation is None:
         context.log.warning(f"no validation split ({split.reason}): the last checkpoint is kept, unselected")
-    fit_rows = split.train_rows[train_rows.columns]
+    fit_rows = split.train_rows[[*train_rows.columns, "source"]]
     result = train_model(
         emb["model_path"], fit_rows, out_dir, s.layout.checkpoints(name), emb["max_seq_length"],
         knobs.epochs, knobs.batch_size, knobs.learning_rate, knobs.warmup_ratio, knobs.matryoshka_dims,
         knobs.lora, knobs.lora_rank, knobs.save_steps, knobs.seed, validation=split.validation,
         evaluations_per_epoch=knobs.evaluations_per_epoch, interpolation_alphas=tuple(knobs.interpolation_alphas),
-        loss_name=knobs.loss, mini_batch_size=knobs.mini_batch_size)
+        loss_name=knobs.loss, mini_batch_size=knobs.mini_batch_size, balance_sources=knobs.balance_sources)
     tracker = tracker_for(s)
     params = {**knobs.model_dump(), "base_model": emb["base_model"], "max_seq_length": emb["max_seq_length"],
-              "training_pairs": len(fit_rows), "negatives_per_pair": train_rows.shape[1] - 2,
+              "training_pairs": len(fit_rows), "pairs_per_epoch": result.epoch_pairs, "negatives_per_pair": train_rows.shape[1] - 2,
               "validation_queries": len(split.validation or []),
               "interpolation_alpha": result.validation.get("alpha", 1.0),
               "generator": s.generator.model, "settings_digest": settings_digest(s)}
@@ -80,7 +80,8 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
         "training_pairs": len(fit_rows),
         **_validation_metadata(result.validation, split.reason),
         "train_seconds": round(result.train_seconds, 1),
-        "pairs_per_second": round(len(fit_rows) * knobs.epochs / max(result.train_seconds, 1e-9), 2),
+        "pairs_per_epoch": result.epoch_pairs,
+        "pairs_per_second": round(result.epoch_pairs * knobs.epochs / max(result.train_seconds, 1e-9), 2),
         "resumed_from_checkpoint": result.resumed_from or "",
         "final_loss": result.loss_history[-1][1] if result.loss_history else float("nan"),
         "loss_curve": png_markdown(curve, "training loss"),

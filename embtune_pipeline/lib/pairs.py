@@ -11,6 +11,12 @@ from embtune_pipeline.lib.sampling import stable_fraction, stable_sample
 USER_PAIR_COLUMNS = ["query_id", "query", "doc_id", "positive_chunk_id", "positive", "score", "source",
                      "provenance"]
 EVAL_COLUMNS = ["query_id", "query", "doc_id", "score", "eval_source", "synthetic"]
+SYNTHETIC_SOURCE = "synthetic"  # the source of generated pairs; every other source is a real user query
+
+
+def is_real(pairs: pd.DataFrame) -> pd.Series:
+    """Pairs whose query a user asked (click logs, Q&A), not a generator."""
+    return pairs["source"] != SYNTHETIC_SOURCE
 TRAIN_COLUMNS = ["query", "positive", "positive_chunk_id", "positive_doc_id", "source", "provenance"]
 
 
@@ -110,7 +116,7 @@ def training_pairs(synthetic: pd.DataFrame, user_pairs: pd.DataFrame, chunks: pd
     synth = pd.DataFrame({
         "query": synthetic["query"], "positive": synthetic["positive"],
         "positive_chunk_id": synthetic["chunk_id"], "positive_doc_id": synth_docs,
-        "source": "synthetic", "provenance": synthetic["provenance"],
+        "source": SYNTHETIC_SOURCE, "provenance": synthetic["provenance"],
     })
     user = pd.DataFrame({
         "query": user_pairs["query"], "positive": user_pairs["positive"],

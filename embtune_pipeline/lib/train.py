@@ -14,6 +14,7 @@ from typing import Optional
 import pandas as pd
 
 from embtune_pipeline.lib.models import load_model
+from embtune_pipeline.lib.pairs import is_real
 from embtune_pipeline.lib.validation import ValidationScorer, ValidationSet
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class TrainResult:
     resumed_from: Optional[str] = None
     train_seconds: float = 0.0
     validation: dict = field(default_factory=dict)  # what the validation split chose, with its scores
+    epoch_pairs: int = 0  # pairs in one epoch: fewer than the training pairs when sources are balanced
 
 
 def training_key(pairs: pd.DataFrame, knobs: dict, base_fingerprint: str, max_seq_length: int) -> str:
@@ -43,6 +45,25 @@ def to_dataset(pairs: pd.DataFrame):
 
     cols = ["anchor", "positive"] + sorted(c for c in pairs.columns if c.startswith("negative_"))
     return Dataset.from_pandas(pairs[cols].reset_index(drop=True), preserve_index=False)
+
+
+def training_data(pairs: pd.DataFrame, batch_size: int, balance_sources: bool):
+    """The trainer's dataset, the batches and the pairs in one epoch. Balanced, when there are both real and
+    (more) synthetic pairs: a dataset per source, batches taken from each in turn until the real ones run out,
+    so an epoch holds as many synthetic pairs as real ones, a fresh draw each epoch, and real queries are not
+    drowned. A batch never mixes sources: a generated query is not an in-batch negative for a user's."""
+    from datasets import DatasetDict
+
+    def batches(n: int) -> int:
+        return max(1, -(-n // batch_size))
+
+    if balance_sources and "source" in pairs.columns:
+        real = is_real(pairs)
+        n_real = int(real.sum())
+        if 0 < n_real < len(pairs) - n_real:
+            data = DatasetDict({"real": to_dataset(pairs[real]), "synthetic": to_dataset(pairs[~real])})
+            return data, 2 * batches(n_real), 2 * n_real
+    return to_dataset(pairs), batches(len(pairs)), len(pairs)
 
 
 def add_lora(model, rank: int) -> None:
@@ -125,9 +146,11 @@ def train_model(
     interpolation_alphas: tuple[float, ...] = (1.0,),
     loss_name: str = "mnrl",
     mini_batch_size: int = 0,
+    balance_sources: bool = True,
 ) -> TrainResult:
     """With a validation set, the model is scored every 1/evaluations_per_epoch epoch and the best checkpoint
-    is kept; then each WiSE-FT ratio in interpolation_alphas is scored and the best one saved."""
+    is kept; then each WiSE-FT ratio in interpolation_alphas is scored and the best one saved. A "source" column
+    in pairs lets balance_sources apply (see training_data)."""
     import math
     import time
 
@@ -136,7 +159,7 @@ def train_model(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer import losses
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers, MultiDatasetBatchSamplers
     from transformers.trainer_utils import get_last_checkpoint
 
     model = load_model(base_model_path, max_seq_length=max_seq_length)
@@ -152,12 +175,14 @@ def train_model(
         dims = sorted({d for d in matryoshka_dims if 0 < d <= full} | {full}, reverse=True)
         loss = losses.MatryoshkaLoss(model, loss, matryoshka_dims=dims)
 
-    dataset = to_dataset(pairs)
-    batch_size = max(2, min(batch_size, len(dataset)))
+    batch_size = max(2, min(batch_size, len(pairs)))
+    # balanced only when real queries are plentiful enough to validate on: then they can carry an epoch
+    balance = balance_sources and validation is not None and validation.source == "real"
+    dataset, epoch_batches, epoch_pairs = training_data(pairs, batch_size, balance)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     selection: dict = {}
     if scorer is not None:
-        eval_steps = max(1, math.ceil(len(dataset) / batch_size / evaluations_per_epoch))
+        eval_steps = max(1, math.ceil(epoch_batches / evaluations_per_epoch))
         save_steps = eval_steps  # the best checkpoint can only be one that was saved when it was scored
         selection = dict(eval_strategy="steps", eval_steps=eval_steps, load_best_model_at_end=True,
                          metric_for_best_model=scorer.trainer_metric, greater_is_better=True)
@@ -168,10 +193,11 @@ def train_model(
         learning_rate=learning_rate,
         warmup_ratio=warmup_ratio,
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate in the batch would be a false in-batch negative
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.ROUND_ROBIN,  # only used when balanced
         save_strategy="steps",
         save_steps=save_steps,
         save_total_limit=2,
-        logging_steps=max(1, min(10, len(dataset) // batch_size // 20 or 1)),
+        logging_steps=max(1, min(10, epoch_batches // 20 or 1)),
         report_to="none",
         seed=seed,
         disable_tqdm=True,
@@ -204,7 +230,7 @@ def train_model(
     model.save(str(output_dir))
     history = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
     return TrainResult(model_dir=output_dir, steps=int(trainer.state.global_step), loss_history=history,
-                       resumed_from=last, train_seconds=seconds, validation=chosen)
+                       resumed_from=last, train_seconds=seconds, validation=chosen, epoch_pairs=epoch_pairs)
 
 
 def _choose_interpolation(model, base_state: dict, scorer: ValidationScorer, alphas, known: dict) -> dict:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from embtune_pipeline.lib.chunking import text_hash
 from embtune_pipeline.lib.evaluate import evaluate_vectors
+from embtune_pipeline.lib.pairs import is_real
 from embtune_pipeline.lib.sampling import stable_fraction, stable_sample
 
 METRIC = "ndcg@10"  # what checkpoints and ratios are chosen by (its formula lives in lib.evaluate)
@@ -45,7 +46,7 @@ def split_validation(rows: pd.DataFrame, fraction: float, max_queries: int, min_
                      seed: int) -> ValidationSplit:
     """Hold out whole queries: real ones when there are enough (they are what the model must serve), else the
     synthetic queries of whole chunks (so no sibling query of a held-out chunk trains). Too few: no split."""
-    real = rows["source"] != "synthetic"
+    real = is_real(rows)
     choices = [("real", real, rows["anchor"]), ("synthetic", ~real, rows["positive"])]
     for source, pool, group in choices:
         held = pool & stable_fraction("validation:" + group, fraction, seed)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from embtune_pipeline.lib.models import load_model
-from embtune_pipeline.lib.train import interpolate_weights, train_model, training_key
+from embtune_pipeline.lib.train import interpolate_weights, train_model, training_data, training_key
 
 
 def _pairs(n=24):
@@ -104,3 +104,42 @@ def test_guided_and_cached_losses_train(tiny_model, tmp_path, loss_name, mini_ba
 def test_an_unknown_loss_is_refused(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="unknown loss 'triplet'"):
         _train(tiny_model, tmp_path, loss_name="triplet")
+
+
+def _mixed(n_real, n_synthetic):
+    real = _pairs(n_real).assign(source="qa_pairs")
+    synthetic = pd.DataFrame({
+        "anchor": [f"what does the Ocelot manual say about page {i}" for i in range(n_synthetic)],
+        "positive": [f"Page {i} of the Ocelot manual covers charging." for i in range(n_synthetic)],
+        "negative_1": [f"Page {i} of the Lynx manual covers storage." for i in range(n_synthetic)],
+    }).assign(source="synthetic")
+    return pd.concat([real, synthetic], ignore_index=True)
+
+
+def test_balanced_data_takes_as_many_synthetic_batches_as_real_ones():
+    data, batches, pairs = training_data(_mixed(40, 200), batch_size=8, balance_sources=True)
+    assert set(data) == {"real", "synthetic"} and len(data["real"]) == 40 and len(data["synthetic"]) == 200
+    assert (batches, pairs) == (10, 80)
+    assert "source" not in data["real"].column_names  # the loss sees text columns only
+    # unbalanced, or more real pairs than synthetic: one dataset, every pair in every epoch
+    assert training_data(_mixed(40, 200), 8, balance_sources=False)[1:] == (30, 240)
+    whole, batches, pairs = training_data(_mixed(200, 40), 8, balance_sources=True)
+    assert len(whole) == 240 and (batches, pairs) == (30, 240)
+
+
+def test_balanced_training_is_paced_by_the_real_pairs(tiny_model, tmp_path):
+    from embtune_pipeline.lib.validation import split_validation
+
+    split = split_validation(_mixed(120, 400), 0.25, 100, 10, 80, seed=0)
+    assert split.validation.source == "real"
+    n_real = int((split.train_rows["source"] != "synthetic").sum())
+    result = train_model(tiny_model, split.train_rows, tmp_path / "model", tmp_path / "ckpt", max_seq_length=32,
+                         epochs=2, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, matryoshka_dims=[],
+                         lora=False, lora_rank=4, save_steps=100, seed=0, validation=split.validation)
+    assert result.epoch_pairs == 2 * n_real < len(split.train_rows)
+    assert result.steps == 2 * 2 * -(-n_real // 8)  # 2 epochs of a real batch then a synthetic one
+    # without real validation queries the balance is not applied: every pair trains each epoch
+    plain = train_model(tiny_model, split.train_rows, tmp_path / "plain", tmp_path / "ckpt2", max_seq_length=32,
+                        epochs=1, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, matryoshka_dims=[],
+                        lora=False, lora_rank=4, save_steps=100, seed=0)
+    assert plain.epoch_pairs == len(split.train_rows) and plain.steps == -(-len(split.train_rows) // 8)
