@@ -61,6 +61,7 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     print({k: v for k, v in tuned.items() if "valid" in k or "interp" in k})
     assert tuned["validation_source"] in ("real", "synthetic") and tuned["validation_queries"] >= 10
     assert tuned["training_pairs"] < len(negatives)  # the validation queries did not train
+    assert 0 < tuned["pairs_per_epoch"] <= tuned["training_pairs"]  # fewer when sources are balanced
     assert tuned["interpolation_alpha"] in (1.0, 0.75, 0.5) and tuned["validation_best_step"] > 0
 
     import mlflow
