@@ -58,7 +58,8 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
         loss_name=knobs.loss, mini_batch_size=knobs.mini_batch_size, balance_sources=knobs.balance_sources)
     tracker = tracker_for(s)
     params = {**knobs.model_dump(), "base_model": emb["base_model"], "max_seq_length": emb["max_seq_length"],
-              "training_pairs": len(fit_rows), "pairs_per_epoch": result.epoch_pairs, "negatives_per_pair": train_rows.shape[1] - 2,
+              "training_pairs": len(fit_rows), "pairs_per_epoch": result.epoch_pairs,
+              "negatives_per_pair": train_rows.shape[1] - 2,
               "validation_queries": len(split.validation or []),
               "interpolation_alpha": result.validation.get("alpha", 1.0),
               "generator": s.generator.model, "settings_digest": settings_digest(s)}

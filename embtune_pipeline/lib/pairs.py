@@ -11,13 +11,13 @@ from embtune_pipeline.lib.sampling import stable_fraction, stable_sample
 USER_PAIR_COLUMNS = ["query_id", "query", "doc_id", "positive_chunk_id", "positive", "score", "source",
                      "provenance"]
 EVAL_COLUMNS = ["query_id", "query", "doc_id", "score", "eval_source", "synthetic"]
+TRAIN_COLUMNS = ["query", "positive", "positive_chunk_id", "positive_doc_id", "source", "provenance"]
 SYNTHETIC_SOURCE = "synthetic"  # the source of generated pairs; every other source is a real user query
 
 
 def is_real(pairs: pd.DataFrame) -> pd.Series:
     """Pairs whose query a user asked (click logs, Q&A), not a generator."""
     return pairs["source"] != SYNTHETIC_SOURCE
-TRAIN_COLUMNS = ["query", "positive", "positive_chunk_id", "positive_doc_id", "source", "provenance"]
 
 
 def first_chunks(chunks: pd.DataFrame) -> dict[str, tuple[str, str]]:
