@@ -4,8 +4,9 @@
 
 Evaluates on BEIR_DIR/qrels/test.tsv (or all.tsv when there is no test split). corpus-only trains on synthetic
 queries alone; with-train-queries adds qrels/train.tsv as Q&A pairs. Saves the tuned model to OUT_DIR/model and
-prints one JSON line: base and tuned nDCG@10, Recall@100, MRR@10, the training-pair count, the wall time and
-the seconds each asset took. `--set run.sample.sample_size=1000` overrides a settings value (dotted path).
+prints one JSON line: base and tuned nDCG@10, Recall@100, MRR@10, the training pairs (by source, and per
+epoch), what the validation split chose, the wall time and the seconds each asset took.
+`--set run.sample.sample_size=1000` overrides a settings value (dotted path).
 """
 
 import argparse
@@ -55,6 +56,7 @@ def main() -> None:
 
     import dagster as dg
 
+    from embtune_pipeline.assets.training import MODEL_RECORD
     from embtune_pipeline.definitions import build_definitions
     from embtune_pipeline.runner import materialize_retune, register_snapshot
     from embtune_pipeline.settings import load_settings
@@ -80,6 +82,7 @@ def main() -> None:
     if not report_file.exists():
         sys.exit(f"the run failed before eval_report (run {result.run_id}); see the log above")
     report = json.loads(report_file.read_text())
+    record = json.loads((Path(report["model_dir"]) / MODEL_RECORD).read_text())
     model_out = out / "model"
     if model_out.exists():
         shutil.rmtree(model_out)
@@ -91,6 +94,8 @@ def main() -> None:
         "tuned": {m: round(report["finetuned"][m], 4) for m in pick},
         "ndcg@10_delta_ci": [round(report["comparison"]["ci_low"], 4), round(report["comparison"]["ci_high"], 4)],
         "promotable": report["promotable"], "training_pairs": report.get("training_pairs"),
+        "training_pairs_by_source": record.get("training_pairs_by_source"),
+        "pairs_per_epoch": record.get("pairs_per_epoch"), "validation": record.get("validation"),
         "wall_seconds": round(wall, 1), "asset_seconds": seconds, "model": str(model_out),
     }))
 

@@ -72,7 +72,9 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
              "base_model_path": emb["model_path"],
              "max_seq_length": emb["max_seq_length"], "matryoshka_dims": knobs.matryoshka_dims, "lora": knobs.lora,
              "training_key": key, "mlflow_run_id": run_id, "mlflow_run_url": tracker.run_url(run_id),
-             "training_pairs": len(fit_rows), "steps": result.steps, "validation": result.validation}
+             "training_pairs": len(fit_rows), "pairs_per_epoch": result.epoch_pairs,
+             "training_pairs_by_source": fit_rows["source"].value_counts().to_dict(),
+             "steps": result.steps, "validation": result.validation}
     record_file.write_text(json.dumps(value, indent=2))
     return dg.Output(value, metadata={
         "model_dir": dg.MetadataValue.path(str(out_dir)),

@@ -1,6 +1,7 @@
 """The real assets through dagster.materialize on tiny data with a tiny model."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -62,6 +63,9 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     assert tuned["validation_source"] in ("real", "synthetic") and tuned["validation_queries"] >= 10
     assert tuned["training_pairs"] < len(negatives)  # the validation queries did not train
     assert 0 < tuned["pairs_per_epoch"] <= tuned["training_pairs"]  # fewer when sources are balanced
+    record = json.loads((Path(report["model_dir"]) / "embtune.json").read_text())
+    assert sum(record["training_pairs_by_source"].values()) == tuned["training_pairs"]
+    assert record["pairs_per_epoch"] == tuned["pairs_per_epoch"]
     assert tuned["interpolation_alpha"] in (1.0, 0.75, 0.5) and tuned["validation_best_step"] > 0
 
     import mlflow
