@@ -58,7 +58,7 @@ def main() -> None:
 
     from embtune_pipeline.assets.training import MODEL_RECORD
     from embtune_pipeline.definitions import build_definitions
-    from embtune_pipeline.runner import materialize_retune, register_snapshot
+    from embtune_pipeline.runner import execute_retune, register_snapshot
     from embtune_pipeline.settings import load_settings
 
     out = args.out.resolve()
@@ -72,7 +72,7 @@ def main() -> None:
     snapshot = register_snapshot(instance, s)
     base = s.base_model_keys[0]
     # up to the report: the registry step needs no benchmark, and a model that fails the gate still has numbers
-    result = materialize_retune(build_definitions(str(settings_file)), instance, base, snapshot.key,
+    result = execute_retune(build_definitions(str(settings_file)), instance, base, snapshot.key,
                                 selection="*eval_report", raise_on_error=False)
     wall = time.time() - start
 

@@ -50,7 +50,7 @@ def main() -> None:
     import dagster as dg
 
     from embtune_pipeline.definitions import build_definitions
-    from embtune_pipeline.runner import materialize_retune, register_snapshot
+    from embtune_pipeline.runner import execute_retune, register_snapshot
     from embtune_pipeline.settings import load_settings
 
     out = args.out.resolve()
@@ -69,7 +69,7 @@ def main() -> None:
     def run() -> dict:
         s = load_settings(settings_file)
         snapshot = register_snapshot(instance, s)
-        result = materialize_retune(build_definitions(str(settings_file)), instance, s.base_model_keys[0],
+        result = execute_retune(build_definitions(str(settings_file)), instance, s.base_model_keys[0],
                                     snapshot.key, selection=steps)
         meta = result.asset_materializations_for_node("synthetic_queries")[-1].metadata
         return {"snapshot": snapshot.key, "llm_calls": meta["llm_calls"].value, "cache_hits": meta["cache_hits"].value}

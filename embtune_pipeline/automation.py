@@ -65,9 +65,12 @@ def build_automation(s: Settings) -> tuple[list, list]:
                "and tunes any base model newly listed in settings.")
     def corpus_change_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
         snapshots = context.instance.get_dynamic_partitions(SNAPSHOTS.name)
-        return corpus_change(settings.get(), context.cursor or None,
+        latest = snapshots[-1] if snapshots else None
+        # no cursor yet (a new sensor, a new daemon): compare with the latest snapshot `embtune run` registered,
+        # so a corpus already tuned is not tuned again
+        return corpus_change(settings.get(), context.cursor or latest,
                              set(context.instance.get_dynamic_partitions(BASE_MODELS.name)),
-                             snapshots[-1] if snapshots else None)
+                             latest)
 
     @dg.asset_sensor(asset_key=dg.AssetKey("registered_model"), job=bindings_job,
                      default_status=dg.DefaultSensorStatus.RUNNING,

@@ -1,6 +1,9 @@
 """`embtune`: the commands platform and on-call engineers run by hand.
 
-    embtune run [--base-model KEY ...]     register the current corpus snapshot, then re-tune each base model on it
+    embtune run [--base-model KEY ...] [--wait]
+                                           register the current corpus snapshot, then run the `retune` job for
+                                           each base model on it: queued when a daemon serves the instance
+                                           (--wait follows it to the end), else executed here
     embtune snapshot                       register the current corpus snapshot; print its partition keys
     embtune champion                       the champion and challenger versions
     embtune promote VERSION                make a registered version the champion
@@ -9,7 +12,8 @@
     embtune indexes                        every index binding, stale ones flagged
 
 Settings come from $EMBTUNE_CONFIG (default: the bundled demo); runs go to the Dagster instance in
-$DAGSTER_HOME, so they show in the UI like any other run.
+$DAGSTER_HOME, so they show in the UI like any other run. A queued run executes in the code location, with
+the code location's settings: point $EMBTUNE_CONFIG at the same file there and here.
 """
 
 from __future__ import annotations
@@ -34,24 +38,50 @@ def _instance():
 
 
 def cmd_run(s, args) -> int:
-    from embtune_pipeline.definitions import build_definitions
+    import dagster as dg
+
     from embtune_pipeline.partitions import retune_key
-    from embtune_pipeline.runner import materialize_retune, register_snapshot
+    from embtune_pipeline.runner import (daemon_serves_queue, execute_retune, find_workspace, register_snapshot,
+                                         submit_retune, wait_for_run)
 
     instance = _instance()
-    snapshot = register_snapshot(instance, s)
     bases = args.base_model or s.base_model_keys
     unknown = [b for b in bases if b not in s.base_model_keys]
     if unknown:
         sys.exit(f"embtune: {unknown} not in the settings' base_models {s.base_model_keys}")
-    defs = build_definitions(args.config)
-    failed = 0
+    snapshot = register_snapshot(instance, s)
+    if not daemon_serves_queue(instance):  # the embedded default: run here, still as a `retune` job run
+        from embtune_pipeline.definitions import build_definitions
+
+        defs = build_definitions(args.config)
+        failed = 0
+        for base in bases:
+            print(f"retune {retune_key(base, snapshot.key)} (no daemon serves this instance: running here)",
+                  flush=True)
+            result = execute_retune(defs, instance, base, snapshot.key, raise_on_error=False)
+            print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
+            failed += not result.success
+        return 1 if failed else 0
+
+    workspace = find_workspace(args.workspace)
+    runs = []
     for base in bases:
-        print(f"retune {retune_key(base, snapshot.key)}", flush=True)
-        result = materialize_retune(defs, instance, base, snapshot.key, raise_on_error=False)
-        print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
-        failed += not result.success
-    return 1 if failed else 0
+        try:
+            run_id = submit_retune(workspace, base, snapshot.key)
+        except RuntimeError as e:
+            sys.exit(f"embtune: {e}")
+        print(f"retune {retune_key(base, snapshot.key)}\n  run {run_id}: queued (the daemon launches it; "
+              "see Runs in the Dagster UI)", flush=True)
+        runs.append(run_id)
+    if not args.wait:
+        return 0
+    def report(run_id: str, status: dg.DagsterRunStatus) -> None:
+        if status != dg.DagsterRunStatus.QUEUED:  # already said
+            print(f"  run {run_id}: {status.value.lower()}", flush=True)
+
+    statuses = [wait_for_run(instance, run_id, on_status=lambda status, run_id=run_id: report(run_id, status))
+                for run_id in runs]
+    return 0 if all(st == dg.DagsterRunStatus.SUCCESS for st in statuses) else 1
 
 
 def cmd_snapshot(s, args) -> int:
@@ -141,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="register the corpus snapshot and re-tune on it")
     p.add_argument("--base-model", action="append", help="a base model partition key (default: all)")
+    p.add_argument("--wait", action="store_true", help="when the run is queued: follow it to its end, and exit "
+                   "non-zero if it failed (a run executed here always finishes before the command does)")
+    p.add_argument("--workspace", default=None, help="the workspace.yaml the daemon loads (default: "
+                   "$EMBTUNE_WORKSPACE, else $DAGSTER_HOME/workspace.yaml, else ./workspace.yaml)")
     p.set_defaults(fn=cmd_run)
     sub.add_parser("snapshot", help="register the current corpus snapshot").set_defaults(fn=cmd_snapshot)
     sub.add_parser("champion", help="show champion and challenger").set_defaults(fn=cmd_champion)

@@ -14,6 +14,7 @@ from embtune_pipeline.assets import corpus, evaluation, monitoring, negatives, q
 from embtune_pipeline.automation import JOBS, build_automation  # noqa: E402
 from embtune_pipeline.checks import CHECKS  # noqa: E402
 from embtune_pipeline.resources.io_managers import TableIOManager  # noqa: E402
+from embtune_pipeline.resources.mlflow import MlflowResource  # noqa: E402
 from embtune_pipeline.resources.settings import SettingsResource  # noqa: E402
 from embtune_pipeline.settings import load_settings  # noqa: E402
 
@@ -31,7 +32,8 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
         jobs=JOBS,
         sensors=sensors,
         schedules=schedules,
-        resources={"settings": settings, "io_manager": TableIOManager(settings=settings)},
+        resources={"settings": settings, "mlflow": MlflowResource(settings=settings),
+                   "io_manager": TableIOManager(settings=settings)},
         executor=executor,
     )
 

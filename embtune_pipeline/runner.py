@@ -1,13 +1,30 @@
-"""Register the current corpus and the settings' base models as partitions, then run the retune assets for them:
-what `embtune run`, the benchmarks and the tests share (the sensor does the same on its own schedule)."""
+"""How a re-tune runs: register the current corpus and the settings' base models as partitions, then run the
+`retune` job for each (base model, snapshot), either submitted to the instance's run queue when a daemon serves
+it, or executed here in-process. Either way it is a real `retune` run: listed under the job in the UI,
+re-executable there, counted by the run queue's limits. `embtune run`, the benchmarks and the tests share this;
+the sensor requests the same job on its own schedule."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Optional
 
 import dagster as dg
 
 from embtune_pipeline.lib.snapshots import Snapshot, SnapshotStore, read_current_documents
 from embtune_pipeline.partitions import BASE_MODELS, RETUNE_PARTITIONS, SNAPSHOTS, add_missing, retune_key
 from embtune_pipeline.settings import Settings
+
+RETUNE_JOB = "retune"
+QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"  # the daemon thread that dequeues and launches queued runs
+HEARTBEAT_TOLERANCE_SECONDS = 120  # it beats every 30 s: two minutes of silence means no daemon is serving
+WORKSPACE_ENV = "EMBTUNE_WORKSPACE"
 
 
 def register_snapshot(instance: dg.DagsterInstance, s: Settings) -> Snapshot:
@@ -20,16 +37,69 @@ def register_snapshot(instance: dg.DagsterInstance, s: Settings) -> Snapshot:
     return snapshot
 
 
-def retune_assets(defs: dg.Definitions) -> list:
-    """The assets keyed by (base model, snapshot), and the checks on them."""
-    assets = [a for a in defs.assets if getattr(a, "partitions_def", None) == RETUNE_PARTITIONS]
-    keys = {k for a in assets for k in a.keys}
-    checks = [c for c in defs.asset_checks if all(ck.asset_key in keys for ck in c.check_keys)]
-    return [*assets, *checks]
+def queue_is_served(last_heartbeat: Optional[float], now: float,
+                    tolerance: float = HEARTBEAT_TOLERANCE_SECONDS) -> bool:
+    """A run put in the queue will start only if a daemon dequeues it: one has beaten its heart lately."""
+    return last_heartbeat is not None and now - last_heartbeat <= tolerance
 
 
-def materialize_retune(defs: dg.Definitions, instance: dg.DagsterInstance, base_model: str, snapshot: str,
-                       selection=None, run_config=None, raise_on_error: bool = True):
-    return dg.materialize(retune_assets(defs), selection=selection, partition_key=retune_key(base_model, snapshot),
-                          instance=instance, resources=defs.resources, run_config=run_config,
-                          raise_on_error=raise_on_error)
+def daemon_serves_queue(instance: dg.DagsterInstance) -> bool:
+    """True when this instance queues runs (QueuedRunCoordinator) and a live daemon dequeues them."""
+    if instance.is_ephemeral or not isinstance(instance.run_coordinator, dg.QueuedRunCoordinator):
+        return False
+    beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
+    return queue_is_served(beat.timestamp if beat else None, time.time())
+
+
+def find_workspace(explicit: Optional[str] = None) -> Path:
+    """The workspace file the daemon and webserver load, so a submitted run names the same code location:
+    --workspace, else $EMBTUNE_WORKSPACE, else workspace.yaml in $DAGSTER_HOME, else in the current folder."""
+    candidates = [explicit, os.environ.get(WORKSPACE_ENV)]
+    if not any(candidates):
+        candidates = [Path(os.environ.get("DAGSTER_HOME", ".")) / "workspace.yaml", Path("workspace.yaml")]
+    for c in filter(None, candidates):
+        if Path(c).is_file():
+            return Path(c).resolve()
+    raise FileNotFoundError(f"no workspace file found (tried {[str(c) for c in candidates if c]}): pass "
+                            f"--workspace or set {WORKSPACE_ENV} to the workspace.yaml the daemon loads")
+
+
+def submit_retune(workspace: Path, base_model: str, snapshot: str) -> str:
+    """Put a `retune` run for (base model, snapshot) in the instance's queue, through Dagster's own CLI
+    (`dagster job launch`); returns its run id. The daemon launches it when a slot is free."""
+    run_id = str(uuid.uuid4())
+    tags = dict(RETUNE_PARTITIONS.get_tags_for_partition_key(retune_key(base_model, snapshot)))
+    cmd = [sys.executable, "-m", "dagster", "job", "launch", "-w", str(workspace), "-j", RETUNE_JOB,
+           "--tags", json.dumps(tags), "--run-id", run_id]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"could not submit the {RETUNE_JOB} run ({' '.join(cmd[2:6])}):\n"
+                           f"{(proc.stderr or proc.stdout)[-2000:]}")
+    return run_id
+
+
+def wait_for_run(instance: dg.DagsterInstance, run_id: str, poll_seconds: float = 2.0,
+                 on_status: Callable[[dg.DagsterRunStatus], None] = lambda status: None) -> dg.DagsterRunStatus:
+    """Follow a run until it ends; `on_status` hears each status change (queued, starting, started...)."""
+    last = None
+    while True:
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            raise ValueError(f"run {run_id} is not in the instance")
+        if run.status != last:
+            on_status(run.status)
+            last = run.status
+        if run.is_finished:
+            return run.status
+        time.sleep(poll_seconds)
+
+
+def execute_retune(defs: dg.Definitions, instance: dg.DagsterInstance, base_model: str, snapshot: str,
+                   selection=None, run_config=None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    """The `retune` job (or a sub-selection of its assets) executed here, in this process."""
+    job = defs.resolve_job_def(RETUNE_JOB)
+    keys = None
+    if selection is not None:
+        keys = list(dg.AssetSelection.from_coercible(selection).resolve(defs.resolve_asset_graph()))
+    return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=raise_on_error,
+                                  partition_key=retune_key(base_model, snapshot), asset_selection=keys)

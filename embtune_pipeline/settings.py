@@ -2,7 +2,8 @@
 
 Path from ``EMBTUNE_CONFIG``; without it the bundled demo (``embtune_pipeline/demo/settings.yaml``).
 Relative paths in a settings file resolve against that file's directory, except ``data_dir``'s default,
-which is ``./embtune-data`` under the current directory. ``EMBTUNE_DATA_DIR`` overrides ``data_dir``.
+which is ``./embtune-data`` under the current directory. The environment overrides the file where a deployment
+needs it: ``EMBTUNE_DATA_DIR`` overrides ``data_dir``, ``EMBTUNE_MLFLOW_TRACKING_URI`` ``mlflow.tracking_uri``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 CONFIG_ENV = "EMBTUNE_CONFIG"
 DATA_DIR_ENV = "EMBTUNE_DATA_DIR"
+TRACKING_URI_ENV = "EMBTUNE_MLFLOW_TRACKING_URI"  # not MLflow's own: mlflow.set_tracking_uri() rewrites that one
 DEMO_CONFIG = Path(__file__).parent / "demo" / "settings.yaml"
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
 
@@ -116,7 +118,8 @@ class GeneratorSettings(_Strict):
 
 
 class MlflowSettings(_Strict):
-    tracking_uri: Optional[str] = Field(None, description="default: sqlite store under data_dir")
+    tracking_uri: Optional[str] = Field(None, description="an MLflow server (http://...) or store; default: a "
+                                        f"sqlite store under data_dir. {TRACKING_URI_ENV} overrides it")
     experiment: str = "embtune"
     ui_url: str = Field("http://127.0.0.1:5000", description="where `mlflow ui` serves, for run links")
 
@@ -408,6 +411,8 @@ def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
     base = source.parent
     data_dir_raw = os.environ.get(DATA_DIR_ENV) or raw.get("data_dir")
     raw["data_dir"] = str(_resolve(base, Path(data_dir_raw)) if data_dir_raw else Path.cwd() / "embtune-data")
+    if os.environ.get(TRACKING_URI_ENV):
+        raw["mlflow"] = {**(raw.get("mlflow") or {}), "tracking_uri": os.environ[TRACKING_URI_ENV]}
     # Resolve the relative paths of inputs against the settings file's folder.
     monitoring = raw.get("monitoring") if isinstance(raw.get("monitoring"), dict) else {}
     inputs = [(raw, k) for k in ("corpus", "click_logs", "qa_pairs", "eval_set")] + [(monitoring, "eval_set")]

@@ -136,13 +136,13 @@ def run_pipeline(settings_path, selection=None, run_config=None, raise_on_error=
     import dagster as dg
 
     from embtune_pipeline.definitions import build_definitions
-    from embtune_pipeline.runner import materialize_retune, register_snapshot
+    from embtune_pipeline.runner import execute_retune, register_snapshot
     from embtune_pipeline.settings import load_settings
 
     s = load_settings(settings_path)
     instance = instance or dg.DagsterInstance.ephemeral()
     snapshot = register_snapshot(instance, s)
-    return materialize_retune(build_definitions(str(settings_path)), instance, base_model or s.base_model_keys[0],
+    return execute_retune(build_definitions(str(settings_path)), instance, base_model or s.base_model_keys[0],
                               snapshot.key, selection=selection, run_config=run_config,
                               raise_on_error=raise_on_error)
 

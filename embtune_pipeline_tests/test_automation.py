@@ -72,6 +72,21 @@ def test_the_sensor_fires_on_a_worthwhile_change_and_not_otherwise(write_setting
     assert instance.get_dynamic_partitions("corpus_snapshots") == [snapshot, changed.cursor]
 
 
+def test_a_sensor_without_cursor_does_not_retune_what_embtune_run_registered(write_settings, tmp_path):
+    from embtune_pipeline.runner import register_snapshot
+    from embtune_pipeline.settings import load_settings
+
+    corpus = write_jsonl(tmp_path / "docs.jsonl", docs(20))
+    settings = write_settings(corpus={"path": str(corpus), "format": "jsonl"})
+    defs, instance = build_definitions(str(settings)), dg.DagsterInstance.ephemeral()
+    snapshot = register_snapshot(instance, load_settings(settings)).key
+    fresh = tick(defs, instance, settings)  # a new daemon: the sensor has no cursor yet
+    assert fresh.run_requests == [] and f"corpus unchanged: snapshot {snapshot}" in fresh.skip_message
+    write_jsonl(corpus, docs(20, edited=5))
+    changed = tick(defs, instance, settings)
+    assert len(changed.run_requests) == 1 and changed.cursor != snapshot
+
+
 def test_a_base_model_added_to_settings_becomes_a_partition_tuned_on_the_latest_snapshot(
         write_settings, tiny_model, tmp_path):
     corpus = write_jsonl(tmp_path / "docs.jsonl", docs(20))

@@ -47,13 +47,6 @@ def timed(metadata: dict, key: str = "seconds"):
     metadata[key] = dg.MetadataValue.float(round(time.time() - start, 2))
 
 
-def tracker_for(s):
-    """The MLflow tracker the settings describe (imported late: mlflow is slow to import)."""
-    from embtune_pipeline.lib.tracking import Tracker
-
-    return Tracker(s.mlflow_tracking_uri, s.mlflow.experiment, s.layout.mlflow_artifacts, s.mlflow.ui_url)
-
-
 def png_markdown(path, alt: str) -> dg.MetadataValue:
     """A PNG shown inline in the Dagster UI (Markdown metadata with a data URI)."""
     import base64

@@ -13,7 +13,6 @@ from embtune_pipeline.assets._common import (
     png_markdown,
     table_metadata,
     timed,
-    tracker_for,
 )
 from embtune_pipeline.assets.negatives import corpus_texts, store_for
 from embtune_pipeline.lib.chunking import chunk_doc_ids
@@ -21,6 +20,7 @@ from embtune_pipeline.lib.embeddings import encode_cached, model_if_needed, text
 from embtune_pipeline.lib.evaluate import METRICS, evaluate_vectors, paired_comparison, qrels_of, summarize
 from embtune_pipeline.lib.report import build_report, chart_png, comparison_rows, markdown_table
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
+from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import EvalKnobs
 
@@ -62,7 +62,7 @@ def base_model_eval(config: EvalConfig, settings: SettingsResource, eval_set: pd
 
 @dg.asset(group_name="evaluation", partitions_def=RETUNE_PARTITIONS)
 def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings: SettingsResource,
-                eval_set: pd.DataFrame, corpus: pd.DataFrame, base_corpus_embeddings: dict,
+                mlflow: MlflowResource, eval_set: pd.DataFrame, corpus: pd.DataFrame, base_corpus_embeddings: dict,
                 base_model_eval: pd.DataFrame, finetuned_model: dict) -> dg.Output[dict]:
     """Tuned vs base on the same eval set (per Matryoshka dim when trained so), with a paired bootstrap interval
     on the nDCG@10 difference: a model is promotable only when that interval lies above zero on real queries."""
@@ -104,7 +104,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
     (reports / "eval_report.md").write_text(table + "\n")
     report_file = reports / "eval_report.json"
     report_file.write_text(json.dumps(report, indent=2))
-    tracker_for(s).log_evaluation(
+    mlflow.tracker().log_evaluation(
         tuned["mlflow_run_id"],
         {**{f"base_{m}": report["base"][m] for m in METRICS}, **{f"tuned_{m}": report["finetuned"][m] for m in METRICS},
          "ndcg@10_delta_ci_low": comparison["ci_low"]},

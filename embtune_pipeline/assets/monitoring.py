@@ -11,10 +11,10 @@ from embtune_pipeline.lib.embeddings import measure_model
 from embtune_pipeline.lib.models import resolve_model_path
 from embtune_pipeline.lib.monitoring import HISTORY_COLUMNS, history_chart, history_row, recommend_upgrade
 from embtune_pipeline.lib.pairs import judged_eval_set
-from embtune_pipeline.lib.registry import registry_for
 from embtune_pipeline.lib.snapshots import SnapshotStore, chunk_as_configured, read_current_documents
 from embtune_pipeline.lib.storage import utc_now
 from embtune_pipeline.partitions import SNAPSHOTS, retune_key
+from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import Settings
 
@@ -27,13 +27,14 @@ def _measure(s: Settings, model_path, chunks: pd.DataFrame, evals: pd.DataFrame)
 
 
 @dg.asset(group_name="monitoring")
-def eval_history(settings: SettingsResource) -> dg.Output[pd.DataFrame]:
+def eval_history(settings: SettingsResource, mlflow: MlflowResource) -> dg.Output[pd.DataFrame]:
     """One row per re-evaluation: the champion and its base on the current corpus and the fresh eval set
     (monitoring.eval_set, else eval_set). The quarterly schedule appends a row; the check below reads the trend."""
     s = settings.get()
     stored = s.layout.asset("eval_history")
     history = pd.read_parquet(stored) if stored.exists() else pd.DataFrame(columns=HISTORY_COLUMNS)
-    champion = registry_for(s).champion()
+    registry = mlflow.registry()
+    champion = registry.champion()
     if champion is None:
         return dg.Output(history, metadata={"skipped": "no champion in the registry yet", "rows": len(history)})
     ps = s.monitoring_eval_set
@@ -47,7 +48,7 @@ def eval_history(settings: SettingsResource) -> dg.Output[pd.DataFrame]:
         evals, _ = judged_eval_set(ps, chunks, s.corpus.bad_rows, s.layout.quarantine("monitoring_eval_set"),
                                    s.run.eval_split.max_queries, s.run.eval_split.seed)
         base_pq = _measure(s, resolve_model_path(base_ref), chunks, evals)
-        champion_pq = _measure(s, registry_for(s).local_dir(champion, s.layout.downloaded_models), chunks, evals)
+        champion_pq = _measure(s, registry.local_dir(champion, s.layout.downloaded_models), chunks, evals)
     row = history_row(utc_now(), champion.version, base_ref, str(ps.path),
                       base_pq, champion_pq, s.run.evaluate.bootstrap_samples)
     history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)[HISTORY_COLUMNS]
@@ -60,12 +61,13 @@ def eval_history(settings: SettingsResource) -> dg.Output[pd.DataFrame]:
 
 @dg.asset(group_name="monitoring", partitions_def=SNAPSHOTS,
           deps=[dg.AssetDep("eval_report", partition_mapping=dg.MultiToSingleDimensionPartitionMapping("snapshot"))])
-def base_model_upgrade(context: dg.AssetExecutionContext, settings: SettingsResource) -> dg.Output[dict]:
+def base_model_upgrade(context: dg.AssetExecutionContext, settings: SettingsResource,
+                       mlflow: MlflowResource) -> dg.Output[dict]:
     """After a base model is added to settings (a new base_model partition): on this snapshot's real eval set,
     the new base zero-shot, the current champion, and the new base tuned, with a recommendation per new base."""
     s = settings.get()
     snapshot = context.partition_key
-    registry = registry_for(s)
+    registry = mlflow.registry()
     champion = registry.champion()
     if champion is None:
         raise ValueError("no champion in the registry yet: nothing to compare a new base model against")

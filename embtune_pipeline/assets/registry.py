@@ -6,13 +6,14 @@ import pandas as pd
 
 from embtune_pipeline.assets._common import table_metadata
 from embtune_pipeline.lib.evaluate import METRICS
-from embtune_pipeline.lib.registry import CHALLENGER, CHAMPION, read_bindings, registry_for, stale_indexes
+from embtune_pipeline.lib.registry import CHALLENGER, CHAMPION, read_bindings, stale_indexes
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
+from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
 
 
 @dg.asset(group_name="registry", partitions_def=RETUNE_PARTITIONS)
-def registered_model(context: dg.AssetExecutionContext, settings: SettingsResource, eval_report: dict,
+def registered_model(context: dg.AssetExecutionContext, mlflow: MlflowResource, eval_report: dict,
                      finetuned_model: dict) -> dg.Output[dict]:
     """The tuned model as a version of the MLflow registered model, tagged with its base model, snapshot, eval
     metrics and Dagster run. Runs only after the promotion_gate check passed (it blocks this step otherwise).
@@ -21,13 +22,13 @@ def registered_model(context: dg.AssetExecutionContext, settings: SettingsResour
     yet or the champion has the same base model; otherwise it becomes `challenger` and the base_model_upgrade
     report tells whether to promote it by hand (`embtune promote VERSION`). A version older than the champion
     (a backfill of an earlier partition) leaves the aliases alone."""
-    s = settings.get()
-    registry = registry_for(s)
+    registry = mlflow.registry()
     base_key, snapshot = keys_of(context)
     report, model = eval_report, finetuned_model
     version = registry.version_for_run(model["mlflow_run_id"])  # a rerun that reused the model: same version
     if version is None:
-        version = registry.register(model["mlflow_run_id"], {
+        logged = model.get("mlflow_model_uri") or f"runs:/{model['mlflow_run_id']}/model"  # older records: plain files
+        version = registry.register(model["mlflow_run_id"], logged, {
             "base_model": model["base_model"], "base_model_key": base_key, "snapshot": snapshot,
             "dagster_run_id": context.run_id, "model_dir": model["model_dir"], "training_key": model["training_key"],
             "eval_source": report["eval_set"]["source"], "eval_synthetic": report["eval_set"]["synthetic"],
@@ -57,11 +58,11 @@ def registered_model(context: dg.AssetExecutionContext, settings: SettingsResour
 
 
 @dg.asset(group_name="registry")
-def index_bindings(settings: SettingsResource) -> dg.Output[pd.DataFrame]:
+def index_bindings(settings: SettingsResource, mlflow: MlflowResource) -> dg.Output[pd.DataFrame]:
     """Which vector index was embedded with which model version (data_dir/index_bindings.json, written by
     `embtune bind-index`), next to the current champion: a stale index needs re-embedding."""
     s = settings.get()
-    registry = registry_for(s)
+    registry = mlflow.registry()
     champion = registry.champion()
     champion_version = champion.version if champion else None
     bindings = read_bindings(s.layout.index_bindings)

@@ -6,11 +6,12 @@ import json
 import dagster as dg
 import pandas as pd
 
-from embtune_pipeline.assets._common import effective, optional_config, png_markdown, tracker_for
+from embtune_pipeline.assets._common import effective, optional_config, png_markdown
 from embtune_pipeline.lib.report import loss_curve_png
 from embtune_pipeline.lib.train import train_model, training_key
 from embtune_pipeline.lib.validation import split_validation
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
+from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import TrainKnobs, settings_digest
 
@@ -23,9 +24,11 @@ GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits
 
 @dg.asset(group_name="training", partitions_def=RETUNE_PARTITIONS, pool="gpu", op_tags=GPU_OP_TAGS)
 def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, settings: SettingsResource,
-                    hard_negatives: pd.DataFrame, base_corpus_embeddings: dict) -> dg.Output[dict]:
+                    mlflow: MlflowResource, hard_negatives: pd.DataFrame,
+                    base_corpus_embeddings: dict) -> dg.Output[dict]:
     """The base model fine-tuned on (query, positive, hard negatives) with MultipleNegativesRankingLoss or
-    GISTEmbedLoss (Matryoshka and LoRA optional), saved as a sentence-transformers directory and logged to MLflow.
+    GISTEmbedLoss (Matryoshka and LoRA optional), saved as a sentence-transformers directory and logged to
+    MLflow with the sentence_transformers flavor (a registered version loads with one MLflow call).
     Checkpoints let a failed run resume; a finished model with the same inputs is reused, not retrained."""
     s = settings.get()
     knobs = effective(s.run.train, config)
@@ -56,7 +59,7 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
         knobs.lora, knobs.lora_rank, knobs.save_steps, knobs.seed, validation=split.validation,
         evaluations_per_epoch=knobs.evaluations_per_epoch, interpolation_alphas=tuple(knobs.interpolation_alphas),
         loss_name=knobs.loss, mini_batch_size=knobs.mini_batch_size, balance_sources=knobs.balance_sources)
-    tracker = tracker_for(s)
+    tracker = mlflow.tracker()
     params = {**knobs.model_dump(), "base_model": emb["base_model"], "max_seq_length": emb["max_seq_length"],
               "training_pairs": len(fit_rows), "pairs_per_epoch": result.epoch_pairs,
               "negatives_per_pair": train_rows.shape[1] - 2,
@@ -67,11 +70,12 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
             "training_key": key,
             "pairs_by_source": json.dumps(hard_negatives["source"].value_counts().to_dict())}
     curve = loss_curve_png(result.loss_history, s.layout.reports(context.partition_key) / f"loss_{name}.png")
-    run_id = tracker.log_training(name, params, result.loss_history, out_dir, tags, files=(curve,))
+    logged = tracker.log_training(name, params, result.loss_history, out_dir, tags, files=(curve,))
     value = {"name": name, "model_dir": str(out_dir), "base_model": emb["base_model"], "snapshot": snapshot,
              "base_model_path": emb["model_path"],
              "max_seq_length": emb["max_seq_length"], "matryoshka_dims": knobs.matryoshka_dims, "lora": knobs.lora,
-             "training_key": key, "mlflow_run_id": run_id, "mlflow_run_url": tracker.run_url(run_id),
+             "training_key": key, "mlflow_run_id": logged.run_id, "mlflow_model_uri": logged.model_uri,
+             "mlflow_run_url": tracker.run_url(logged.run_id),
              "training_pairs": len(fit_rows), "pairs_per_epoch": result.epoch_pairs,
              "training_pairs_by_source": fit_rows["source"].value_counts().to_dict(),
              "steps": result.steps, "validation": result.validation}

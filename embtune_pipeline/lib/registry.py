@@ -15,6 +15,7 @@ from typing import Optional
 from embtune_pipeline.lib.storage import utc_now, write_atomically
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+FLAVOR_DATA_DIR = "model.sentence_transformer"  # where the sentence_transformers flavor keeps the model
 
 
 @dataclass
@@ -48,11 +49,12 @@ class ModelRegistry:
             self.client.create_registered_model(
                 self.name, description="embtune fine-tuned embedding models; aliases champion and challenger")
 
-    def register(self, run_id: str, tags: dict) -> Version:
-        """A new version from the training run's logged model; tags say what produced it and how it scored."""
+    def register(self, run_id: str, model_uri: str, tags: dict) -> Version:
+        """A new version of the model logged by the training run (`model_uri`, a sentence_transformers-flavor
+        model); tags say what produced it and how it scored."""
         self._ensure_model()
-        run = self.client.get_run(run_id)
-        mv = self.client.create_model_version(self.name, source=f"{run.info.artifact_uri}/model", run_id=run_id,
+        model_id = model_uri.split("/", 1)[1] if model_uri.startswith("models:/m-") else None
+        mv = self.client.create_model_version(self.name, source=model_uri, run_id=run_id, model_id=model_id,
                                               tags={tag_key(k): str(v) for k, v in tags.items()})
         return self.get(mv.version)
 
@@ -105,7 +107,8 @@ class ModelRegistry:
         return current.version, previous
 
     def local_dir(self, version: Version, cache_dir: Path) -> str:
-        """The version's model as a local directory: where it was trained, else downloaded once from MLflow."""
+        """The version's model as a local sentence-transformers directory: where it was trained when that is
+        on this machine, else downloaded once from the registry (the flavor keeps it in a sub-folder)."""
         if version.model_dir and Path(version.model_dir, "modules.json").exists():
             return version.model_dir
         target = Path(cache_dir) / f"{self.name}-v{version.version}"
@@ -117,10 +120,12 @@ class ModelRegistry:
 
             mlflow.set_tracking_uri(self.tracking_uri)
             Path(cache_dir).mkdir(parents=True, exist_ok=True)
-            downloaded = mlflow.artifacts.download_artifacts(artifact_uri=version.source,
-                                                             dst_path=tempfile.mkdtemp(dir=cache_dir))
+            downloaded = Path(mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{self.name}/{version.version}", dst_path=tempfile.mkdtemp(dir=cache_dir)))
+            model = downloaded / FLAVOR_DATA_DIR
             shutil.rmtree(target, ignore_errors=True)
-            Path(downloaded).replace(target)
+            (model if model.is_dir() else downloaded).replace(target)
+            shutil.rmtree(downloaded, ignore_errors=True)
         return str(target)
 
     def version_url(self, version: str) -> str:

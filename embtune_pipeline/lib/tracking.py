@@ -1,13 +1,47 @@
-"""MLflow experiment tracking for training runs and their evaluations (no Dagster here)."""
+"""MLflow experiment tracking for training runs and their evaluations (no Dagster here).
+
+The tuned model is logged with MLflow's `sentence_transformers` flavor (MLmodel, signature, input example,
+pinned pip requirements), so a registered version loads the way MLflow users load models:
+`mlflow.sentence_transformers.load_model("models:/embtune@champion")` or `mlflow.pyfunc.load_model(...)`."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Optional
 
 from embtune_pipeline.lib.registry import tag_key
 from embtune_pipeline.lib.secrets import safe_params
+
+SERVING_PACKAGES = ("sentence-transformers", "transformers", "torch")
+INPUT_EXAMPLE = ["how do I reset my device?"]  # the signature is inferred from it: one string in, a vector out
+
+
+def is_remote(tracking_uri: str) -> bool:
+    """A tracking server keeps artifacts in its own store (`mlflow server --artifacts-destination`); a store
+    opened directly (sqlite, a database URI, a folder) needs embtune to say where artifacts go."""
+    return tracking_uri.split(":", 1)[0].lower() in ("http", "https", "databricks")
+
+
+def artifact_location(tracking_uri: str, local_root: Optional[Path]) -> Optional[str]:
+    """Where a new experiment keeps its artifacts: the server's artifact store (None) for a tracking server,
+    else local_root beside the local store."""
+    if is_remote(tracking_uri) or local_root is None:
+        return None
+    return Path(local_root).resolve().as_uri()
+
+
+def serving_requirements() -> list[str]:
+    """The packages a serving team needs to load the model, pinned to the versions that trained it."""
+    return [f"{p}=={installed_version(p)}" for p in SERVING_PACKAGES]
+
+
+@dataclass(frozen=True)
+class LoggedTraining:
+    run_id: str
+    model_uri: str  # models:/m-... : what the registry versions point at
 
 
 class Tracker:
@@ -22,8 +56,8 @@ class Tracker:
         mlflow.set_tracking_uri(tracking_uri)
         exp = mlflow.get_experiment_by_name(experiment)
         if exp is None:
-            location = Path(artifact_root).resolve().as_uri() if artifact_root else None
-            self.experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
+            self.experiment_id = mlflow.create_experiment(
+                experiment, artifact_location=artifact_location(tracking_uri, artifact_root))
         else:
             self.experiment_id = exp.experiment_id
 
@@ -32,19 +66,30 @@ class Tracker:
         return f"{base}/#/experiments/{self.experiment_id}/runs/{run_id}"
 
     def log_training(self, run_name: str, params: dict, loss_history: list[tuple[int, float]], model_dir: Path,
-                     tags: dict, files: tuple[Path, ...] = ()) -> str:
+                     tags: dict, files: tuple[Path, ...] = ()) -> LoggedTraining:
+        import mlflow.sentence_transformers
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(model_dir), device="cpu")
         with self.mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name) as run:
             self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
             self.mlflow.log_params(safe_params(params))
             for step, loss in loss_history:
                 self.mlflow.log_metric("train_loss", loss, step=step)
-            self.mlflow.log_artifacts(str(model_dir), artifact_path="model")
+            info = mlflow.sentence_transformers.log_model(
+                model, name="model", input_example=INPUT_EXAMPLE, pip_requirements=serving_requirements())
             for f in files:
                 self.mlflow.log_artifact(str(f))
-            return run.info.run_id
+            return LoggedTraining(run.info.run_id, info.model_uri)
 
     def log_evaluation(self, run_id: str, metrics: dict[str, float], files: list[Path]) -> None:
         with self.mlflow.start_run(run_id=run_id):
             self.mlflow.log_metrics({tag_key(k): v for k, v in metrics.items()})
             for f in files:
                 self.mlflow.log_artifact(str(f), artifact_path="eval")
+
+
+def tracker_for(settings) -> Tracker:
+    """The tracker a settings file describes (the MLflow resource and the benchmarks build it here)."""
+    return Tracker(settings.mlflow_tracking_uri, settings.mlflow.experiment, settings.layout.mlflow_artifacts,
+                   settings.mlflow.ui_url)

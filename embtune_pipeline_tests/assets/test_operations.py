@@ -10,7 +10,7 @@ import pytest
 from embtune_pipeline import cli
 from embtune_pipeline.definitions import build_definitions
 from embtune_pipeline.lib.registry import ModelRegistry, bind_index
-from embtune_pipeline.runner import materialize_retune
+from embtune_pipeline.runner import execute_retune
 from embtune_pipeline.settings import load_settings
 from embtune_pipeline_tests.conftest import asset_metadata, run_pipeline
 
@@ -57,7 +57,7 @@ def test_champion_reevaluation_stale_index_and_rollback(jaguar_beir, write_setti
     assert registry.champion().version == "2"
 
     first_snapshot = instance.get_dynamic_partitions("corpus_snapshots")[0]
-    backfill = materialize_retune(defs, instance, s.base_model_keys[0], first_snapshot, run_config=LEARNS)
+    backfill = execute_retune(defs, instance, s.base_model_keys[0], first_snapshot, run_config=LEARNS)
     assert asset_metadata(backfill, "registered_model")["alias"] == "(unchanged)"  # no step back by backfill
     assert registry.champion().version == "2"
 
@@ -72,8 +72,8 @@ def test_champion_reevaluation_stale_index_and_rollback(jaguar_beir, write_setti
     q3 = quarterly.execute_in_process(instance=instance)
     assert checks_of(q3)["indexes_use_champion"].passed  # docs-prod serves the champion again
 
-    weak = registry.register(registry.client.get_model_version("embtune", "2").run_id,
-                             {"promotable": False})
+    v2 = registry.client.get_model_version("embtune", "2")
+    weak = registry.register(v2.run_id, v2.source, {"promotable": False})
     with pytest.raises(SystemExit, match="is not promotable"):
         cli.main(["--config", str(settings), "promote", weak.version])
     with pytest.raises(SystemExit, match="embtune: .*99"):

@@ -5,17 +5,13 @@ import pytest
 from embtune_pipeline.lib.registry import ModelRegistry, bind_index, read_bindings, stale_indexes
 
 
-def logged_run(tracking_uri: str, tmp_path, name: str) -> str:
-    """A training run with a (tiny, fake) model directory logged as its `model` artifact."""
-    import mlflow
+def logged_run(registry: ModelRegistry, model_dir, name: str) -> tuple[str, str]:
+    """A training run that logged `model_dir` with the sentence_transformers flavor: (run id, model URI)."""
+    from embtune_pipeline.lib.tracking import Tracker
 
-    mlflow.set_tracking_uri(tracking_uri)
-    model_dir = tmp_path / name
-    model_dir.mkdir()
-    (model_dir / "modules.json").write_text("[]")
-    with mlflow.start_run(run_name=name) as run:
-        mlflow.log_artifacts(str(model_dir), artifact_path="model")
-    return run.info.run_id
+    artifacts = registry.tracking_uri.removeprefix("sqlite:///").replace("mlflow.db", "artifacts")
+    logged = Tracker(registry.tracking_uri, "test", artifacts).log_training(name, {}, [], model_dir, {})
+    return logged.run_id, logged.model_uri
 
 
 @pytest.fixture
@@ -23,10 +19,9 @@ def registry(tmp_path):
     return ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", "embtune", "http://mlflow.local")
 
 
-def test_versions_are_tagged_and_aliases_move_and_roll_back(registry, tmp_path):
-    uri = registry.tracking_uri
-    v1 = registry.register(logged_run(uri, tmp_path, "m1"), {"base_model": "minilm", "tuned_ndcg@10": 0.7})
-    v2 = registry.register(logged_run(uri, tmp_path, "m2"), {"base_model": "minilm", "tuned_ndcg@10": 0.72})
+def test_versions_are_tagged_and_aliases_move_and_roll_back(registry, tiny_model):
+    v1 = registry.register(*logged_run(registry, tiny_model, "m1"), {"base_model": "minilm", "tuned_ndcg@10": 0.7})
+    v2 = registry.register(*logged_run(registry, tiny_model, "m2"), {"base_model": "minilm", "tuned_ndcg@10": 0.72})
     assert (v1.version, v2.version) == ("1", "2")
     assert v1.tags == {"base_model": "minilm", "tuned_ndcg_at_10": "0.7"}
     assert registry.champion() is None
@@ -48,12 +43,24 @@ def test_versions_are_tagged_and_aliases_move_and_roll_back(registry, tmp_path):
     assert registry.version_url("2") == "http://mlflow.local/#/models/embtune/versions/2"
 
 
-def test_a_version_is_found_locally_or_downloaded_from_mlflow(registry, tmp_path):
-    version = registry.register(logged_run(registry.tracking_uri, tmp_path, "m1"), {"model_dir": str(tmp_path / "m1")})
-    assert registry.local_dir(version, tmp_path / "dl") == str(tmp_path / "m1")
-    (tmp_path / "m1" / "modules.json").unlink()  # the training machine's copy is gone
+def test_the_champion_loads_with_mlflow_and_locally(registry, tmp_path, tiny_model):
+    import mlflow
+    import shutil
+
+    trained = tmp_path / "m1"
+    shutil.copytree(tiny_model, trained)
+    version = registry.register(*logged_run(registry, trained, "m1"), {"model_dir": str(trained)})
+    registry.promote(version.version)
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    served = mlflow.sentence_transformers.load_model("models:/embtune@champion")
+    assert served.encode(["reset the Jaguar X1"]).shape == (1, 32)
+    assert mlflow.pyfunc.load_model("models:/embtune@champion").predict(["reset the Jaguar X1"]).shape == (1, 32)
+
+    assert registry.local_dir(version, tmp_path / "dl") == str(trained)
+    shutil.rmtree(trained)  # the training machine's copy is gone
     fetched = registry.local_dir(version, tmp_path / "dl")
     assert fetched == str(tmp_path / "dl" / "embtune-v1") and (tmp_path / "dl" / "embtune-v1" / "modules.json").exists()
+    assert [p.name for p in (tmp_path / "dl").iterdir()] == ["embtune-v1"]  # the download folder is cleaned up
 
 
 def test_index_bindings_flag_indexes_left_on_an_older_version(tmp_path):
