@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -41,8 +42,14 @@ def cmd_run(s, args) -> int:
     import dagster as dg
 
     from embtune_pipeline.partitions import retune_key
-    from embtune_pipeline.runner import (daemon_serves_queue, execute_retune, find_workspace, register_snapshot,
-                                         submit_retune, wait_for_run)
+    from embtune_pipeline.runner import (
+        daemon_serves_queue,
+        execute_retune,
+        find_workspace,
+        register_snapshot,
+        submit_retune,
+        wait_for_run,
+    )
 
     instance = _instance()
     bases = args.base_model or s.base_model_keys
@@ -54,11 +61,16 @@ def cmd_run(s, args) -> int:
         from embtune_pipeline.definitions import build_definitions
 
         defs = build_definitions(args.config)
+        try:
+            workspace = find_workspace(args.workspace)
+        except FileNotFoundError as e:
+            workspace = None
+            print(f"note: the run cannot be re-executed from the UI: {e}", flush=True)
         failed = 0
         for base in bases:
             print(f"retune {retune_key(base, snapshot.key)} (no daemon serves this instance: running here)",
                   flush=True)
-            result = execute_retune(defs, instance, base, snapshot.key, raise_on_error=False)
+            result = execute_retune(defs, instance, base, snapshot.key, raise_on_error=False, workspace=workspace)
             print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
             failed += not result.success
         return 1 if failed else 0
@@ -193,8 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.exceptions import MlflowException
 
     from embtune_pipeline.lib.errors import InputError
-    from embtune_pipeline.settings import SettingsError, load_settings
+    from embtune_pipeline.settings import CONFIG_ENV, SettingsError, load_settings
 
+    if args.config:  # the definitions this process builds, and the code servers it spawns, read the same file
+        os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
     try:
         return args.fn(load_settings(args.config), args)
     except (SettingsError, InputError, FileNotFoundError, MlflowException) as e:  # the message says what and where

@@ -22,6 +22,7 @@ from embtune_pipeline.partitions import BASE_MODELS, RETUNE_PARTITIONS, SNAPSHOT
 from embtune_pipeline.settings import Settings
 
 RETUNE_JOB = "retune"
+REPOSITORY = "__repository__"  # the name Dagster gives the one repository of a Definitions
 QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"  # the daemon thread that dequeues and launches queued runs
 HEARTBEAT_TOLERANCE_SECONDS = 120  # it beats every 30 s: two minutes of silence means no daemon is serving
 WORKSPACE_ENV = "EMBTUNE_WORKSPACE"
@@ -94,12 +95,33 @@ def wait_for_run(instance: dg.DagsterInstance, run_id: str, poll_seconds: float 
         time.sleep(poll_seconds)
 
 
+def retune_origin(workspace: Path):
+    """The `retune` job as the workspace's code location names it. A run that carries it can be re-executed
+    from the UI; Dagster's `execute_in_process` records none (the UI then refuses with a CheckError)."""
+    from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.workspace.load import location_origins_from_yaml_paths
+
+    locations = location_origins_from_yaml_paths([str(workspace)])
+    if len(locations) != 1:
+        raise ValueError(f"{workspace}: expected one code location (embtune's), found {len(locations)}")
+    return RemoteJobOrigin(RemoteRepositoryOrigin(locations[0], REPOSITORY), RETUNE_JOB)
+
+
 def execute_retune(defs: dg.Definitions, instance: dg.DagsterInstance, base_model: str, snapshot: str,
-                   selection=None, run_config=None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    """The `retune` job (or a sub-selection of its assets) executed here, in this process."""
-    job = defs.resolve_job_def(RETUNE_JOB)
+                   selection=None, run_config=None, raise_on_error: bool = True,
+                   workspace: Optional[Path] = None) -> dg.ExecutionResult:
+    """The `retune` job (or a sub-selection of its assets) executed here, in this process and with the
+    in-process executor (torch loads once), as a run of `instance`. With `workspace`, the run names the code
+    location the webserver loads, so the UI can re-execute it."""
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.api import execute_run
+
+    job = defs.resolve_job_def(RETUNE_JOB).with_executor_def(dg.in_process_executor)
     keys = None
     if selection is not None:
-        keys = list(dg.AssetSelection.from_coercible(selection).resolve(defs.resolve_asset_graph()))
-    return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=raise_on_error,
-                                  partition_key=retune_key(base_model, snapshot), asset_selection=keys)
+        keys = frozenset(dg.AssetSelection.from_coercible(selection).resolve(defs.resolve_asset_graph()))
+    run = instance.create_run_for_job(
+        job_def=job, run_config=run_config or {}, asset_selection=keys,
+        tags=dict(RETUNE_PARTITIONS.get_tags_for_partition_key(retune_key(base_model, snapshot))),
+        remote_job_origin=retune_origin(workspace) if workspace else None)
+    return execute_run(InMemoryJob(job), run, instance, raise_on_error=raise_on_error)

@@ -35,6 +35,20 @@ TOPICS = {
 }
 
 
+@pytest.fixture
+def processes(tmp_path):
+    """Start long-running programs with `processes.start(name, cmd, env, cwd)`; all are stopped at the end."""
+    from embtune_pipeline_tests.servers import Processes
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    procs = Processes(logs)
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 1-layer, 32-dim BERT with the MiniLM vocabulary, random weights, saved as a sentence-transformers dir."""

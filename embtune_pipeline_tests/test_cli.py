@@ -21,6 +21,7 @@ def _env(tmp_path, settings):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "workspace.yaml", home / "workspace.yaml")  # as DAGSTER_HOME=$PWD has it in the README
     return {**os.environ, "DAGSTER_HOME": str(home), "EMBTUNE_CONFIG": str(settings)}
 
 
@@ -31,7 +32,8 @@ def run(cmd, tmp_path, env, timeout=900) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_embtune_run_then_dagster_cli_rematerializes_one_partition(jaguar_beir, write_settings, tmp_path):
+def test_embtune_run_then_dagster_cli_rematerializes_one_partition(jaguar_beir, write_settings, tmp_path,
+                                                                  monkeypatch):
     learns = {"learning_rate": 1e-3, "epochs": 4, "batch_size": 8}  # the tiny model beats its base: a champion
     settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"},
                               run={**tiny_run_defaults(), "train": learns})
@@ -39,7 +41,15 @@ def test_embtune_run_then_dagster_cli_rematerializes_one_partition(jaguar_beir, 
     proc = run([EMBTUNE, "run"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     partition = proc.stdout.split("retune ", 1)[1].split()[0]
-    assert "success" in proc.stdout
+    assert "running here" in proc.stdout and "success" in proc.stdout  # no daemon: executed in this process
+    run_id = proc.stdout.split("run ", 1)[1].split(":")[0]
+    import dagster as dg
+
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])  # dagster.yaml reads it
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        recorded = instance.get_run_by_id(run_id)
+        assert recorded.job_name == "retune" and recorded.tags["dagster/partition"] == partition
+        assert recorded.remote_job_origin.location_name == "embtune_pipeline.definitions"  # workspace.yaml's
     report = json.loads(next((tmp_path / "data" / "assets" / "eval_report").glob("*/*.json")).read_text())
     assert Path(report["model_dir"], "modules.json").is_file()
 
@@ -74,3 +84,34 @@ def test_workspace_definitions_validate(tmp_path):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Validation successful" in proc.stdout + proc.stderr
+
+
+def test_a_run_of_embtune_run_is_re_executed_from_the_ui(jaguar_beir, write_settings, tmp_path, processes):
+    """What the UI's *Re-execute* button sends (launchPipelineReexecution with the parent run) succeeds for a run
+    `embtune run` executed in-process: the run names the code location the webserver loads."""
+    import urllib.request
+
+    from embtune_pipeline_tests.servers import free_port, wait_until
+
+    settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"})
+    env = _env(tmp_path, settings)
+    proc = run([EMBTUNE, "run"], tmp_path, env)
+    run_id = proc.stdout.split("run ", 1)[1].split(":")[0]  # success or not: a run to re-execute
+    port = free_port()
+    processes.start("webserver", [str(Path(sys.executable).with_name("dagster-webserver")), "-h", "127.0.0.1",
+                                  "-p", str(port), "-w", str(REPO / "workspace.yaml")], env, REPO)
+    wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info").status == 200, 180,
+               "dagster-webserver", log=processes.log("webserver"))
+    query = ('mutation { launchPipelineReexecution(reexecutionParams: {parentRunId: "%s", strategy: ALL_STEPS}) '
+             '{ __typename ... on PythonError { message } ... on LaunchRunSuccess { run { runId jobName } } } }'
+             % run_id)
+
+    def reexecute():
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(req).read())["data"]["launchPipelineReexecution"]
+        return answer if answer["__typename"] != "PythonError" or "not found" not in answer["message"] else None
+
+    answer = wait_until(reexecute, 120, "the code location to load", interval=3, log=processes.log("webserver"))
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    assert answer["run"]["jobName"] == "retune" and answer["run"]["runId"] != run_id

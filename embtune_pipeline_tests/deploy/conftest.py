@@ -1,71 +1,17 @@
-"""Real servers for the deployment tests, run as processes (Docker Hub is out of reach here): a throwaway
-PostgreSQL cluster on a free 127.0.0.1 port, and a helper that starts and always stops long-running programs."""
+"""A throwaway PostgreSQL cluster for the deployment tests (Docker Hub is out of reach here: the deployment's
+programs run as processes)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-PG_USER = "embtune"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def postgres_bin(name: str) -> str:
-    """Debian's server binaries live under /usr/lib/postgresql/<major>/bin, outside PATH."""
-    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None)
-    if not found:
-        pytest.fail(f"PostgreSQL's {name} is not installed: .ci/run installs Debian's postgresql package")
-    return str(found)
-
-
-def wait_until(check, timeout: float, what: str, interval: float = 0.5, log: Path | None = None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            value = check()
-        except Exception:  # noqa: BLE001 - not up yet
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-@dataclass
-class Postgres:
-    port: int
-    user: str = PG_USER
-
-    def url(self, db: str) -> str:
-        return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{db}"
-
-    def query(self, db: str, sql: str, params=()) -> list[tuple]:
-        import psycopg2
-
-        with psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname=db) as conn:
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-                return cur.fetchall()
+from embtune_pipeline_tests.servers import PG_USER, Postgres, free_port, postgres_bin
 
 
 @pytest.fixture(scope="module")
@@ -92,67 +38,3 @@ def postgres():
         subprocess.run([*as_user, postgres_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
-
-
-@dataclass
-class Processes:
-    """Long-running programs of one test; each gets its own session, and `stop_all` ends every one of them and
-    whatever they spawned (run workers included), also when the test failed."""
-
-    logs: Path
-    running: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    def start(self, name: str, cmd: list[str], env: dict, cwd: Path) -> subprocess.Popen:
-        log = (self.logs / f"{name}.log").open("ab")
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.running[name] = proc
-        return proc
-
-    def log(self, name: str) -> Path:
-        return self.logs / f"{name}.log"
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.running.pop(name)
-        _signal_tree(proc.pid, sig)
-        proc.wait(timeout=30)
-
-    def stop_all(self) -> None:
-        for name in list(self.running):
-            proc = self.running.pop(name)
-            _signal_tree(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_tree(proc.pid, signal.SIGKILL)
-
-
-def _signal_tree(pid: int, sig: int) -> None:
-    """The process, its children (run workers a code server started) and its session."""
-    import psutil
-
-    try:
-        parent = psutil.Process(pid)
-        family = [*parent.children(recursive=True), parent]
-    except psutil.NoSuchProcess:
-        family = []
-    for p in family:
-        try:
-            p.send_signal(sig)
-        except psutil.NoSuchProcess:
-            pass
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-@pytest.fixture
-def processes(tmp_path):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    procs = Processes(logs)
-    try:
-        yield procs
-    finally:
-        procs.stop_all()

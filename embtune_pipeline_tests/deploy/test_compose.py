@@ -61,7 +61,8 @@ def test_storage_is_the_postgres_service():
     m = re.fullmatch(r"postgresql\+psycopg2://(\w+):(\S+)@postgres:5432/(\w+)", store)
     assert m and m.group(1) == pg["POSTGRES_USER"] and m.group(2) == pg["POSTGRES_PASSWORD"]
     assert f"CREATE DATABASE {m.group(3)};" in (DOCKER / "postgres-init.sql").read_text()
-    assert any(v.startswith("./postgres-init.sql:/docker-entrypoint-initdb.d/") for v in SERVICES["postgres"]["volumes"])
+    init = [v for v in SERVICES["postgres"]["volumes"] if v.startswith("./postgres-init.sql:")]
+    assert init and init[0].split(":")[1].startswith("/docker-entrypoint-initdb.d/")
 
 
 def test_the_code_server_is_where_the_workspace_points():

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from embtune_pipeline_tests.conftest import tiny_run_defaults, write_jsonl
-from embtune_pipeline_tests.deploy.conftest import free_port, port_open, wait_until
+from embtune_pipeline_tests.servers import free_port, port_open, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -44,8 +44,9 @@ def test_versions_are_tagged_and_aliases_move_and_roll_back(registry, tiny_model
 
 
 def test_the_champion_loads_with_mlflow_and_locally(registry, tmp_path, tiny_model):
-    import mlflow
     import shutil
+
+    import mlflow
 
     trained = tmp_path / "m1"
     shutil.copytree(tiny_model, trained)
