@@ -73,7 +73,7 @@ def main() -> None:
     base = s.base_model_keys[0]
     # up to the report: the registry step needs no benchmark, and a model that fails the gate still has numbers
     result = execute_retune(build_definitions(str(settings_file)), instance, base, snapshot.key,
-                                selection="*eval_report", raise_on_error=False)
+                            selection="*eval_report", raise_on_error=False)
     wall = time.time() - start
 
     seconds = {e.step_key: round(e.event_specific_data.duration_ms / 1000, 1)

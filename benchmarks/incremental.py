@@ -70,7 +70,7 @@ def main() -> None:
         s = load_settings(settings_file)
         snapshot = register_snapshot(instance, s)
         result = execute_retune(build_definitions(str(settings_file)), instance, s.base_model_keys[0],
-                                    snapshot.key, selection=steps)
+                                snapshot.key, selection=steps)
         meta = result.asset_materializations_for_node("synthetic_queries")[-1].metadata
         return {"snapshot": snapshot.key, "llm_calls": meta["llm_calls"].value, "cache_hits": meta["cache_hits"].value}
 

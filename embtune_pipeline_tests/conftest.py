@@ -145,8 +145,8 @@ def write_settings(tmp_path, tiny_model):
 
 def run_pipeline(settings_path, selection=None, run_config=None, raise_on_error=True, instance=None,
                  base_model=None):
-    """Register the settings' corpus as a snapshot partition, then materialize the code location's real retune
-    assets and checks for (base model, snapshot) through Dagster."""
+    """Register the settings' corpus as a snapshot partition, then execute the code location's real `retune` job
+    (or a sub-selection of its assets, with their checks) for (base model, snapshot), as `embtune run` does."""
     import dagster as dg
 
     from embtune_pipeline.definitions import build_definitions
@@ -157,8 +157,8 @@ def run_pipeline(settings_path, selection=None, run_config=None, raise_on_error=
     instance = instance or dg.DagsterInstance.ephemeral()
     snapshot = register_snapshot(instance, s)
     return execute_retune(build_definitions(str(settings_path)), instance, base_model or s.base_model_keys[0],
-                              snapshot.key, selection=selection, run_config=run_config,
-                              raise_on_error=raise_on_error)
+                          snapshot.key, selection=selection, run_config=run_config,
+                          raise_on_error=raise_on_error)
 
 
 def stored(data_dir: Path, asset: str, suffix: str = ".parquet", partition: str | None = None) -> Path:
