@@ -86,6 +86,7 @@ def test_runs_log_to_the_mlflow_service_and_its_artifact_volume():
     assert SERVICES["embtune-code"]["environment"]["EMBTUNE_MLFLOW_TRACKING_URI"] == f"http://mlflow:{port}"
     assert f"127.0.0.1:{port}:{port}" in SERVICES["mlflow"]["ports"]
     assert "mlflow:*" in option(command, "--allowed-hosts").split(",")  # the name the code server uses
+    assert SERVICES["mlflow"]["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     destination = option(command, "--artifacts-destination")
     assert destination == "${MLFLOW_ARTIFACTS_DESTINATION:-/mlartifacts}"
     assert "mlflow-artifacts:/mlartifacts" in SERVICES["mlflow"]["volumes"]

@@ -100,11 +100,13 @@ def test_embtune_runs_as_a_service(postgres, processes, jaguar_beir, write_setti
     env.pop("MLFLOW_TRACKING_URI", None)
 
     # --- the servers, each with compose.yaml's command
+    mlflow_env = {**env, **{k: str(v) for k, v in COMPOSE["services"]["mlflow"]["environment"].items()
+                            if not str(v).startswith("${")}}  # compose's own settings; the S3 ones are unset
     processes.start("mlflow", local_command("mlflow", {
         "postgresql+psycopg2://embtune:${EMBTUNE_POSTGRES_PASSWORD:-embtune}@postgres:5432/mlflow":
             postgres.url("mlflow"),
         "${MLFLOW_ARTIFACTS_DESTINATION:-/mlartifacts}": str(artifacts), "0.0.0.0": "127.0.0.1",
-        "5000": str(mlflow_port)}), env, tmp_path)
+        "5000": str(mlflow_port)}), mlflow_env, tmp_path)
     processes.start("code-server", local_command("embtune-code", {"0.0.0.0": "127.0.0.1", "4000": str(code_port)}),
                     env, tmp_path)
     workspace_swap = {"/opt/dagster/home/workspace.yaml": str(home / "workspace.yaml")}
@@ -134,6 +136,7 @@ def test_embtune_runs_as_a_service(postgres, processes, jaguar_beir, write_setti
     proc = embtune(["run", "--wait"], env, tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:] + _tail(processes, "code-server")
     first_run_seconds = time.time() - t0
+    print(f"\n$ embtune run --wait\n{proc.stdout}")
     assert "queued" in proc.stdout and "success" in proc.stdout
     run1 = proc.stdout.split("run ", 1)[1].split(":")[0]
     assert postgres.query("dagster", "SELECT pipeline_name, status FROM runs WHERE run_id = %s", (run1,)) == [
@@ -160,7 +163,7 @@ def test_embtune_runs_as_a_service(postgres, processes, jaguar_beir, write_setti
     assert experiment.artifact_location.startswith("mlflow-artifacts:")  # the server's store, not a worker's disk
     assert list(artifacts.rglob("MLmodel")) and not (tmp_path / "data" / "mlartifacts").exists()
     print(f"\nchampion from {mlflow_uri}: models:/embtune@champion encodes to {vectors.shape}, "
-          f"first values {vectors[0][:3].round(4).tolist()}")
+          f"first values {[round(float(v), 4) for v in vectors[0][:3]]}")
 
     # --- a corpus change: the sensor queues a re-tune and the daemon runs it
     corpus = jaguar_beir / "corpus.jsonl"
