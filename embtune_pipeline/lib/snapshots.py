@@ -61,7 +61,7 @@ class SnapshotStore:
             write_atomically(path, lambda tmp: docs[DOC_COLUMNS].to_parquet(tmp, index=False))
             info = {"key": key, "documents": len(docs), "quarantined_rows": quarantined, "source": source,
                     "registered_at": utc_now()}
-            path.with_suffix(".json").write_text(json.dumps(info, indent=2))
+            write_atomically(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(info, indent=2)))
         return Snapshot(key, docs, quarantined, new)
 
     def info(self, key: str) -> dict:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
-    """`write` fills a temporary file beside `path`, which then replaces `path`: a failed write never leaves a
-    half file where the last good one was."""
+    """`write` fills a temporary file beside `path` (a name of its own, so two writers never share one), which
+    is flushed to disk and then renamed over `path`: a reader sees the old file or the new one, never a half
+    file, and a crash mid-write leaves the last good one in place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    write(tmp)
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
