@@ -13,6 +13,7 @@ USER_PAIR_COLUMNS = ["query_id", "query", "doc_id", "positive_chunk_id", "positi
 EVAL_COLUMNS = ["query_id", "query", "doc_id", "score", "eval_source", "synthetic"]
 TRAIN_COLUMNS = ["query", "positive", "positive_chunk_id", "positive_doc_id", "source", "provenance"]
 SYNTHETIC_SOURCE = "synthetic"  # the source of generated pairs; every other source is a real user query
+EVAL_SALT = "eval"  # the eval holdout's draw, independent of the sample and of the validation split
 
 
 def is_real(pairs: pd.DataFrame) -> pd.Series:
@@ -61,7 +62,7 @@ def attach_targets(pairs: pd.DataFrame, chunks: pd.DataFrame, source: str) -> tu
 
 def held_out(user_pairs: pd.DataFrame, holdout_fraction: float, seed: int) -> pd.DataFrame:
     """Whole queries (all their judgments together) held out for evaluation; only pairs aimed at a document."""
-    mask = stable_fraction(user_pairs["query_id"], holdout_fraction, seed) & user_pairs["doc_id"].notna()
+    mask = stable_fraction(user_pairs["query_id"], holdout_fraction, seed, EVAL_SALT) & user_pairs["doc_id"].notna()
     return user_pairs[mask]
 
 
@@ -92,7 +93,7 @@ def synthetic_eval(queries: pd.DataFrame, chunks: pd.DataFrame, holdout_fraction
                    seed: int) -> pd.DataFrame:
     """Hold out the queries of a fraction of chunks; flagged synthetic, since such queries flatter a model."""
     doc_of = dict(zip(chunks["chunk_id"], chunks["doc_id"]))
-    held = queries[stable_fraction(queries["chunk_hash"], holdout_fraction, seed)]
+    held = queries[stable_fraction(queries["chunk_hash"], holdout_fraction, seed, EVAL_SALT)]
     judgments = pd.DataFrame({
         "query_id": [f"s{i}" for i in range(len(held))], "query": held["query"].values,
         "doc_id": held["chunk_id"].map(doc_of).values, "score": 1,

@@ -24,6 +24,8 @@ def stable_sample(df: pd.DataFrame, n: int, seed: int, key_column: str = "chunk_
     return df.loc[keys.sort_values(kind="stable").index[:n]].reset_index(drop=True)
 
 
-def stable_fraction(keys: pd.Series, fraction: float, seed: int) -> pd.Series:
-    """A boolean mask holding out about `fraction` of the keys, decided per key (the same key, the same side)."""
-    return keys.map(lambda k: int(_rank_key(seed, str(k))[:8], 16) / 0xFFFFFFFF < fraction)
+def stable_fraction(keys: pd.Series, fraction: float, seed: int, salt: str) -> pd.Series:
+    """A boolean mask holding out about `fraction` of the keys, decided per key (the same key, the same side).
+    The salt names the purpose (eval, validation): each draw is independent of the others and of
+    `stable_sample`'s order, so a held-out fraction of a sample is that fraction, not the sample's first rows."""
+    return keys.map(lambda k: int(_rank_key(seed, f"{salt}:{k}")[:8], 16) / 0xFFFFFFFF < fraction)

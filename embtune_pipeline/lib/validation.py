@@ -49,7 +49,7 @@ def split_validation(rows: pd.DataFrame, fraction: float, max_queries: int, min_
     real = is_real(rows)
     choices = [("real", real, rows["anchor"]), ("synthetic", ~real, rows["positive"])]
     for source, pool, group in choices:
-        held = pool & stable_fraction("validation:" + group, fraction, seed)
+        held = pool & stable_fraction(group, fraction, seed, salt="validation")
         if rows.loc[held, "anchor"].nunique() < min_queries:
             continue
         # at most max_queries queries, whole groups at a time; held groups past that go back to training

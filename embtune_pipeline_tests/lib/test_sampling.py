@@ -13,5 +13,22 @@ def test_stable_sample_keeps_unchanged_rows_when_others_change():
 
 
 def test_stable_fraction_is_about_right():
-    mask = stable_fraction(pd.Series([str(i) for i in range(5000)]), 0.2, seed=0)
+    mask = stable_fraction(pd.Series([str(i) for i in range(5000)]), 0.2, seed=0, salt="eval")
     assert 0.17 < mask.mean() < 0.23
+
+
+def test_the_eval_holdout_of_a_sample_is_a_fraction_of_it_not_its_first_rows():
+    """stable_sample keeps the lowest hashes; a holdout drawn with the same hash would hold out the sample's
+    head: 599 chunks and a 200-chunk sample gave 63% held out, an 80-chunk sample all of it."""
+    from embtune_pipeline.lib.pairs import synthetic_eval
+
+    chunks = pd.DataFrame({"chunk_hash": [f"h{i}" for i in range(599)], "chunk_id": [f"c{i}" for i in range(599)],
+                           "doc_id": [f"d{i}" for i in range(599)]})
+    for n in (200, 80):
+        sample = stable_sample(chunks, n, seed=0)
+        queries = pd.DataFrame({"chunk_hash": sample["chunk_hash"], "chunk_id": sample["chunk_id"],
+                                "query": [f"question about {c}" for c in sample["chunk_id"]]})
+        held = synthetic_eval(queries, chunks, 0.2, 1000, seed=0)
+        assert 0.08 * n < len(held) < 0.32 * n, (n, len(held))
+    salts = [stable_fraction(chunks["chunk_hash"], 0.2, 0, salt) for salt in ("eval", "validation")]
+    assert (salts[0] & salts[1]).mean() < 0.1  # independent draws: about 0.2 x 0.2
