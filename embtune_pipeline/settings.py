@@ -169,8 +169,11 @@ class TrainKnobs(_Strict):
                                   "synthetic pairs as real ones (a fresh draw each epoch) instead of all of them")
     lora: bool = False
     lora_rank: int = Field(16, ge=1)
-    save_steps: int = Field(200, ge=1, description="checkpoint every N steps; a rerun resumes from the last "
-                            "(with a validation split, checkpoints are taken at each validation instead)")
+    save_steps: int = Field(200, ge=1, description="checkpoint at least every N steps; a rerun resumes from the "
+                            "last (with a validation split, each validation is a checkpoint: validations then "
+                            "come at least this often too)")
+    keep_checkpoints: bool = Field(False, description="keep the checkpoints after a successful run (they are "
+                                   "deleted once the model is saved: several hundred MB a run)")
     seed: int = 0
     validation_fraction: float = Field(0.1, ge=0, lt=1, description="share of training queries held out to pick "
                                        "the checkpoint and WiSE-FT ratio (real queries when there are enough); "

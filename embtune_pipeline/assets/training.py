@@ -2,6 +2,7 @@
 
 
 import json
+import shutil
 
 import dagster as dg
 import pandas as pd
@@ -17,6 +18,7 @@ from embtune_pipeline.settings import TrainKnobs, settings_digest
 
 TrainConfig = optional_config(TrainKnobs, "TrainConfig")
 MODEL_RECORD = "embtune.json"  # beside the saved model: what produced it, so a rerun reuses it
+NOT_TRAINING = {"keep_checkpoints"}  # knobs that change no weight: outside the training key
 
 # The tags a Kubernetes run launcher reads to give this step a GPU (ignored elsewhere).
 GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
@@ -36,8 +38,8 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
     train_rows = hard_negatives[[c for c in hard_negatives.columns if c in ("anchor", "positive")
                                  or c.startswith("negative_")]]
     # the source column decides which queries validate, so it names the run too
-    key = training_key(hard_negatives[[*train_rows.columns, "source"]], knobs.model_dump(), emb["key"],
-                       emb["max_seq_length"])
+    key = training_key(hard_negatives[[*train_rows.columns, "source"]], knobs.model_dump(exclude=NOT_TRAINING),
+                       emb["key"], emb["max_seq_length"])
     base_key, snapshot = keys_of(context)
     name = f"{base_key}-{key}"
     out_dir = s.layout.model(name)
@@ -80,6 +82,8 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
              "training_pairs_by_source": fit_rows["source"].value_counts().to_dict(),
              "steps": result.steps, "validation": result.validation}
     record_file.write_text(json.dumps(value, indent=2))
+    if not knobs.keep_checkpoints:  # the model is saved and recorded: a rerun reuses it, not the checkpoints
+        shutil.rmtree(s.layout.checkpoints(name), ignore_errors=True)
     return dg.Output(value, metadata={
         "model_dir": dg.MetadataValue.path(str(out_dir)),
         "mlflow_run": dg.MetadataValue.url(value["mlflow_run_url"]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +152,6 @@ def train_model(
     """With a validation set, the model is scored every 1/evaluations_per_epoch epoch and the best checkpoint
     is kept; then each WiSE-FT ratio in interpolation_alphas is scored and the best one saved. A "source" column
     in pairs lets balance_sources apply (see training_data)."""
-    import math
     import time
 
     import torch
@@ -182,8 +182,7 @@ def train_model(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     selection: dict = {}
     if scorer is not None:
-        eval_steps = max(1, math.ceil(epoch_batches / evaluations_per_epoch))
-        save_steps = eval_steps  # the best checkpoint can only be one that was saved when it was scored
+        save_steps = eval_steps = validation_steps(epoch_batches, evaluations_per_epoch, save_steps)
         selection = dict(eval_strategy="steps", eval_steps=eval_steps, load_best_model_at_end=True,
                          metric_for_best_model=scorer.trainer_metric, greater_is_better=True)
     args = SentenceTransformerTrainingArguments(
@@ -231,6 +230,13 @@ def train_model(
     history = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
     return TrainResult(model_dir=output_dir, steps=int(trainer.state.global_step), loss_history=history,
                        resumed_from=last, train_seconds=seconds, validation=chosen, epoch_pairs=epoch_pairs)
+
+
+def validation_steps(epoch_batches: int, evaluations_per_epoch: int, save_steps: int) -> int:
+    """Steps between validations when a validation split picks the checkpoint. Each validation is a checkpoint
+    (the best can only be one saved when it was scored), so validating at least every `save_steps` keeps the
+    promise that a crash loses at most `save_steps` steps."""
+    return max(1, min(math.ceil(epoch_batches / evaluations_per_epoch), save_steps))
 
 
 def _choose_interpolation(model, base_state: dict, scorer: ValidationScorer, alphas, known: dict) -> dict:

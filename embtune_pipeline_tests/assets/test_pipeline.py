@@ -66,6 +66,7 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     record = json.loads((Path(report["model_dir"]) / "embtune.json").read_text())
     assert sum(record["training_pairs_by_source"].values()) == tuned["training_pairs"]
     assert record["pairs_per_epoch"] == tuned["pairs_per_epoch"]
+    assert not list((settings.parent / "data" / "checkpoints").glob("*/checkpoint-*"))  # removed after success
     assert tuned["interpolation_alpha"] in (1.0, 0.75, 0.5) and tuned["validation_best_step"] > 0
 
     import mlflow

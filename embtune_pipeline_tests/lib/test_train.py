@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from embtune_pipeline.lib.models import load_model
-from embtune_pipeline.lib.train import interpolate_weights, train_model, training_data, training_key
+from embtune_pipeline.lib.train import interpolate_weights, train_model, training_data, training_key, validation_steps
 
 
 def _pairs(n=24):
@@ -145,3 +145,9 @@ def test_balanced_training_is_paced_by_the_real_pairs(tiny_model, tmp_path):
                         epochs=1, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, matryoshka_dims=[],
                         lora=False, lora_rank=4, save_steps=100, seed=0)
     assert plain.epoch_pairs == len(split.train_rows) and plain.steps == -(-len(split.train_rows) // 8)
+
+
+def test_with_validation_a_checkpoint_comes_at_least_every_save_steps():
+    assert validation_steps(epoch_batches=100, evaluations_per_epoch=2, save_steps=200) == 50  # as asked
+    assert validation_steps(epoch_batches=1000, evaluations_per_epoch=2, save_steps=200) == 200  # not 500
+    assert validation_steps(epoch_batches=1, evaluations_per_epoch=4, save_steps=200) == 1
