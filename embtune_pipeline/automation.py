@@ -7,6 +7,7 @@ import dagster as dg
 from embtune_pipeline.lib.snapshots import SnapshotStore, changed_fraction, read_current_documents, snapshot_key
 from embtune_pipeline.partitions import BASE_MODELS, RETUNE_PARTITIONS, SNAPSHOTS, retune_key
 from embtune_pipeline.resources.settings import SettingsResource
+from embtune_pipeline.runner import release_dead_runs
 from embtune_pipeline.settings import Settings
 
 RETUNE_GROUPS = ["corpus", "queries", "negatives", "training", "evaluation"]
@@ -64,6 +65,8 @@ def build_automation(s: Settings) -> tuple[list, list]:
                description="Re-tunes when the corpus content changed by at least retune.min_changed_fraction, "
                "and tunes any base model newly listed in settings.")
     def corpus_change_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
+        for run_id in release_dead_runs(context.instance):
+            context.log.warning(f"run {run_id} had died without ending: marked failed, its concurrency slots freed")
         snapshots = context.instance.get_dynamic_partitions(SNAPSHOTS.name)
         latest = snapshots[-1] if snapshots else None
         # no cursor yet (a new sensor, a new daemon): compare with the latest snapshot `embtune run` registered,

@@ -31,25 +31,15 @@ from embtune_pipeline.lib.registry import registry_for  # noqa: E402  (light: ml
 
 
 def _instance():
-    import dagster as dg
+    from embtune_pipeline.runner import open_instance
 
     if not os.environ.get("DAGSTER_HOME"):
         sys.exit("embtune: set DAGSTER_HOME (the README uses the repository folder) so runs are recorded")
-    return dg.DagsterInstance.get()
+    return open_instance()
 
 
 def cmd_run(s, args) -> int:
-    import dagster as dg
-
-    from embtune_pipeline.partitions import retune_key
-    from embtune_pipeline.runner import (
-        daemon_serves_queue,
-        execute_retune,
-        find_workspace,
-        register_snapshot,
-        submit_retune,
-        wait_for_run,
-    )
+    from embtune_pipeline.runner import daemon_serves_queue, register_snapshot
 
     instance = _instance()
     bases = args.base_model or s.base_model_keys
@@ -57,36 +47,52 @@ def cmd_run(s, args) -> int:
     if unknown:
         sys.exit(f"embtune: {unknown} not in the settings' base_models {s.base_model_keys}")
     snapshot = register_snapshot(instance, s)
-    if not daemon_serves_queue(instance):  # the embedded default: run here, still as a `retune` job run
-        from embtune_pipeline.definitions import build_definitions
+    if daemon_serves_queue(instance):
+        return _queue_runs(instance, bases, snapshot.key, args)
+    return _run_here(instance, bases, snapshot.key, args)
 
-        defs = build_definitions(args.config)
-        try:
-            workspace = find_workspace(args.workspace)
-        except FileNotFoundError as e:
-            workspace = None
-            print(f"note: the run cannot be re-executed from the UI: {e}", flush=True)
-        failed = 0
-        for base in bases:
-            print(f"retune {retune_key(base, snapshot.key)} (no daemon serves this instance: running here)",
-                  flush=True)
-            result = execute_retune(defs, instance, base, snapshot.key, raise_on_error=False, workspace=workspace)
-            print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
-            failed += not result.success
-        return 1 if failed else 0
+
+def _run_here(instance, bases: list[str], snapshot: str, args) -> int:
+    """The embedded default (no daemon): each `retune` run executes in this process."""
+    from embtune_pipeline.definitions import build_definitions
+    from embtune_pipeline.partitions import retune_key
+    from embtune_pipeline.runner import execute_retune, find_workspace
+
+    defs = build_definitions(args.config)
+    try:
+        workspace = find_workspace(args.workspace)
+    except FileNotFoundError as e:
+        workspace = None
+        print(f"note: the run cannot be re-executed from the UI: {e}", flush=True)
+    failed = 0
+    for base in bases:
+        print(f"retune {retune_key(base, snapshot)} (no daemon serves this instance: running here)", flush=True)
+        result = execute_retune(defs, instance, base, snapshot, raise_on_error=False, workspace=workspace)
+        print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
+        failed += not result.success
+    return 1 if failed else 0
+
+
+def _queue_runs(instance, bases: list[str], snapshot: str, args) -> int:
+    """A daemon serves the instance: submit each `retune` run to its queue; with --wait, follow them."""
+    import dagster as dg
+
+    from embtune_pipeline.partitions import retune_key
+    from embtune_pipeline.runner import find_workspace, submit_retune, wait_for_run
 
     workspace = find_workspace(args.workspace)
     runs = []
     for base in bases:
         try:
-            run_id = submit_retune(workspace, base, snapshot.key)
+            run_id = submit_retune(workspace, base, snapshot)
         except RuntimeError as e:
             sys.exit(f"embtune: {e}")
-        print(f"retune {retune_key(base, snapshot.key)}\n  run {run_id}: queued (the daemon launches it; "
+        print(f"retune {retune_key(base, snapshot)}\n  run {run_id}: queued (the daemon launches it; "
               "see Runs in the Dagster UI)", flush=True)
         runs.append(run_id)
     if not args.wait:
         return 0
+
     def report(run_id: str, status: dg.DagsterRunStatus) -> None:
         if status != dg.DagsterRunStatus.QUEUED:  # already said
             print(f"  run {run_id}: {status.value.lower()}", flush=True)

@@ -23,9 +23,14 @@ def keys_of(context) -> tuple[str, str]:
 
 
 def add_missing(instance: dg.DagsterInstance, partitions: dg.DynamicPartitionsDefinition, keys: list[str]) -> list[str]:
-    """Register keys not yet known to the instance; returns those added."""
+    """Register keys not yet known to the instance; returns those added. Safe against another process adding
+    the same keys at the same moment (the storage's unique constraint refuses the second insert)."""
     known = set(instance.get_dynamic_partitions(partitions.name))
     new = [k for k in dict.fromkeys(keys) if k not in known]
-    if new:
-        instance.add_dynamic_partitions(partitions.name, new)
+    for key in new:
+        try:
+            instance.add_dynamic_partitions(partitions.name, [key])
+        except Exception:  # noqa: BLE001 - the storage's integrity error, whichever backend raised it
+            if not instance.has_dynamic_partition(partitions.name, key):
+                raise
     return new

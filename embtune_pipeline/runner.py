@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,84 @@ REPOSITORY = "__repository__"  # the name Dagster gives the one repository of a 
 QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"  # the daemon thread that dequeues and launches queued runs
 HEARTBEAT_TOLERANCE_SECONDS = 120  # it beats every 30 s: two minutes of silence means no daemon is serving
 WORKSPACE_ENV = "EMBTUNE_WORKSPACE"
+
+
+INSTANCE_LOCK = ".embtune-instance.lock"
+PROCESS_TAG = "embtune/process"  # host:pid:start time of the process that executes a run's steps
+LIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def this_process() -> str:
+    import psutil
+
+    me = psutil.Process()
+    return f"{socket.gethostname()}:{me.pid}:{me.create_time():.0f}"
+
+
+def process_gone(tag: str, host: str) -> bool:
+    """True when `tag` names a process on `host` that no longer runs; a pid the system gave to another process
+    since (another start time) counts as gone. A process on another host is never judged from here."""
+    import psutil
+
+    try:
+        tag_host, pid, started = tag.rsplit(":", 2)
+        pid = int(pid)
+    except ValueError:
+        return False
+    if tag_host != host:
+        return False
+    try:
+        return f"{psutil.Process(pid).create_time():.0f}" != started
+    except psutil.NoSuchProcess:
+        return True
+
+
+def record_run_process(instance: dg.DagsterInstance, run_id: str) -> None:
+    """Tag the run with the process executing it, so a crash can be told from a long step. Only the run's own
+    process records itself: a step process of the multiprocess executor ends after its step while the run goes
+    on, so such runs carry no tag and are left to Dagster's run monitoring."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        return
+    tag = this_process()
+    run = instance.get_run_by_id(run_id)
+    if run is not None and run.tags.get(PROCESS_TAG) != tag:
+        instance.add_run_tags(run_id, {PROCESS_TAG: tag})
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail every started run whose process on this host is gone (kill -9, OOM, a crash) and free the
+    concurrency slots it held: otherwise it stays STARTED and holds the `gpu` pool's only slot, and every later
+    run waits on it forever. Returns the released run ids."""
+    host, released = socket.gethostname(), []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=LIVE_STATUSES)):
+        tag = run.tags.get(PROCESS_TAG)
+        if tag and process_gone(tag, host):
+            instance.report_run_failed(run, f"the process that ran it ({tag}) is gone (killed or crashed): "
+                                            "marked failed and its concurrency slots freed")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            released.append(run.run_id)
+    return released
+
+
+def open_instance() -> dg.DagsterInstance:
+    """The instance in $DAGSTER_HOME, its storage created (or migrated) by one process at a time: two commands
+    on a fresh home would otherwise both create it (SQLite then holds two alembic heads, and every later
+    command fails)."""
+    from filelock import FileLock
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(home / INSTANCE_LOCK), timeout=300):
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)  # run storage
+        instance.get_dynamic_partitions(SNAPSHOTS.name)  # event log storage
+        instance.all_instigator_state()  # schedule storage
+    for run_id in release_dead_runs(instance):
+        print(f"embtune: run {run_id} had died without ending (its process is gone): marked failed, its "
+              "concurrency slots freed", file=sys.stderr)
+    return instance
 
 
 def register_snapshot(instance: dg.DagsterInstance, s: Settings) -> Snapshot:
@@ -55,13 +134,13 @@ def daemon_serves_queue(instance: dg.DagsterInstance) -> bool:
 def find_workspace(explicit: Optional[str] = None) -> Path:
     """The workspace file the daemon and webserver load, so a submitted run names the same code location:
     --workspace, else $EMBTUNE_WORKSPACE, else workspace.yaml in $DAGSTER_HOME, else in the current folder."""
-    candidates = [explicit, os.environ.get(WORKSPACE_ENV)]
-    if not any(candidates):
-        candidates = [Path(os.environ.get("DAGSTER_HOME", ".")) / "workspace.yaml", Path("workspace.yaml")]
-    for c in filter(None, candidates):
-        if Path(c).is_file():
-            return Path(c).resolve()
-    raise FileNotFoundError(f"no workspace file found (tried {[str(c) for c in candidates if c]}): pass "
+    named = explicit or os.environ.get(WORKSPACE_ENV)
+    candidates = [Path(named)] if named else [Path(os.environ.get("DAGSTER_HOME", ".")) / "workspace.yaml",
+                                              Path("workspace.yaml")]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    raise FileNotFoundError(f"no workspace file found (tried {', '.join(map(str, candidates))}): pass "
                             f"--workspace or set {WORKSPACE_ENV} to the workspace.yaml the daemon loads")
 
 

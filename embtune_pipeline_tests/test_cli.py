@@ -115,3 +115,50 @@ def test_a_run_of_embtune_run_is_re_executed_from_the_ui(jaguar_beir, write_sett
     answer = wait_until(reexecute, 120, "the code location to load", interval=3, log=processes.log("webserver"))
     assert answer["__typename"] == "LaunchRunSuccess", answer
     assert answer["run"]["jobName"] == "retune" and answer["run"]["runId"] != run_id
+
+
+def test_two_snapshots_at_once_on_a_fresh_home_leave_a_usable_instance(tmp_path):
+    """Both succeed, the next command works, one alembic head per database (3 trials; benchmarks/concurrency.py
+    runs 20). Before the instance lock, 3 of 8 trials left two heads and every later command failed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("concurrency", REPO / "benchmarks" / "concurrency.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(json.dumps({"corpus": {"path": str(write_jsonl(tmp_path / "docs.jsonl", jaguar_docs())),
+                                               "format": "jsonl"}}))
+    for trial in range(3):
+        result = bench.race_trial(tmp_path / f"trial{trial}", settings)
+        assert result["usable"], result
+        assert result["heads"] and set(result["heads"].values()) == {1}
+
+
+def test_a_run_killed_while_training_does_not_wedge_the_next(jaguar_beir, write_settings, tmp_path, monkeypatch):
+    """kill -9 while the training step holds the `gpu` pool's one slot: the next `embtune run` releases the dead
+    run (marked failed, slot freed) and completes, with no manual step. Before, it waited on the slot forever."""
+    import signal
+    import time
+
+    import dagster as dg
+
+    slow = {**tiny_run_defaults(), "train": {"epochs": 200, "batch_size": 4, "save_steps": 1000}}
+    env = _env(tmp_path, write_settings(corpus={"path": str(jaguar_beir), "format": "beir"}, run=slow))
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    doomed = subprocess.Popen([EMBTUNE, "run"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        deadline = time.time() + 300
+        while not instance.event_log_storage.get_concurrency_info("gpu").active_slot_count:
+            assert doomed.poll() is None and time.time() < deadline, "the training step never took the gpu slot"
+            time.sleep(0.2)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        (dead,) = instance.get_runs()
+        assert dead.status == dg.DagsterRunStatus.STARTED  # what a crash leaves behind
+
+        quick = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"})
+        proc = run([EMBTUNE, "run"], tmp_path, {**env, "EMBTUNE_CONFIG": str(quick)}, timeout=300)
+        assert f"run {dead.run_id} had died without ending" in proc.stderr
+        assert "success" in proc.stdout or "FAILED" in proc.stdout  # it ran to its end (the gate may refuse)
+        assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.event_log_storage.get_concurrency_info("gpu").active_slot_count == 0

@@ -16,6 +16,15 @@ class SettingsResource(dg.ConfigurableResource):
     config_path: Optional[str] = None
     _settings: Optional[Settings] = PrivateAttr(default=None)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """In a run: record which process executes it, and release runs whose process died, before this step
+        can wait on a concurrency pool one of them holds."""
+        if context.instance is not None and context.run_id:
+            from embtune_pipeline.runner import record_run_process, release_dead_runs
+
+            release_dead_runs(context.instance)
+            record_run_process(context.instance, context.run_id)
+
     def get(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config_path)

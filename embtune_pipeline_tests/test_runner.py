@@ -1,0 +1,64 @@
+"""The runner's decisions, fast: whether a queued run would start, whether a run's process is gone, which
+workspace a submitted run names."""
+
+import os
+import socket
+
+import dagster as dg
+import psutil
+import pytest
+
+from embtune_pipeline.runner import (
+    daemon_serves_queue,
+    find_workspace,
+    process_gone,
+    queue_is_served,
+    release_dead_runs,
+    this_process,
+)
+
+
+def test_a_queued_run_starts_only_when_a_daemon_beat_lately():
+    assert queue_is_served(last_heartbeat=1000.0, now=1030.0)
+    assert not queue_is_served(last_heartbeat=1000.0, now=1000.0 + 121)
+    assert not queue_is_served(last_heartbeat=None, now=1000.0)
+    assert not daemon_serves_queue(dg.DagsterInstance.ephemeral())  # nothing queues there
+
+
+def test_a_process_is_gone_when_its_pid_is_free_or_reused_but_never_judged_across_hosts():
+    host = socket.gethostname()
+    assert not process_gone(this_process(), host)
+    pid = os.getpid()
+    started = f"{psutil.Process(pid).create_time():.0f}"
+    assert process_gone(f"{host}:{pid}:{int(started) - 100}", host)  # the pid now belongs to another process
+    free_pid = max(psutil.pids()) + 10_000
+    assert process_gone(f"{host}:{free_pid}:1", host)
+    assert not process_gone(f"another-host:{free_pid}:1", host)
+    assert not process_gone("garbage", host)
+
+
+def test_release_dead_runs_fails_only_runs_whose_process_is_gone():
+    instance = dg.DagsterInstance.ephemeral()
+    host = socket.gethostname()
+    dead = instance.create_run_for_job(dg.GraphDefinition("g").to_job(), status=dg.DagsterRunStatus.STARTED,
+                                       tags={"embtune/process": f"{host}:{max(psutil.pids()) + 10_000}:1"})
+    alive = instance.create_run_for_job(dg.GraphDefinition("h").to_job(), status=dg.DagsterRunStatus.STARTED,
+                                        tags={"embtune/process": this_process()})
+    assert release_dead_runs(instance) == [dead.run_id]
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+def test_the_workspace_is_the_one_named_else_dagster_home_s(tmp_path, monkeypatch):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "workspace.yaml").write_text("load_from: []\n")
+    (tmp_path / "mine.yaml").write_text("load_from: []\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EMBTUNE_WORKSPACE", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert find_workspace() == tmp_path / "home" / "workspace.yaml"
+    assert find_workspace("mine.yaml") == tmp_path / "mine.yaml"
+    monkeypatch.setenv("EMBTUNE_WORKSPACE", str(tmp_path / "mine.yaml"))
+    assert find_workspace() == tmp_path / "mine.yaml"
+    with pytest.raises(FileNotFoundError, match="--workspace"):
+        find_workspace("missing.yaml")
