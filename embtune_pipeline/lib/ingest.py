@@ -47,24 +47,7 @@ def iter_records(path: Path, fmt: str) -> Iterator[Row | RowProblem]:
                     continue
                 yield f"line {i}", rec
     elif fmt == "csv":
-        with _open_csv(path) as f:
-            reader = csv.reader(f)
-            try:
-                header = next(reader, None)
-                if header is None:
-                    raise file_problem(path, "empty CSV file (no header row)")
-                for values in reader:
-                    line = reader.line_num
-                    if not values:
-                        continue
-                    if len(values) != len(header):
-                        yield RowProblem(str(path), f"line {line}",
-                                         f"expected {len(header)} fields, found {len(values)}")
-                        continue
-                    yield f"line {line}", dict(zip(header, values))
-            except (csv.Error, UnicodeDecodeError) as e:
-                # the reader cannot go past such a line: the rest of the file is unread, so fail outright
-                raise InputError([RowProblem(str(path), f"line {reader.line_num + 1}", f"unreadable CSV: {e}")]) from e
+        yield from _csv_records(path)
     elif fmt == "parquet":
         try:
             table = pq.read_table(path)
@@ -74,6 +57,54 @@ def iter_records(path: Path, fmt: str) -> Iterator[Row | RowProblem]:
             yield f"row {i}", rec
     else:
         raise file_problem(path, f"unknown format {fmt!r} (expected jsonl, csv or parquet)")
+
+
+def _csv_records(path: Path) -> Iterator[Row | RowProblem]:
+    """CSV rows that cannot swallow one another: the dialect is strict (a quote must close a field), and a
+    record whose quoted field runs over lines that themselves read as rows is refused, naming the line where
+    the quote opened. A lenient reader would silently merge every row up to the next quote into one text."""
+    with _open_csv(path) as f:
+        reader = csv.reader(f, strict=True)
+        start = 1
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise file_problem(path, "empty CSV file (no header row)")
+            while True:
+                start = reader.line_num + 1
+                values = next(reader, None)
+                if values is None:
+                    return
+                if not values:
+                    continue
+                line = reader.line_num
+                if line > start and (rows := _rows_inside(values, len(header))):
+                    yield RowProblem(str(path), f"line {start}", (
+                        f"a quoted field opened on this line runs to line {line} and holds {rows} line(s) that "
+                        "read as rows of their own: a stray quote? Close it, or write a quote inside a field as \"\""))
+                    continue
+                if len(values) != len(header):
+                    yield RowProblem(str(path), f"line {line}", f"expected {len(header)} fields, found {len(values)}")
+                    continue
+                yield f"line {line}", dict(zip(header, values))
+        except (csv.Error, UnicodeDecodeError) as e:
+            # the reader cannot go past such a line: the rest of the file is unread, so fail outright
+            raise InputError([RowProblem(str(path), f"line {start}", (
+                f"unreadable CSV ({e}): a quote opened on this line is not closed where the field ends; quote "
+                "the whole field and write a quote inside it as \"\""))]) from e
+
+
+def _rows_inside(values: list[str], fields: int) -> int:
+    """Lines inside a multi-line field that parse, alone, as a whole row whose first field is a token (an id):
+    what a stray quote swallows. Prose that spans lines rarely has exactly the row's field count and an
+    id-like first field on every such line."""
+    found = 0
+    for value in values:
+        for inner in value.split("\n")[1:]:
+            parsed = next(csv.reader([inner]), [])
+            if len(parsed) == fields and parsed[0] and not re.search(r"\s", parsed[0]):
+                found += 1
+    return found
 
 
 def _open_csv(path: Path):

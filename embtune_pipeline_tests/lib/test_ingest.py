@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -109,3 +110,38 @@ def test_a_missing_score_column_is_one_clear_error(tmp_path):
     f.write_text("query,doc_id\nq,d\n")
     with pytest.raises(InputError, match=r"missing column\(s\) \['clicked'\]"):
         read_pairs(f, "csv", score_column="clicked")
+
+
+def _csv_with(tmp_path, rows: list[str]) -> Path:
+    f = tmp_path / "docs.csv"
+    f.write_text("id,title,text\n" + "".join(r + "\n" for r in rows))
+    return f
+
+
+def test_a_stray_quote_never_swallows_rows_silently(tmp_path):
+    """Found by a probe: a quote closed 40 lines later merged 40 rows into one text (110 of 150 kept), and a
+    quote never closed kept 60 of 150, both with exit 0 under bad_rows: error."""
+    rows = [f"{i},Title {i},Text of document {i}." for i in range(1, 151)]
+    closed_later = rows.copy()
+    closed_later[59] = '60,Title 60,"Text of document 60 with a stray quote.'
+    closed_later[99] = '100,Title 100,Text of document 100."'
+    docs, problems = read_documents(_csv_with(tmp_path, closed_later), "csv")
+    assert len(docs) == 109 and len(problems) == 1 and "holds 40 line(s)" in problems[0].problem
+    with pytest.raises(InputError, match=r"line 61: a quoted field opened on this line runs to line 101"):
+        settle_problems(problems, "error", None)  # bad_rows: error fails, naming the line
+    never_closed = rows.copy()
+    never_closed[89] = '90,Title 90,"Text of document 90 never closed.'
+    with pytest.raises(InputError, match=r"line 91: unreadable CSV \(unexpected end of data\)"):
+        read_documents(_csv_with(tmp_path, never_closed), "csv")
+    into_next = rows.copy()
+    into_next[9] = '10,"Title 10" and more,Text of document 10.'
+    with pytest.raises(InputError, match=r"line 11: unreadable CSV"):
+        read_documents(_csv_with(tmp_path, into_next), "csv")
+
+
+def test_a_quoted_text_over_several_lines_is_still_one_document(tmp_path):
+    docs, problems = read_documents(_csv_with(tmp_path, [
+        '1,Reset,"Hold the button.\nThe light blinks, then stops.\nDone, ""really"" done."', "2,Pair,Use the code."]),
+        "csv")
+    assert problems == [] and docs["doc_id"].tolist() == ["1", "2"]
+    assert docs["text"].iloc[0].count("\n") == 2 and '"really"' in docs["text"].iloc[0]
