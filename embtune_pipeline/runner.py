@@ -27,8 +27,6 @@ REPOSITORY = "__repository__"  # the name Dagster gives the one repository of a 
 QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"  # the daemon thread that dequeues and launches queued runs
 HEARTBEAT_TOLERANCE_SECONDS = 120  # it beats every 30 s: two minutes of silence means no daemon is serving
 WORKSPACE_ENV = "EMBTUNE_WORKSPACE"
-
-
 INSTANCE_LOCK = ".embtune-instance.lock"
 PROCESS_TAG = "embtune/process"  # host:pid:start time of the process that executes a run's steps
 LIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
