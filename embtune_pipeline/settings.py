@@ -50,6 +50,8 @@ class CorpusSettings(_Strict):
                               "run.embed.max_seq_length so no chunk is cut when embedded")
     chunk_overlap: int = Field(32, ge=0)
     tokenizer: Optional[str] = Field(None, description="model name or directory; default: the base model")
+    max_document_chars: int = Field(1_000_000, ge=0, description="a longer document is a bad row (named, or "
+                                     "quarantined): one huge file would crowd out the rest of the sample; 0: no limit")
     bad_rows: Literal["error", "quarantine"] = Field(
         "error", description="error: fail naming file and row; quarantine: set the row aside and count it"
     )
@@ -448,6 +450,9 @@ def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
 
 
 def _check_paths(settings: Settings, source: Path) -> None:
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise SettingsError(f"invalid settings file {source}:\n  data_dir: {settings.data_dir} is a file; it must be "
+                            f"a folder (or not exist yet). {DATA_DIR_ENV} overrides it")
     sections = [(k, getattr(settings, k)) for k in ("corpus", "click_logs", "qa_pairs", "eval_set")]
     for key, section in sections + [("monitoring.eval_set", settings.monitoring.eval_set)]:
         if section is not None and section.path is not None and not section.path.exists():

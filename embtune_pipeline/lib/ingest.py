@@ -163,8 +163,10 @@ def read_documents(
     title_column: Optional[str] = "title",
     text_column: str = "text",
     modules: Optional[list[str]] = None,
+    max_chars: int = 0,
 ) -> tuple[pd.DataFrame, list[RowProblem]]:
-    """All documents of a corpus, plus the rows that could not be used (malformed, empty, duplicate id)."""
+    """All documents of a corpus, plus the rows that could not be used (malformed, empty, duplicate id, a text
+    that is not text, a document over `max_chars` characters; 0 sets no limit)."""
     if fmt == "python-docs":
         return python_docs_corpus(modules), []
     if fmt == "dir":
@@ -179,22 +181,33 @@ def read_documents(
         rows = iter_records(file, file_fmt)
         source = str(file)
 
-    records, problems, seen = [], [], {}
+    records, problems, seen, missing, rows_read = [], [], {}, {}, 0
     for item in rows:
         if isinstance(item, RowProblem):
             problems.append(item)
             continue
         label, rec = item
+        rows_read += 1
         if fmt != "dir":
-            if id_column not in rec:
-                problems.append(RowProblem(source, label, f"missing field {id_column!r}"))
-                continue
-            if text_column not in rec:
-                problems.append(RowProblem(source, label, f"missing field {text_column!r}"))
+            absent = next((c for c in (id_column, text_column) if c not in rec), None)
+            if absent:
+                missing[absent] = missing.get(absent, 0) + 1
+                problems.append(RowProblem(source, label, f"missing field {absent!r}"))
                 continue
         doc_id = _text(rec.get(id_column if fmt != "dir" else "id")).strip()
+        wrong = [(c, v) for c in (title_column, text_column if fmt != "dir" else "text")
+                 if c and (v := rec.get(c)) is not None and not isinstance(v, str)]
+        if wrong:
+            column, value = wrong[0]
+            problems.append(RowProblem(source, label, f"field {column!r} holds {type(value).__name__} "
+                                       f"{_short(value)}, not text"))
+            continue
         title = _text(rec.get(title_column)) if title_column else ""
         text = _text(rec.get(text_column if fmt != "dir" else "text"))
+        if max_chars and len(text) > max_chars:
+            problems.append(RowProblem(source, label, f"document {doc_id!r} has {len(text):,} characters, over "
+                                       f"corpus.max_document_chars ({max_chars:,}): split it, or raise the limit"))
+            continue
         if not doc_id:
             problems.append(RowProblem(source, label, f"empty id in field {id_column!r}"))
             continue
@@ -206,7 +219,16 @@ def read_documents(
             continue
         seen[doc_id] = label
         records.append((doc_id, title, text, f"{source}:{label}"))
+    for column, count in missing.items():
+        if count == rows_read:  # not a bad row: the wrong column name, said once
+            raise file_problem(source, f"no row has the field {column!r} ({count} rows read): set the corpus "
+                                       "column names in settings (id_column, text_column)")
     return pd.DataFrame(records, columns=DOC_COLUMNS), problems
+
+
+def _short(value, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _dir_rows(root: Path) -> Iterator[Row]:

@@ -82,7 +82,8 @@ class SnapshotStore:
 def read_current_documents(settings) -> tuple[pd.DataFrame, int]:
     """The corpus as its source files hold it now; bad rows fail or go to quarantine, as settings say."""
     c = settings.corpus
-    docs, problems = read_documents(c.path, c.format, c.id_col, c.title_column, c.text_column, c.modules)
+    docs, problems = read_documents(c.path, c.format, c.id_col, c.title_column, c.text_column, c.modules,
+                                    c.max_document_chars)
     quarantined = settle_problems(problems, c.bad_rows, settings.layout.quarantine("corpus"))
     if docs.empty:
         raise file_problem(c.path or c.format, "the corpus has no usable document")

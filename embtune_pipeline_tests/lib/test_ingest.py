@@ -8,6 +8,11 @@ from embtune_pipeline.lib.errors import InputError
 from embtune_pipeline.lib.ingest import read_documents, read_pairs, settle_problems
 
 
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 def test_jsonl_reads_documents(tmp_path):
     f = tmp_path / "c.jsonl"
     f.write_text(json.dumps({"id": "a", "title": "T", "text": "alpha"}) + "\n\n" +
@@ -145,3 +150,38 @@ def test_a_quoted_text_over_several_lines_is_still_one_document(tmp_path):
         "csv")
     assert problems == [] and docs["doc_id"].tolist() == ["1", "2"]
     assert docs["text"].iloc[0].count("\n") == 2 and '"really"' in docs["text"].iloc[0]
+
+
+def test_text_that_is_not_text_is_a_named_row_problem(tmp_path):
+    """Parquet float or list text became "0.0" / "['The', ...]" documents."""
+    pd.DataFrame({"id": ["a", "b"], "text": [0.0, None]}).to_parquet(tmp_path / "floats.parquet")
+    pd.DataFrame({"id": ["c", "d"], "text": [["The", "list"], None]}).to_parquet(tmp_path / "lists.parquet")
+    for name, kind in (("floats", "float 0.0"), ("lists", "list ['The', 'list']")):
+        docs, problems = read_documents(tmp_path / f"{name}.parquet", "parquet")
+        assert docs.empty and len(problems) == 2
+        assert problems[0].row == "row 1" and problems[0].problem.startswith(f"field 'text' holds {kind}")
+        assert problems[0].problem.endswith("not text") and "empty text" in problems[1].problem
+
+
+def test_a_document_over_the_size_limit_is_named(tmp_path):
+    f = write_rows(tmp_path / "docs.jsonl", [{"id": "big", "text": "x" * 5_000}, {"id": "ok", "text": "fine"}])
+    docs, problems = read_documents(f, "jsonl", max_chars=1_000)
+    assert docs["doc_id"].tolist() == ["ok"]
+    assert "document 'big' has 5,000 characters, over corpus.max_document_chars (1,000)" in problems[0].problem
+
+
+def test_a_field_missing_from_every_row_is_one_message(tmp_path):
+    f = write_rows(tmp_path / "docs.jsonl", [{"id": str(i), "body": "text"} for i in range(150)])
+    with pytest.raises(InputError) as e:
+        read_documents(f, "jsonl")
+    assert len(e.value.problems) == 1 and "no row has the field 'text' (150 rows read)" in str(e.value)
+
+
+def test_a_data_dir_that_is_a_file_is_a_named_settings_error(tmp_path):
+    from embtune_pipeline.settings import SettingsError, load_settings
+
+    (tmp_path / "data").write_text("not a folder")
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("data_dir: ./data\ncorpus: {format: python-docs}\n")
+    with pytest.raises(SettingsError, match=r"data_dir: .*data is a file"):
+        load_settings(settings)
