@@ -107,6 +107,9 @@ class GeneratorSettings(_Strict):
     style_examples: int = Field(5, ge=0, description="real user queries shown in the prompt, when there are any")
     concurrency: int = Field(4, ge=1)
     max_failures: float = Field(0.1, ge=0, le=1, description="fraction of failed LLM calls that fails the step")
+    request_timeout_seconds: float = Field(60, gt=0, description="one LLM request gives up after this long")
+    max_retry_seconds: float = Field(300, ge=0, description="rate limits and server errors are retried with "
+                                     "backoff (Retry-After honoured) for at most this long per call")
 
     @model_validator(mode="after")
     def _no_secrets(self):

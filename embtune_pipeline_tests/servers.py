@@ -118,3 +118,50 @@ def _signal_tree(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+class FakeOpenAI:
+    """A small OpenAI-compatible chat server on 127.0.0.1, reached through litellm exactly as a hosted provider
+    is (`openai/<model>` with `api_base`). Each request takes the next scripted reply, the last one repeating:
+    `(status, body text, headers, delay seconds)`. `requests` counts what reached it."""
+
+    def __init__(self, replies: list[tuple[int, str, dict, float]]):
+        import http.server
+        import json
+        import threading
+
+        self.replies, self.requests = list(replies), 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server API
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                server.requests += 1
+                status, text, headers, delay = server.replies[min(server.requests, len(server.replies)) - 1]
+                time.sleep(delay)
+                body = (json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+                                    "choices": [{"index": 0, "finish_reason": "stop",
+                                                 "message": {"role": "assistant", "content": text}}],
+                                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+                        if status == 200 else json.dumps({"error": {"message": text, "type": "error"}})).encode()
+                try:
+                    self.send_response(status)
+                    for k, v in {"Content-Type": "application/json", **headers}.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.api_base = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

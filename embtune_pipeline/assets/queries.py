@@ -78,7 +78,8 @@ def synthetic_queries(config: GenerateConfig, settings: SettingsResource, corpus
         with timed(meta):
             generated, stats = generate_queries(
                 corpus_sample, knobs.queries_per_chunk, g.model, cache=cache, template=template_path.read_text(),
-                examples=examples, params=g.params, concurrency=g.concurrency, max_failures=g.max_failures)
+                examples=examples, params=g.params, concurrency=g.concurrency, max_failures=g.max_failures,
+                request_timeout=g.request_timeout_seconds, max_retry_seconds=g.max_retry_seconds)
             kept, rejects = filter_queries(generated)
     finally:
         if cache is not None:

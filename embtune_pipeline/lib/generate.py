@@ -16,7 +16,7 @@ import pandas as pd
 from embtune_pipeline.lib.cache import AnswerCache, cache_key
 from embtune_pipeline.lib.chunking import embedding_text
 from embtune_pipeline.lib.local_llm import litellm_model_name, local_generation_params
-from embtune_pipeline.lib.secrets import safe_params
+from embtune_pipeline.lib.secrets import redact, safe_params
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +132,14 @@ def generate_queries(
     complete: Optional[CompleteFn] = None,
     concurrency: int = 4,
     max_failures: float = 0.1,
+    request_timeout: float = 60.0,
+    max_retry_seconds: float = 300.0,
 ) -> tuple[pd.DataFrame, GenerationStats]:
-    """n queries per chunk. LLM answers are cached by (model, rendered prompt, params); failed calls are not cached,
-    so a rerun retries only those. More than `max_failures` of calls failing raises after caching the rest."""
+    """n queries per chunk. LLM answers are cached by (model, rendered prompt, params) as each arrives; a failed
+    call, or an answer with no question in it, is not cached, so a rerun retries only those. Each request stops
+    after `request_timeout` s; rate limits and server errors are retried (Retry-After honoured) for at most
+    `max_retry_seconds`. More than `max_failures` of calls failing raises after caching the rest. Errors are
+    stored and raised with every secret from the environment blanked."""
     stats = GenerationStats(chunks=len(chunks))
     rows: list[tuple] = []
     if model == ICT:
@@ -169,8 +174,10 @@ def generate_queries(
 
     def call(key: str) -> str:
         prompt = jobs[key][2]
-        response = complete(model=litellm_model_name(model), messages=[{"role": "user", "content": prompt}],
-                            **params)
+        for attempt in retrying(max_retry_seconds):
+            with attempt:
+                response = complete(model=litellm_model_name(model), messages=[{"role": "user", "content": prompt}],
+                                    timeout=request_timeout, max_retries=0, **params)
         return _answer_text(response)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -183,10 +190,11 @@ def generate_queries(
             except Exception as e:  # provider errors vary; count, keep going, report
                 stats.failures += 1
                 if len(stats.errors) < 5:
-                    stats.errors.append(f"{type(e).__name__}: {str(e)[:200]}")
+                    stats.errors.append(redact(f"{type(e).__name__}: {str(e)[:300]}"))
                 continue
-            cache.put(key, model, text)
             answers[key] = text
+            if parse_questions(text, n):  # an empty or garbled answer is asked again next time, not kept
+                cache.put(key, model, text)
 
     if todo and stats.failures > max_failures * len(todo):
         raise RuntimeError(
@@ -204,6 +212,43 @@ def generate_queries(
     return pd.DataFrame(rows, columns=QUERY_COLUMNS), stats
 
 
+RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504, 529}
+
+
+def retry_after_seconds(error: BaseException) -> Optional[float]:
+    """The wait a provider asked for (a Retry-After header in seconds), if it said one."""
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    try:
+        return float(headers.get("retry-after") or headers.get("Retry-After"))
+    except (TypeError, ValueError):
+        return None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth another try: rate limits, server errors, timeouts and dropped connections; not a bad request or a
+    refused key."""
+    status = getattr(error, "status_code", None)
+    if status is not None:
+        return int(status) in RETRY_STATUSES
+    return any(word in type(error).__name__ for word in ("Timeout", "Connection", "RateLimit", "Unavailable"))
+
+
+def retrying(max_seconds: float):
+    """tenacity's loop: exponential backoff with jitter (1 s doubling to 60 s), or the provider's Retry-After when
+    it gives one, for at most `max_seconds` in all; the last error is raised as it was."""
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
+
+    backoff = wait_exponential_jitter(initial=1, max=60)
+
+    def wait(state) -> float:
+        asked = retry_after_seconds(state.outcome.exception())
+        return asked if asked is not None else backoff(state)
+
+    return Retrying(retry=retry_if_exception(is_transient), wait=wait, stop=stop_after_delay(max_seconds),
+                    reraise=True)
+
+
 def _litellm_completion() -> CompleteFn:
     import os
 
@@ -213,4 +258,5 @@ def _litellm_completion() -> CompleteFn:
     from embtune_pipeline.lib import local_llm
 
     local_llm.register(litellm)
+    litellm.suppress_debug_info = True  # its "Give Feedback" banner repeats the provider's error, key and all
     return litellm.completion

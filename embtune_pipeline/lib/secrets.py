@@ -3,7 +3,9 @@ MLflow params all apply. Secrets come from the environment only."""
 
 from __future__ import annotations
 
+import os
 import re
+from typing import Mapping, Optional
 
 SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials", "auth",
                 "authorization", "cookie", "bearer"}
@@ -38,3 +40,16 @@ def safe_params(params: dict) -> dict:
         else:
             out[k] = v if isinstance(v, (int, float, bool)) else str(v)[:500]
     return out
+
+
+REDACTED = "[redacted]"
+
+
+def redact(text: str, environ: Optional[Mapping[str, str]] = None) -> str:
+    """`text` with the value of every secret-named environment variable (OPENAI_API_KEY, ...) blanked: a
+    provider's error can echo the key it was sent, and errors are logged and stored."""
+    env = os.environ if environ is None else environ
+    for name, value in env.items():
+        if value and len(value) >= 6 and is_secret(name) and value in text:
+            text = text.replace(value, REDACTED)
+    return text

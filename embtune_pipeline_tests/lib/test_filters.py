@@ -15,7 +15,7 @@ def test_each_filter_counts_its_rejects():
     df = pd.DataFrame({"query": rows, "positive": passage, "chunk_id": "c"})
     kept, rejects = filter_queries(df)
     assert kept["query"].tolist() == [rows[0]]
-    assert rejects == {"too_short": 1, "too_long": 1, "echo": 1, "overlap": 0, "duplicate": 1}
+    assert rejects == {"too_short": 1, "too_long": 1, "implausible": 0, "echo": 1, "overlap": 0, "duplicate": 1}
 
 
 def test_overlap_cap():
