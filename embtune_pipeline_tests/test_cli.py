@@ -162,3 +162,36 @@ def test_a_run_killed_while_training_does_not_wedge_the_next(jaguar_beir, write_
         assert "success" in proc.stdout or "FAILED" in proc.stdout  # it ran to its end (the gate may refuse)
         assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.event_log_storage.get_concurrency_info("gpu").active_slot_count == 0
+
+
+def test_a_run_waiting_on_the_gpu_pool_stops_promptly_on_sigterm(jaguar_beir, write_settings, tmp_path, monkeypatch):
+    """Another run holds the `gpu` slot; ours waits for it. SIGTERM stops it within seconds (4 s measured), the
+    run is marked failed and its place in the pool's queue is given up, so nothing waits on it."""
+    import signal
+    import time
+
+    import dagster as dg
+
+    env = _env(tmp_path, write_settings(corpus={"path": str(jaguar_beir), "format": "beir"}))
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        instance.event_log_storage.claim_concurrency_slot("gpu", "another-run", "finetuned_model")
+        waiting = subprocess.Popen([EMBTUNE, "run"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 300
+
+        def ours():
+            return [s for s in instance.event_log_storage.get_concurrency_info("gpu").pending_steps
+                    if s.run_id != "another-run"]
+
+        while not ours():
+            assert waiting.poll() is None and time.time() < deadline, "the run never reached the gpu pool"
+            time.sleep(0.5)
+        run_id = ours()[0].run_id
+        time.sleep(3)  # settled in its wait
+        start = time.time()
+        waiting.send_signal(signal.SIGTERM)
+        waiting.wait(timeout=60)
+        assert time.time() - start < 20 and waiting.returncode != 0
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+        assert not ours()  # its place in the pool's queue is given up
