@@ -236,8 +236,8 @@ def is_transient(error: BaseException) -> bool:
 
 def retrying(max_seconds: float):
     """tenacity's loop: exponential backoff with jitter (1 s doubling to 60 s), or the provider's Retry-After when
-    it gives one, for at most `max_seconds` in all; the last error is raised as it was."""
-    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
+    it gives one; no wait runs past `max_seconds` in all (then the last error is raised as it was)."""
+    from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_exponential_jitter
 
     backoff = wait_exponential_jitter(initial=1, max=60)
 
@@ -245,7 +245,7 @@ def retrying(max_seconds: float):
         asked = retry_after_seconds(state.outcome.exception())
         return asked if asked is not None else backoff(state)
 
-    return Retrying(retry=retry_if_exception(is_transient), wait=wait, stop=stop_after_delay(max_seconds),
+    return Retrying(retry=retry_if_exception(is_transient), wait=wait, stop=stop_before_delay(max_seconds),
                     reraise=True)
 
 
