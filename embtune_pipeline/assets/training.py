@@ -20,11 +20,8 @@ TrainConfig = optional_config(TrainKnobs, "TrainConfig")
 MODEL_RECORD = "embtune.json"  # beside the saved model: what produced it, so a rerun reuses it
 NOT_TRAINING = {"keep_checkpoints"}  # knobs that change no weight: outside the training key
 
-# The tags a Kubernetes run launcher reads to give this step a GPU (ignored elsewhere).
-GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
 
-
-@dg.asset(group_name="training", partitions_def=RETUNE_PARTITIONS, pool="gpu", op_tags=GPU_OP_TAGS)
+@dg.asset(group_name="training", partitions_def=RETUNE_PARTITIONS, pool="gpu")
 def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, settings: SettingsResource,
                     mlflow: MlflowResource, hard_negatives: pd.DataFrame,
                     base_corpus_embeddings: dict) -> dg.Output[dict]:
