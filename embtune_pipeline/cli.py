@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -97,8 +98,7 @@ def _queue_runs(instance, bases: list[str], snapshot: str, args) -> int:
         if status != dg.DagsterRunStatus.QUEUED:  # already said
             print(f"  run {run_id}: {status.value.lower()}", flush=True)
 
-    statuses = [wait_for_run(instance, run_id, on_status=lambda status, run_id=run_id: report(run_id, status))
-                for run_id in runs]
+    statuses = [wait_for_run(instance, run_id, on_status=partial(report, run_id)) for run_id in runs]
     return 0 if all(st == dg.DagsterRunStatus.SUCCESS for st in statuses) else 1
 
 

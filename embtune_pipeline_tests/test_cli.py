@@ -165,8 +165,8 @@ def test_a_run_killed_while_training_does_not_wedge_the_next(jaguar_beir, write_
 
 
 def test_a_run_waiting_on_the_gpu_pool_stops_promptly_on_sigterm(jaguar_beir, write_settings, tmp_path, monkeypatch):
-    """Another run holds the `gpu` slot; ours waits for it. SIGTERM stops it within seconds (4 s measured), the
-    run is marked failed and its place in the pool's queue is given up, so nothing waits on it."""
+    """Another run holds the `gpu` slot; ours waits for it. SIGTERM stops it within seconds (`pytest -s` prints
+    how many), the run is marked failed and its place in the pool's queue is given up, so nothing waits on it."""
     import signal
     import time
 
@@ -192,6 +192,7 @@ def test_a_run_waiting_on_the_gpu_pool_stops_promptly_on_sigterm(jaguar_beir, wr
         start = time.time()
         waiting.send_signal(signal.SIGTERM)
         waiting.wait(timeout=60)
+        print(f"\nSIGTERM to exit: {time.time() - start:.1f} s (exit code {waiting.returncode})")
         assert time.time() - start < 20 and waiting.returncode != 0
         assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
         assert not ours()  # its place in the pool's queue is given up

@@ -1,5 +1,7 @@
 """MLflow registry aliases, rollback, and index bindings, against a real local MLflow store."""
 
+from pathlib import Path
+
 import pytest
 
 from embtune_pipeline.lib.registry import ModelRegistry, bind_index, read_bindings, stale_indexes
@@ -9,7 +11,7 @@ def logged_run(registry: ModelRegistry, model_dir, name: str) -> tuple[str, str]
     """A training run that logged `model_dir` with the sentence_transformers flavor: (run id, model URI)."""
     from embtune_pipeline.lib.tracking import Tracker
 
-    artifacts = registry.tracking_uri.removeprefix("sqlite:///").replace("mlflow.db", "artifacts")
+    artifacts = Path(registry.tracking_uri.removeprefix("sqlite:///")).with_name("artifacts")  # beside the store
     logged = Tracker(registry.tracking_uri, "test", artifacts).log_training(name, {}, [], model_dir, {})
     return logged.run_id, logged.model_uri
 

@@ -29,6 +29,7 @@ def test_the_eval_holdout_of_a_sample_is_a_fraction_of_it_not_its_first_rows():
         queries = pd.DataFrame({"chunk_hash": sample["chunk_hash"], "chunk_id": sample["chunk_id"],
                                 "query": [f"question about {c}" for c in sample["chunk_id"]]})
         held = synthetic_eval(queries, chunks, 0.2, 1000, seed=0)
+        print(f"\n{n}-chunk sample of 599: {len(held)} held out")
         assert 0.08 * n < len(held) < 0.32 * n, (n, len(held))
     salts = [stable_fraction(chunks["chunk_hash"], 0.2, 0, salt) for salt in ("eval", "validation")]
     assert (salts[0] & salts[1]).mean() < 0.1  # independent draws: about 0.2 x 0.2
