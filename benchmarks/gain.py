@@ -11,7 +11,6 @@ epoch), what the validation split chose, the wall time and the seconds each asse
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -19,9 +18,7 @@ from pathlib import Path
 
 import yaml
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import embtune_pipeline  # noqa: F401  (its import sets the process environment, before torch loads)
 
 
 def settings_for(beir_dir: Path, mode: str, out: Path, overrides: list[str]) -> dict:

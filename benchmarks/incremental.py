@@ -9,7 +9,6 @@ new snapshot partition, and prints one JSON line: calls of the full run, calls a
 
 import argparse
 import json
-import os
 import random
 import shutil
 import time
@@ -17,9 +16,7 @@ from pathlib import Path
 
 import yaml
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import embtune_pipeline  # noqa: F401  (its import sets the process environment, before torch loads)
 
 
 def counting_provider():

@@ -10,13 +10,11 @@ pipeline's ratio (that choice belongs to a validation split carved from training
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import embtune_pipeline  # noqa: F401  (its import sets the process environment, before torch loads)
 
 
 def stored(data: Path, asset: str, suffix: str) -> Path:

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-table download at import
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk only
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 import dagster as dg  # noqa: E402
 
 from embtune_pipeline.assets import corpus, evaluation, monitoring, negatives, queries, registry, training  # noqa: E402

@@ -1,7 +1,6 @@
 """Shared fixtures: a tiny embedding model built offline, and a tiny "Jaguar" corpus in several layouts."""
 
 import json
-import os
 import random
 from pathlib import Path
 
@@ -9,10 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+import embtune_pipeline  # noqa: F401  (its import sets the process environment, before torch loads)
 
 PRODUCTS = ["Jaguar X1", "Jaguar X2", "Jaguar Pro", "Ocelot Hub", "Lynx Sensor", "Puma Gateway", "Cougar Vault",
             "Panther Edge", "Leopard Link", "Cheetah Sync"]

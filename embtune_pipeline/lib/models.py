@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 # Names resolved to a directory that an installed package provides (no hub download, ever).
@@ -45,7 +44,6 @@ def model_fingerprint(path: Path) -> str:
 
 
 def load_model(path: Path | str, max_seq_length: int | None = None, device: str | None = None):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(path), device=device, local_files_only=True)
@@ -55,7 +53,6 @@ def load_model(path: Path | str, max_seq_length: int | None = None, device: str 
 
 
 def load_tokenizer(name_or_path: str):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(resolve_model_path(name_or_path)), local_files_only=True)

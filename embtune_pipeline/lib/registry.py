@@ -7,7 +7,6 @@ the alias back one step at a time without any other state."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -32,7 +31,6 @@ class Version:
 
 class ModelRegistry:
     def __init__(self, tracking_uri: str, model_name: str, ui_url: str = ""):
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
 
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
