@@ -48,7 +48,8 @@ def snapshot_id(chunk_hashes) -> str:
 
 def token_windows(text: str, tokenizer, max_tokens: int, overlap: int) -> list[str]:
     """Windows of at most max_tokens tokens, overlapping by `overlap`, cut on token boundaries of the text."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                    verbose=False)  # a whole document, longer than the model reads, is what gets windowed
     offsets = enc["offset_mapping"]
     if len(offsets) <= max_tokens:
         return [text]
@@ -75,7 +76,7 @@ def chunk_documents(docs: pd.DataFrame, tokenizer, chunk_tokens: int, overlap: i
     for doc in docs.itertuples(index=False):
         title = normalize_text(doc.title or "").replace("\n", " ")
         text = normalize_text(doc.text or "")
-        title_tokens = len(tokenizer(title, add_special_tokens=False)["input_ids"]) if title else 0
+        title_tokens = len(tokenizer(title, add_special_tokens=False, verbose=False)["input_ids"]) if title else 0
         budget = max(chunk_tokens - title_tokens - 1, max(overlap + 8, chunk_tokens // 4))
         pieces = token_windows(text, tokenizer, budget, min(overlap, budget // 2)) if text else [""]
         for i, piece in enumerate(pieces):

@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 
 from embtune_pipeline.lib.chunking import text_hash
+from embtune_pipeline.lib.progress import SILENT, Reporter
+
+BATCHES_PER_SHARD = 32  # texts per shard = batch_size x this: progress and a resumable encoding, in few files
 
 
 def embedding_key(fingerprint: str, max_seq_length: int) -> str:
@@ -58,37 +61,50 @@ class EmbeddingStore:
                            "re-materialize base_corpus_embeddings")
         return stored[[index[h] for h in hashes]]
 
-    def encode(self, model, hashes: list[str], texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, int]:
-        """Vectors for the texts in order; only hashes not yet stored are encoded. Returns (vectors, encoded)."""
+    def encode(self, model, hashes: list[str], texts: list[str], batch_size: int = 64,
+               reporter: Reporter = SILENT, what: str = "encoding") -> tuple[np.ndarray, int]:
+        """Vectors for the texts in order; only hashes not yet stored are encoded, a block at a time, each block
+        a shard of its own (an interrupted encoding keeps the blocks it finished). Returns (vectors, encoded)."""
         index, stored = self._load()
         missing = {}
         for h, t in zip(hashes, texts):
             if h not in index and h not in missing:
                 missing[h] = t
-        new = None
         if missing:
-            new = model.encode(list(missing.values()), batch_size=batch_size, convert_to_numpy=True,
-                               normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
-            self.root.mkdir(parents=True, exist_ok=True)
-            name = f"shard-{pd.Timestamp.now('UTC').strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
-            (self.root / f"{name}.json").write_text(json.dumps(list(missing)))
-            part = self.root / f"{name}.npy.part"
-            with part.open("wb") as f:
-                np.save(f, new)
-            part.replace(self.root / f"{name}.npy")  # renamed last: its presence marks the shard complete
+            progress = reporter.track(what, len(missing), "texts")
+            todo = list(missing.items())
+            block = batch_size * BATCHES_PER_SHARD
+            blocks = [] if stored is None else [stored]
+            for start in range(0, len(todo), block):
+                part = dict(todo[start:start + block])
+                vectors = model.encode(list(part.values()), batch_size=batch_size, convert_to_numpy=True,
+                                       normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
+                self._write_shard(list(part), vectors)
+                blocks.append(vectors)
+                progress.advance(len(part))
             base = 0 if stored is None else len(stored)
             for i, h in enumerate(missing):
                 index[h] = base + i
-            stored = new if stored is None else np.concatenate([stored, new])
+            stored = np.concatenate(blocks)
             self._loaded = (index, stored)
         if not hashes:
             return np.zeros((0, 0), dtype=np.float32), 0
         return stored[[index[h] for h in hashes]], len(missing)
 
+    def _write_shard(self, hashes: list[str], vectors: np.ndarray) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"shard-{pd.Timestamp.now('UTC').strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        (self.root / f"{name}.json").write_text(json.dumps(hashes))
+        part = self.root / f"{name}.npy.part"
+        with part.open("wb") as f:
+            np.save(f, vectors)
+        part.replace(self.root / f"{name}.npy")  # renamed last: its presence marks the shard complete
 
-def encode_cached(store: EmbeddingStore, model, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, int]:
+
+def encode_cached(store: EmbeddingStore, model, texts: list[str], batch_size: int = 64,
+                  reporter: Reporter = SILENT, what: str = "encoding queries") -> tuple[np.ndarray, int]:
     """Vectors for free texts (queries, answers), cached by the hash of the text."""
-    return store.encode(model, [text_hash(t) for t in texts], list(texts), batch_size)
+    return store.encode(model, [text_hash(t) for t in texts], list(texts), batch_size, reporter, what)
 
 
 def model_if_needed(store: EmbeddingStore, hashes, model_path, max_seq_length: int):

@@ -16,6 +16,7 @@ import pandas as pd
 from embtune_pipeline.lib.cache import AnswerCache, cache_key
 from embtune_pipeline.lib.chunking import embedding_text
 from embtune_pipeline.lib.local_llm import litellm_model_name, local_generation_params
+from embtune_pipeline.lib.progress import SILENT, Reporter
 from embtune_pipeline.lib.secrets import redact, safe_params
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def generate_queries(
     max_failures: float = 0.1,
     request_timeout: float = 60.0,
     max_retry_seconds: float = 300.0,
+    reporter: Reporter = SILENT,
 ) -> tuple[pd.DataFrame, GenerationStats]:
     """n queries per chunk. LLM answers are cached by (model, rendered prompt, params) as each arrives; a failed
     call, or an answer with no question in it, is not cached, so a rerun retries only those. Each request stops
@@ -180,11 +182,13 @@ def generate_queries(
                                     timeout=request_timeout, max_retries=0, **params)
         return _answer_text(response)
 
+    progress = reporter.track(f"LLM calls to {model} ({stats.cache_hits} answers cached)", len(todo), "calls")
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         futures = {pool.submit(call, key): key for key in todo}
         for fut in as_completed(futures):
             key = futures[fut]
             stats.llm_calls += 1
+            progress.advance()
             try:
                 text = fut.result()
             except Exception as e:  # provider errors vary; count, keep going, report
@@ -250,9 +254,7 @@ def retrying(max_seconds: float):
 
 
 def _litellm_completion() -> CompleteFn:
-    import os
 
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     from embtune_pipeline.lib import local_llm

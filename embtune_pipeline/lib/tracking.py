@@ -6,7 +6,6 @@ pinned pip requirements), so a registered version loads the way MLflow users loa
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -17,6 +16,8 @@ from embtune_pipeline.lib.secrets import safe_params
 
 SERVING_PACKAGES = ("sentence-transformers", "transformers", "torch")
 INPUT_EXAMPLE = ["how do I reset my device?"]  # the signature is inferred from it: one string in, a vector out
+# the tag the MLflow UI reads to open an experiment as model training (runs, metrics), not as GenAI traces
+EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_development"
 
 
 def is_remote(tracking_uri: str) -> bool:
@@ -47,40 +48,67 @@ class LoggedTraining:
 class Tracker:
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Optional[Path] = None,
                  ui_url: Optional[str] = None):
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         import mlflow
 
         self.mlflow = mlflow
         self.tracking_uri = tracking_uri
         self.ui_url = (ui_url or "").rstrip("/")
         mlflow.set_tracking_uri(tracking_uri)
+        self.client = mlflow.MlflowClient(tracking_uri)
         exp = mlflow.get_experiment_by_name(experiment)
         if exp is None:
             self.experiment_id = mlflow.create_experiment(
-                experiment, artifact_location=artifact_location(tracking_uri, artifact_root))
+                experiment, artifact_location=artifact_location(tracking_uri, artifact_root),
+                tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT})
         else:
             self.experiment_id = exp.experiment_id
+            if EXPERIMENT_KIND_TAG not in exp.tags:  # made by an older embtune
+                self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT)
 
     def run_url(self, run_id: str) -> str:
         base = self.ui_url or "(start `mlflow ui`)"
         return f"{base}/#/experiments/{self.experiment_id}/runs/{run_id}"
 
-    def log_training(self, run_name: str, params: dict, loss_history: list[tuple[int, float]], model_dir: Path,
-                     tags: dict, files: tuple[Path, ...] = ()) -> LoggedTraining:
+    def start_training(self, run_name: str, params: dict, tags: dict, resume_run_id: Optional[str] = None) -> str:
+        """Open the training's MLflow run before it trains, so its loss and validation curves are live; a resumed
+        training (resume_run_id from its checkpoints) goes on in the run it started."""
+        if resume_run_id and self._exists(resume_run_id):
+            self.client.update_run(resume_run_id, status="RUNNING")
+            return resume_run_id
+        run = self.client.create_run(self.experiment_id, run_name=run_name,
+                                     tags={k: str(v) for k, v in tags.items()})
+        self.client.log_batch(run.info.run_id, params=[
+            self.mlflow.entities.Param(k, str(v)) for k, v in safe_params(params).items()])
+        return run.info.run_id
+
+    def log_metrics(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self.client.log_metric(run_id, tag_key(key), value, step=step)
+
+    def finish_training(self, run_id: str, model_dir: Path, params: dict, tags: dict,
+                        files: tuple[Path, ...] = ()) -> LoggedTraining:
+        """Log the trained model (sentence_transformers flavor), what was only known at the end, and close."""
         import mlflow.sentence_transformers
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(str(model_dir), device="cpu")
-        with self.mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name) as run:
+        with self.mlflow.start_run(run_id=run_id):
             self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
             self.mlflow.log_params(safe_params(params))
-            for step, loss in loss_history:
-                self.mlflow.log_metric("train_loss", loss, step=step)
             info = mlflow.sentence_transformers.log_model(
                 model, name="model", input_example=INPUT_EXAMPLE, pip_requirements=serving_requirements())
             for f in files:
                 self.mlflow.log_artifact(str(f))
-            return LoggedTraining(run.info.run_id, info.model_uri)
+        return LoggedTraining(run_id, info.model_uri)
+
+    def fail(self, run_id: str) -> None:
+        self.client.set_terminated(run_id, status="FAILED")
+
+    def _exists(self, run_id: str) -> bool:
+        try:
+            return self.client.get_run(run_id).info.experiment_id == self.experiment_id
+        except self.mlflow.exceptions.MlflowException:
+            return False
 
     def log_evaluation(self, run_id: str, metrics: dict[str, float], files: list[Path]) -> None:
         with self.mlflow.start_run(run_id=run_id):

@@ -7,18 +7,20 @@ import hashlib
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import pandas as pd
 
 from embtune_pipeline.lib.models import load_model
 from embtune_pipeline.lib.pairs import is_real
+from embtune_pipeline.lib.progress import SILENT, Reporter, duration
 from embtune_pipeline.lib.validation import ValidationScorer, ValidationSet
 
 log = logging.getLogger(__name__)
+
+LOSS_METRIC, VALIDATION_METRIC = "train_loss", "validation_ndcg@10"  # what on_metrics hears, by these names
 
 
 @dataclass
@@ -148,18 +150,21 @@ def train_model(
     loss_name: str = "mnrl",
     mini_batch_size: int = 0,
     balance_sources: bool = True,
+    reporter: Reporter = SILENT,
+    on_metrics: Optional[Callable[[int, dict], None]] = None,
 ) -> TrainResult:
     """With a validation set, the model is scored every 1/evaluations_per_epoch epoch and the best checkpoint
     is kept; then each WiSE-FT ratio in interpolation_alphas is scored and the best one saved. A "source" column
-    in pairs lets balance_sources apply (see training_data)."""
+    in pairs lets balance_sources apply (see training_data). `reporter` hears progress lines while it trains;
+    `on_metrics(step, {name: value})` each training loss and validation score as it is measured (step 0: the
+    base's validation score)."""
     import time
 
     import torch
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers, MultiDatasetBatchSamplers
+    from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     model = load_model(base_model_path, max_seq_length=max_seq_length)
@@ -167,6 +172,8 @@ def train_model(
     if scorer is not None:  # before LoRA layers are added: the base weights under their own names
         base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         base_score = scorer.score(model)
+        if on_metrics is not None:
+            on_metrics(0, {VALIDATION_METRIC: base_score})
     if lora:
         add_lora(model, lora_rank)
     loss = contrastive_loss(model, loss_name, mini_batch_size, base_model_path, max_seq_length)
@@ -190,7 +197,7 @@ def train_model(
         num_train_epochs=epochs,
         per_device_train_batch_size=batch_size,
         learning_rate=learning_rate,
-        warmup_ratio=warmup_ratio,
+        warmup_steps=float(warmup_ratio),  # a float in [0, 1) is a ratio of the steps (transformers 5)
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate in the batch would be a false in-batch negative
         multi_dataset_batch_sampler=MultiDatasetBatchSamplers.ROUND_ROBIN,  # only used when balanced
         save_strategy="steps",
@@ -203,8 +210,10 @@ def train_model(
         dataloader_pin_memory=torch.cuda.is_available(),
         **selection,
     )
+    watcher = progress_callback(reporter, scorer.trainer_metric if scorer else None, on_metrics)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
-                                         evaluator=scorer.evaluator() if scorer else None)
+                                         evaluator=scorer.evaluator() if scorer else None, callbacks=[watcher])
+    trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout: the watcher's lines say it readably
     last = get_last_checkpoint(str(checkpoint_dir))
     if last:
         log.info("resuming from checkpoint %s", last)
@@ -230,6 +239,62 @@ def train_model(
     history = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
     return TrainResult(model_dir=output_dir, steps=int(trainer.state.global_step), loss_history=history,
                        resumed_from=last, train_seconds=seconds, validation=chosen, epoch_pairs=epoch_pairs)
+
+
+def progress_callback(reporter: Reporter, validation_key: Optional[str],
+                      on_metrics: Optional[Callable[[int, dict], None]] = None):
+    """A trainer callback: every `reporter.every` seconds (and at the end) a line with step N of M, epoch, the
+    latest loss and validation score, elapsed time and ETA; each logged loss and validation score to on_metrics."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class TrainingProgress(TrainerCallback):
+        def __init__(self):
+            self.start = self.last = time.monotonic()
+            self.first_step = 0
+            self.loss = self.score = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = self.last = time.monotonic()
+            self.first_step = state.global_step  # > 0 when resumed: the rate counts this run's steps only
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            measured = {}
+            if "loss" in logs:
+                self.loss = measured[LOSS_METRIC] = float(logs["loss"])
+            if validation_key and validation_key in logs:
+                self.score = measured[VALIDATION_METRIC] = float(logs[validation_key])
+            if measured and on_metrics is not None:
+                on_metrics(int(state.global_step), measured)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            now = time.monotonic()
+            if now - self.last >= reporter.every and state.global_step < state.max_steps:
+                self.last = now
+                self.say(state, now)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.say(state, time.monotonic())  # after the last step's loss and validation were logged
+
+        def say(self, state, now: float) -> None:
+            if reporter.say is None:
+                return
+            done, total = state.global_step, state.max_steps
+            elapsed = now - self.start
+            rate = (done - self.first_step) / elapsed if elapsed > 0 else 0.0
+            parts = [f"training step {done}/{total} ({done / max(total, 1):.0%})", f"epoch {state.epoch or 0:.2f}"]
+            if self.loss is not None:
+                parts.append(f"loss {self.loss:.4f}")
+            if self.score is not None:
+                parts.append(f"validation nDCG@10 {self.score:.4f}")
+            parts.append(f"elapsed {duration(elapsed)}")
+            if done < total and rate > 0:
+                parts.append(f"ETA {duration((total - done) / rate)}")
+            reporter.say(", ".join(parts))
+
+    return TrainingProgress()
 
 
 def validation_steps(epoch_batches: int, evaluations_per_epoch: int, save_steps: int) -> int:

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from embtune_pipeline.lib.embeddings import EmbeddingStore
+from embtune_pipeline.lib.embeddings import BATCHES_PER_SHARD, EmbeddingStore
+from embtune_pipeline.lib.progress import Reporter
 
 
 class CountingModel:
@@ -32,3 +33,25 @@ def test_an_interrupted_shard_is_ignored(tmp_path):
     model = CountingModel()
     store.encode(model, ["h2"], ["bb"])
     assert model.encoded == ["bb"]
+
+
+def test_a_long_encoding_reports_progress_and_keeps_the_blocks_it_finished(tmp_path):
+    """Blocks of batch_size x BATCHES_PER_SHARD texts, each its own shard: a crash in block 3 loses only block 3."""
+
+    class FailingModel(CountingModel):
+        def encode(self, texts, **kwargs):
+            if len(self.encoded) >= 2 * BATCHES_PER_SHARD:
+                raise RuntimeError("out of memory")
+            return super().encode(texts, **kwargs)
+
+    n = 3 * BATCHES_PER_SHARD  # batch_size 1: three blocks
+    hashes, texts = [f"h{i}" for i in range(n)], ["x" * (i + 1) for i in range(n)]
+    lines = []
+    with pytest.raises(RuntimeError, match="out of memory"):
+        EmbeddingStore(tmp_path).encode(FailingModel(), hashes, texts, batch_size=1,
+                                        reporter=Reporter(lines.append, every=0), what="encoding the corpus")
+    assert lines[0].startswith(f"encoding the corpus: {BATCHES_PER_SHARD}/{n} texts (33%)") and "ETA" in lines[0]
+    model = CountingModel()
+    vectors, encoded = EmbeddingStore(tmp_path).encode(model, hashes, texts, batch_size=1)
+    assert encoded == BATCHES_PER_SHARD and model.encoded == texts[2 * BATCHES_PER_SHARD:]
+    assert np.allclose(vectors[:, 0], [len(t) for t in texts])

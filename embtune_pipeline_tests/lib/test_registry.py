@@ -12,7 +12,8 @@ def logged_run(registry: ModelRegistry, model_dir, name: str) -> tuple[str, str]
     from embtune_pipeline.lib.tracking import Tracker
 
     artifacts = Path(registry.tracking_uri.removeprefix("sqlite:///")).with_name("artifacts")  # beside the store
-    logged = Tracker(registry.tracking_uri, "test", artifacts).log_training(name, {}, [], model_dir, {})
+    tracker = Tracker(registry.tracking_uri, "test", artifacts)
+    logged = tracker.finish_training(tracker.start_training(name, {}, {}), model_dir, {}, {})
     return logged.run_id, logged.model_uri
 
 

@@ -30,6 +30,28 @@ def test_training_saves_a_loadable_model_that_changed(tiny_model, tmp_path):
     assert (tmp_path / "ckpt" / "checkpoint-2").is_dir()
 
 
+def test_training_reports_progress_and_live_metrics(tiny_model, tmp_path):
+    from embtune_pipeline.lib.progress import Reporter
+    from embtune_pipeline.lib.validation import split_validation
+
+    split = split_validation(_pairs(120).assign(source="qa_pairs"), 0.25, 100, 10, 80, seed=0)
+    lines, metrics = [], []
+    result = train_model(tiny_model, split.train_rows[["anchor", "positive", "negative_1"]], tmp_path / "model",
+                         tmp_path / "ckpt", max_seq_length=32, epochs=1, batch_size=8, learning_rate=1e-3,
+                         warmup_ratio=0.0, matryoshka_dims=[], lora=False, lora_rank=4, save_steps=100, seed=0,
+                         validation=split.validation, reporter=Reporter(lines.append, every=0),
+                         on_metrics=lambda step, m: metrics.append((step, m)))
+    print(lines[-1])
+    assert len(lines) == result.steps and lines[0].startswith(f"training step 1/{result.steps} ")
+    assert lines[-1].startswith(f"training step {result.steps}/{result.steps} (100%), epoch 1.00, loss ")
+    assert "validation nDCG@10 0." in lines[-1] and "ETA" in lines[0] and "ETA" not in lines[-1]
+    assert metrics[0] == (0, {"validation_ndcg@10": result.validation["base_score"]})  # the base, before step 1
+    losses = [(s, m["train_loss"]) for s, m in metrics if "train_loss" in m]
+    assert losses == result.loss_history
+    assert [(s, m["validation_ndcg@10"]) for s, m in metrics[1:] if "validation_ndcg@10" in m] == \
+        result.validation["scores"]
+
+
 def test_a_rerun_resumes_from_the_last_checkpoint(tiny_model, tmp_path):
     _train(tiny_model, tmp_path)
     again = _train(tiny_model, tmp_path)
