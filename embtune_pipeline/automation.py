@@ -10,16 +10,19 @@ from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.runner import release_dead_runs
 from embtune_pipeline.settings import Settings
 
-RETUNE_GROUPS = ["corpus", "queries", "negatives", "training", "evaluation"]
+RETUNE_SELECTION = dg.AssetSelection.groups("data", "training") | dg.AssetSelection.assets(
+    "base_model_eval", "eval_report", "registered_model")
 
 retune_job = dg.define_asset_job(
-    "retune", selection=dg.AssetSelection.groups(*RETUNE_GROUPS) | dg.AssetSelection.assets("registered_model"),
+    "retune", selection=RETUNE_SELECTION,
     partitions_def=RETUNE_PARTITIONS,
     description="Sample, generate, mine, train, evaluate and register one base model on one corpus snapshot.")
 reevaluation_job = dg.define_asset_job(
     "quarterly_reevaluation", selection=dg.AssetSelection.assets("eval_history", "index_bindings"),
     description="The champion and its base on the current eval set; which indexes are stale.")
-bindings_job = dg.define_asset_job("refresh_index_bindings", selection=dg.AssetSelection.assets("index_bindings"))
+bindings_job = dg.define_asset_job(
+    "refresh_index_bindings", selection=dg.AssetSelection.assets("index_bindings"),
+    description="Re-read which model version each vector index was embedded with, next to the champion.")
 upgrade_job = dg.define_asset_job(
     "compare_base_models", selection=dg.AssetSelection.assets("base_model_upgrade"), partitions_def=SNAPSHOTS,
     description="New base zero-shot vs champion vs new base tuned, on one snapshot: re-tune, skip or switch.")

@@ -9,6 +9,7 @@ from embtune_pipeline.assets.monitoring import eval_history
 from embtune_pipeline.assets.queries import eval_set
 from embtune_pipeline.assets.registry import index_bindings
 from embtune_pipeline.lib.monitoring import lead_verdict
+from embtune_pipeline.lib.report import verdict
 from embtune_pipeline.partitions import RETUNE_PARTITIONS
 from embtune_pipeline.resources.settings import SettingsResource
 
@@ -21,6 +22,8 @@ def eval_set_is_real(eval_set: pd.DataFrame) -> dg.AssetCheckResult:
     synthetic = bool(eval_set["synthetic"].iloc[0])
     return dg.AssetCheckResult(
         passed=not synthetic, severity=WARN,
+        description=("synthetic eval set: held-out generated queries flatter a tuned model, which is never promotable "
+                     "on them; configure eval_set with real queries") if synthetic else "real labelled queries",
         metadata={"source": str(eval_set["eval_source"].iloc[0]), "queries": int(eval_set["query_id"].nunique())})
 
 
@@ -42,22 +45,27 @@ def tuning_is_worth_it(settings: SettingsResource, base_model_eval: pd.DataFrame
         reasons.append("no real eval set: a gain on synthetic queries proves little")
     if baseline >= gates.baseline_target:
         reasons.append(f"base nDCG@10 {baseline:.4f} already meets the target {gates.baseline_target}")
-    return dg.AssetCheckResult(passed=not reasons, severity=WARN, metadata={
-        "documents": documents, "min_documents": gates.min_documents, "eval_synthetic": synthetic,
-        "base_ndcg@10": baseline, "baseline_target": gates.baseline_target,
-        "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in reasons) or "all clear")})
+    return dg.AssetCheckResult(
+        passed=not reasons, severity=WARN,
+        description="; ".join(reasons) or "worth it: a large enough corpus, real queries, a baseline under target",
+        metadata={"documents": documents, "min_documents": gates.min_documents, "eval_synthetic": synthetic,
+                  "base_ndcg@10": round(baseline, 4), "baseline_target": gates.baseline_target})
 
 
 @dg.asset_check(asset=eval_report, blocking=True, partitions_def=RETUNE_PARTITIONS,
-                description="Promotion gate: the tuned model beats its base on nDCG@10 (the paired bootstrap 95% "
-                "interval of the difference lies above zero). Blocks registered_model when it fails.")
+                description="Promotion gate: passes only for a promotable model (it beats its base on real queries: "
+                "the paired bootstrap 95% interval of the nDCG@10 difference lies above zero). Better on synthetic "
+                "queries only: fails as a warning, and the model is registered as challenger, never champion. Not "
+                "better: fails as an error, which blocks registered_model.")
 def promotion_gate(eval_report: dict) -> dg.AssetCheckResult:
     c = eval_report["comparison"]
+    promotable = bool(eval_report["promotable"])
     return dg.AssetCheckResult(
-        passed=bool(c["better"]), severity=ERROR,
-        description=None if c["better"] else "not better than base: the model is not registered",
-        metadata={"delta": c["delta"], "ci_low": c["ci_low"], "ci_high": c["ci_high"], "queries": c["queries"],
-                  "eval_synthetic": eval_report["eval_set"]["synthetic"], "promotable": eval_report["promotable"]})
+        passed=promotable, severity=WARN if promotable or c["better"] else ERROR,
+        description=verdict(eval_report),
+        metadata={"promotable": promotable, "delta": round(c["delta"], 4), "ci_low": round(c["ci_low"], 4),
+                  "ci_high": round(c["ci_high"], 4), "queries": c["queries"],
+                  "eval_synthetic": eval_report["eval_set"]["synthetic"]})
 
 
 @dg.asset_check(asset=eval_history, description="The champion still leads its base: warns when the lead falls "
@@ -68,9 +76,9 @@ def champion_holds_lead(settings: SettingsResource, eval_history: pd.DataFrame) 
     last = eval_history.iloc[-1].to_dict() if len(eval_history) else {}
     return dg.AssetCheckResult(
         passed=level == "ok", severity=ERROR if level == "error" else WARN,
-        metadata={"reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in reasons) or "champion holds its lead"),
-                  "lead": float(last.get("lead", float("nan"))), "min_lead": m.min_lead, "max_drop": m.max_drop,
-                  "measurements": len(eval_history)})
+        description="; ".join(reasons) or "the champion holds its lead",
+        metadata={"lead": round(float(last.get("lead", float("nan"))), 4), "min_lead": m.min_lead,
+                  "max_drop": m.max_drop, "measurements": len(eval_history)})
 
 
 @dg.asset_check(asset=index_bindings, description="Every vector index is bound to the champion version; "
@@ -79,6 +87,8 @@ def indexes_use_champion(index_bindings: pd.DataFrame) -> dg.AssetCheckResult:
     stale = index_bindings[index_bindings["stale"]]
     return dg.AssetCheckResult(
         passed=stale.empty, severity=WARN,
+        description=(f"{len(stale)} index(es) on an older version than the champion: re-embed "
+                     f"{', '.join(stale['index'])}") if len(stale) else "every index uses the champion",
         metadata={"stale": dg.MetadataValue.json({r.index: r.version for r in stale.itertuples()}),
                   "champion_version": str(index_bindings["champion_version"].iloc[0]) if len(index_bindings) else ""})
 

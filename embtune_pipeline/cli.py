@@ -1,9 +1,10 @@
 """`embtune`: the commands platform and on-call engineers run by hand.
 
-    embtune run [--base-model KEY ...] [--wait]
+    embtune run [--base-model KEY ...] [--wait] [-v]
                                            register the current corpus snapshot, then run the `retune` job for
                                            each base model on it: queued when a daemon serves the instance
-                                           (--wait follows it to the end), else executed here
+                                           (--wait follows it to the end), else executed here; ends with a
+                                           summary (verdict, nDCG@10, registry version, report, MLflow run)
     embtune snapshot                       register the current corpus snapshot; print its partition keys
     embtune champion                       the champion and challenger versions
     embtune promote VERSION                make a registered version the champion
@@ -24,11 +25,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from embtune_pipeline.lib.registry import registry_for  # noqa: E402  (light: mlflow is imported on use)
+from embtune_pipeline.lib.registry import registry_for  # light: mlflow is imported on use
 
 
 def _instance():
@@ -67,11 +64,53 @@ def _run_here(instance, bases: list[str], snapshot: str, args) -> int:
         print(f"note: the run cannot be re-executed from the UI: {e}", flush=True)
     failed = 0
     for base in bases:
-        print(f"retune {retune_key(base, snapshot)} (no daemon serves this instance: running here)", flush=True)
-        result = execute_retune(defs, instance, base, snapshot, raise_on_error=False, workspace=workspace)
-        print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
-        failed += not result.success
+        print(f"retune {retune_key(base, snapshot)} (no daemon serves this instance: running here; "
+              f"{'every Dagster event' if args.verbose else 'progress lines, -v for every Dagster event'})",
+              flush=True)
+        result = execute_retune(defs, instance, base, snapshot, raise_on_error=False, workspace=workspace,
+                                log_level="DEBUG" if args.verbose else "INFO")
+        failed += _summarize(instance, result.run_id)
     return 1 if failed else 0
+
+
+def _summarize(instance, run_id: str) -> bool:
+    """Print what the run found and where its results are; True when it failed."""
+    from embtune_pipeline.runner import run_outcome
+
+    for line in summary_lines(run_outcome(instance, run_id)):
+        print(line, flush=True)
+    return instance.get_run_by_id(run_id).status.value != "SUCCESS"
+
+
+def summary_lines(outcome) -> list[str]:
+    """The run's verdict as an operator reads it after `embtune run`: what was measured, what it means, where
+    the model and the report went."""
+    from embtune_pipeline.lib.progress import duration
+
+    lines = [f"run {outcome.run_id}: {outcome.status} in {duration(outcome.seconds)}"]
+    report = outcome.materialized.get("eval_report")
+    if report:
+        kind = "synthetic (held-out generated queries)" if report["eval_synthetic"] else "real labelled queries"
+        lines += [f"  eval set:    {report['eval_queries']} queries, {kind}",
+                  f"  nDCG@10:     base {report['base_ndcg@10']:.4f} -> tuned {report['tuned_ndcg@10']:.4f} "
+                  f"({report['ndcg@10_delta']:+.4f}, 95% CI {report['ndcg@10_delta_ci_low']:+.4f} to "
+                  f"{report['ndcg@10_delta_ci_high']:+.4f})",
+                  f"  verdict:     {report['verdict']}"]
+    registered = outcome.materialized.get("registered_model")
+    if registered:
+        lines.append(f"  registry:    {registered['registered']}")
+        lines.append(f"               {registered['registry']}")
+    elif report:
+        lines.append("  registry:    nothing registered")
+    if report:
+        lines += [f"  report:      {report['report_file']}", f"  MLflow run:  {report['mlflow_run']}"]
+    for name, text in outcome.warnings.items():
+        lines.append(f"  warning:     {name}: {text}")
+    for name, error in outcome.failures.items():
+        lines.append(f"  FAILED:      {name}: {(error.splitlines() or [''])[0][:400]}")
+    if outcome.status != "success" or not report:
+        lines.append(f"  (the Dagster UI shows the run's event log: Runs -> {outcome.run_id[:8]})")
+    return lines
 
 
 def _queue_runs(instance, bases: list[str], snapshot: str, args) -> int:
@@ -98,8 +137,11 @@ def _queue_runs(instance, bases: list[str], snapshot: str, args) -> int:
         if status != dg.DagsterRunStatus.QUEUED:  # already said
             print(f"  run {run_id}: {status.value.lower()}", flush=True)
 
-    statuses = [wait_for_run(instance, run_id, on_status=partial(report, run_id)) for run_id in runs]
-    return 0 if all(st == dg.DagsterRunStatus.SUCCESS for st in statuses) else 1
+    failed = 0
+    for run_id in runs:
+        wait_for_run(instance, run_id, on_status=partial(report, run_id))
+        failed += _summarize(instance, run_id)
+    return 1 if failed else 0
 
 
 def cmd_snapshot(s, args) -> int:
@@ -191,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base-model", action="append", help="a base model partition key (default: all)")
     p.add_argument("--wait", action="store_true", help="when the run is queued: follow it to its end, and exit "
                    "non-zero if it failed (a run executed here always finishes before the command does)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every Dagster event of a run executed here "
+                   "(default: the steps' progress lines and warnings, then a summary)")
     p.add_argument("--workspace", default=None, help="the workspace.yaml the daemon loads (default: "
                    "$EMBTUNE_WORKSPACE, else $DAGSTER_HOME/workspace.yaml, else ./workspace.yaml)")
     p.set_defaults(fn=cmd_run)
@@ -213,6 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     from embtune_pipeline.lib.errors import InputError
     from embtune_pipeline.settings import CONFIG_ENV, SettingsError, load_settings
 
+    if not getattr(args, "verbose", False):  # Dagster's notes on its own beta APIs say nothing to an operator
+        import warnings
+
+        from dagster import BetaWarning, PreviewWarning
+
+        warnings.filterwarnings("ignore", category=BetaWarning)
+        warnings.filterwarnings("ignore", category=PreviewWarning)
     if args.config:  # the definitions this process builds, and the code servers it spawns, read the same file
         os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
     try:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -186,10 +187,11 @@ def retune_origin(workspace: Path):
 
 def execute_retune(defs: dg.Definitions, instance: dg.DagsterInstance, base_model: str, snapshot: str,
                    selection=None, run_config=None, raise_on_error: bool = True,
-                   workspace: Optional[Path] = None) -> dg.ExecutionResult:
+                   workspace: Optional[Path] = None, log_level: str = "DEBUG") -> dg.ExecutionResult:
     """The `retune` job (or a sub-selection of its assets) executed here, in this process and with the
     in-process executor (torch loads once), as a run of `instance`. With `workspace`, the run names the code
-    location the webserver loads, so the UI can re-execute it."""
+    location the webserver loads, so the UI can re-execute it. `log_level` is what the console shows (the
+    event log keeps everything): INFO shows the steps' own lines (progress, warnings) without Dagster's events."""
     from dagster._core.definitions.job_base import InMemoryJob
     from dagster._core.execution.api import execute_run
 
@@ -197,8 +199,45 @@ def execute_retune(defs: dg.Definitions, instance: dg.DagsterInstance, base_mode
     keys = None
     if selection is not None:
         keys = frozenset(dg.AssetSelection.from_coercible(selection).resolve(defs.resolve_asset_graph()))
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
     run = instance.create_run_for_job(
-        job_def=job, run_config=run_config or {}, asset_selection=keys,
+        job_def=job, run_config=run_config, asset_selection=keys,
         tags=dict(RETUNE_PARTITIONS.get_tags_for_partition_key(retune_key(base_model, snapshot))),
         remote_job_origin=retune_origin(workspace) if workspace else None)
     return execute_run(InMemoryJob(job), run, instance, raise_on_error=raise_on_error)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a finished run left, as the terminal tells it: status, time, each asset's metadata, failures."""
+
+    run_id: str
+    status: str
+    seconds: float
+    materialized: dict[str, dict]  # asset -> {metadata key: value}
+    failures: dict[str, str]  # failed step, or check failed as an error -> its error or description
+    warnings: dict[str, str]  # check failed as a warning -> its description
+
+
+def run_outcome(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
+    """Read from the event log, so it is the same for a run executed here and one the daemon launched."""
+    from dagster import DagsterEventType
+
+    run = instance.get_run_by_id(run_id)
+    stats = instance.get_run_stats(run_id)
+    materialized, failures, warnings = {}, {}, {}
+    for record in instance.all_logs(run_id, of_type={DagsterEventType.ASSET_MATERIALIZATION,
+                                                     DagsterEventType.STEP_FAILURE,
+                                                     DagsterEventType.ASSET_CHECK_EVALUATION}):
+        event = record.dagster_event
+        data = event.event_specific_data
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            m = data.materialization
+            materialized[m.asset_key.to_user_string()] = {k: v.value for k, v in m.metadata.items()}
+        elif event.event_type == DagsterEventType.STEP_FAILURE:
+            failures[event.step_key] = data.error.message.strip() if data.error else "failed"
+        elif not data.passed:
+            found = warnings if data.severity == dg.AssetCheckSeverity.WARN else failures
+            found[data.check_name] = data.description or "failed"
+    seconds = (stats.end_time or time.time()) - (stats.start_time or time.time())
+    return RunOutcome(run_id, run.status.value.lower(), seconds, materialized, failures, warnings)

@@ -269,6 +269,8 @@ class Settings(_Strict):
         "in_process", description="in_process loads torch once; multiprocess runs steps side by side"
     )
     run: RunDefaults = Field(default_factory=RunDefaults)
+    progress_seconds: float = Field(30.0, ge=0, description="long steps (encoding, LLM calls, training) log a "
+                                    "progress line at most this often; 0: after every batch")
     retune: RetuneSettings = Field(default_factory=RetuneSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)

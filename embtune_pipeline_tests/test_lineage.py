@@ -17,9 +17,10 @@ from embtune_pipeline_tests.conftest import jaguar_docs, write_jsonl
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-QUERY = """{ assetNodes { assetKey { path } dependencyKeys { path }
+QUERY = """{ assetNodes { assetKey { path } dependencyKeys { path } groupName kinds
   partitionDefinition { type dimensionTypes { name dynamicPartitionsDefinitionName } }
-  assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }"""
+  assetChecksOrError { ... on AssetChecks { checks { name blocking } } } }
+  repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name description } } } } }"""
 
 
 def free_port() -> int:
@@ -51,7 +52,8 @@ def test_the_webserver_serves_the_asset_graph_over_graphql(write_settings, tmp_p
         while time.time() < deadline and nodes is None:
             assert proc.poll() is None, proc.stderr.read()[-3000:]
             try:
-                nodes = post(url, QUERY)["data"]["assetNodes"]
+                answer = post(url, QUERY)["data"]
+                nodes = answer["assetNodes"]
             except (OSError, KeyError, TypeError):
                 time.sleep(1)  # the server, or the code location behind it, is still loading
         assert nodes, "the webserver never answered"
@@ -78,3 +80,14 @@ def test_the_webserver_serves_the_asset_graph_over_graphql(write_settings, tmp_p
         "base_model": "base_models", "snapshot": "corpus_snapshots"}
     assert graph["base_model_upgrade"]["partitionDefinition"]["type"] == "DYNAMIC"
     assert graph["eval_history"]["partitionDefinition"] is None
+
+    groups = {}  # the lineage opens as a few groups that follow the pipeline's stages
+    for key, node in graph.items():
+        groups.setdefault(node["groupName"], set()).add(key)
+    assert set(groups) == {"data", "training", "evaluation", "registry"}
+    assert groups["training"] == {"base_corpus_embeddings", "hard_negatives", "finetuned_model"}
+    assert all(node["kinds"] for node in graph.values()), [k for k, n in graph.items() if not n["kinds"]]
+    assert "mlflow" in graph["finetuned_model"]["kinds"] and "litellm" in graph["synthetic_queries"]["kinds"]
+    jobs = {j["name"]: j["description"] for repo in answer["repositoriesOrError"]["nodes"] for j in repo["jobs"]}
+    assert {"retune", "quarterly_reevaluation", "refresh_index_bindings", "compare_base_models"} <= set(jobs)
+    assert all(jobs[name] for name in jobs if not name.startswith("__")), jobs

@@ -10,6 +10,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import BaseModel, Field, create_model
 
+from embtune_pipeline.lib.progress import Reporter
+
 K = TypeVar("K", bound=BaseModel)
 
 
@@ -38,6 +40,24 @@ def table_metadata(df: pd.DataFrame, preview_rows: int = 5, max_chars: int = 120
             columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()]),
         "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "(empty)"),
     }
+
+
+def rounded(value: float, places: int = 4) -> float:
+    """Numbers as analysts read them: 0.7579, not 0.7579373580558711."""
+    return round(float(value), places)
+
+
+def records_table(rows: list[dict]) -> dg.MetadataValue:
+    """Rows of a few columns as table metadata, which the asset page shows inline (Markdown needs a click)."""
+    columns = list(rows[0]) if rows else []
+    kinds = {bool: "bool", int: "int", float: "float"}
+    schema = dg.TableSchema(columns=[dg.TableColumn(c, kinds.get(type(rows[0][c]), "string")) for c in columns])
+    return dg.MetadataValue.table([dg.TableRecord(r) for r in rows], schema=schema)
+
+
+def reporter(context: dg.AssetExecutionContext, s) -> Reporter:
+    """Progress lines to the run's event log (the UI shows them as the step runs), every progress_seconds."""
+    return Reporter(context.log.info, s.progress_seconds)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from embtune_pipeline.settings import SampleKnobs
 SampleConfig = optional_config(SampleKnobs, "SampleConfig")
 
 
-@dg.asset(group_name="corpus", partitions_def=RETUNE_PARTITIONS)
+@dg.asset(group_name="data", kinds={"pandas", "parquet"}, partitions_def=RETUNE_PARTITIONS)
 def corpus(context: dg.AssetExecutionContext, settings: SettingsResource) -> dg.Output[pd.DataFrame]:
     """The snapshot's documents, normalized and chunked with the base model's tokenizer (token-aware,
     overlapping), exact duplicates collapsed, one content hash per chunk."""
@@ -44,7 +44,7 @@ def corpus(context: dg.AssetExecutionContext, settings: SettingsResource) -> dg.
     return dg.Output(chunks, metadata=meta)
 
 
-@dg.asset(group_name="corpus", partitions_def=RETUNE_PARTITIONS)
+@dg.asset(group_name="data", kinds={"pandas", "parquet"}, partitions_def=RETUNE_PARTITIONS)
 def corpus_sample(config: SampleConfig, settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """A seeded sample of chunks to generate queries for; stable across snapshots (a chunk keeps its place)."""
     knobs = effective(settings.get().run.sample, config)

@@ -11,6 +11,9 @@ from embtune_pipeline.assets._common import (
     model_store,
     optional_config,
     png_markdown,
+    records_table,
+    reporter,
+    rounded,
     table_metadata,
     timed,
 )
@@ -18,23 +21,26 @@ from embtune_pipeline.assets.negatives import corpus_texts, store_for
 from embtune_pipeline.lib.chunking import chunk_doc_ids
 from embtune_pipeline.lib.embeddings import encode_cached, model_if_needed, text_hash
 from embtune_pipeline.lib.evaluate import METRICS, evaluate_vectors, paired_comparison, qrels_of, summarize
-from embtune_pipeline.lib.report import build_report, chart_png, comparison_rows, markdown_table
+from embtune_pipeline.lib.report import (
+    build_report,
+    chart_png,
+    comparison_records,
+    comparison_rows,
+    markdown_table,
+    verdict,
+)
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import EvalKnobs
 
 EvalConfig = optional_config(EvalKnobs, "EvalConfig")
+EVAL_CHART = "chart: base vs tuned, 95% confidence intervals"
 
 
-def _summary_md(summary: dict) -> str:
-    lines = ["| metric | mean | 95% CI |", "|---|---|---|"]
-    lines += [f"| {m} | {v['mean']:.4f} | {v['ci_low']:.4f}–{v['ci_high']:.4f} |" for m, v in summary.items()]
-    return "\n".join(lines)
-
-
-@dg.asset(group_name="evaluation", partitions_def=RETUNE_PARTITIONS)
-def base_model_eval(config: EvalConfig, settings: SettingsResource, eval_set: pd.DataFrame, corpus: pd.DataFrame,
+@dg.asset(group_name="evaluation", kinds={"sentence_transformers", "parquet"}, partitions_def=RETUNE_PARTITIONS)
+def base_model_eval(context: dg.AssetExecutionContext, config: EvalConfig, settings: SettingsResource,
+                    eval_set: pd.DataFrame, corpus: pd.DataFrame,
                     base_corpus_embeddings: dict) -> dg.Output[pd.DataFrame]:
     """The baseline, measured first: per-query nDCG@10, Recall@10/100, MRR@10 of the base model."""
     s = settings.get()
@@ -45,13 +51,15 @@ def base_model_eval(config: EvalConfig, settings: SettingsResource, eval_set: pd
     meta: dict = {}
     with timed(meta):
         model = model_if_needed(store, [text_hash(t) for t in texts], emb["model_path"], emb["max_seq_length"])
-        query_vecs, _ = encode_cached(store, model, texts, emb["batch_size"])
+        query_vecs, encoded = encode_cached(store, model, texts, emb["batch_size"], reporter(context, s))
         per_query = evaluate_vectors(query_vecs, store.get(corpus["chunk_hash"].tolist()), chunk_doc_ids(corpus),
                                      qids, gains)
     summary = summarize(per_query, knobs.bootstrap_samples)
     meta.update({
-        **{m: dg.MetadataValue.float(v["mean"]) for m, v in summary.items()},
-        "summary": dg.MetadataValue.md(_summary_md(summary)),
+        **{m: rounded(v["mean"]) for m, v in summary.items()},
+        "summary": records_table([{"metric": m, "mean": rounded(v["mean"]),
+                                   "95% CI": f"{v['ci_low']:.4f} to {v['ci_high']:.4f}"} for m, v in summary.items()]),
+        "embedding_cache_hits": len(set(texts)) - encoded, "embedding_cache_misses": encoded,
         "queries": len(per_query),
         "eval_synthetic": bool(eval_set["synthetic"].iloc[0]),
         "base_model": emb["base_model"],
@@ -60,7 +68,7 @@ def base_model_eval(config: EvalConfig, settings: SettingsResource, eval_set: pd
     return dg.Output(per_query, metadata=meta)
 
 
-@dg.asset(group_name="evaluation", partitions_def=RETUNE_PARTITIONS)
+@dg.asset(group_name="evaluation", kinds={"mlflow", "json"}, partitions_def=RETUNE_PARTITIONS)
 def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings: SettingsResource,
                 mlflow: MlflowResource, eval_set: pd.DataFrame, corpus: pd.DataFrame, base_corpus_embeddings: dict,
                 base_model_eval: pd.DataFrame, finetuned_model: dict) -> dg.Output[dict]:
@@ -77,9 +85,11 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
         tuned_store = model_store(s, tuned["model_dir"], tuned["max_seq_length"])
         tuned_model = model_if_needed(tuned_store, [*corpus["chunk_hash"], *(text_hash(t) for t in texts)],
                                       tuned["model_dir"], tuned["max_seq_length"])
-        tuned_corpus, _ = tuned_store.encode(tuned_model, corpus["chunk_hash"].tolist(), corpus_texts(corpus),
-                                             emb["batch_size"])
-        tuned_queries, _ = encode_cached(tuned_store, tuned_model, texts, emb["batch_size"])
+        say = reporter(context, s)
+        tuned_corpus, corpus_encoded = tuned_store.encode(tuned_model, corpus["chunk_hash"].tolist(),
+                                                          corpus_texts(corpus), emb["batch_size"], say,
+                                                          "encoding the corpus with the tuned model")
+        tuned_queries, queries_encoded = encode_cached(tuned_store, tuned_model, texts, emb["batch_size"], say)
         base_corpus = base_store.get(corpus["chunk_hash"].tolist())
         base_queries = base_store.get([text_hash(t) for t in texts])  # stored by base_model_eval
         full = int(base_corpus.shape[1])
@@ -100,7 +110,8 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
     table = markdown_table(rows, synthetic)
     reports = s.layout.reports(context.partition_key)
     reports.mkdir(parents=True, exist_ok=True)
-    chart = chart_png(rows, reports / "eval_report.png", f"{tuned['name']} vs {tuned['base_model']}")
+    kind = "synthetic" if synthetic else "real"
+    chart = chart_png(rows, reports / "eval_report.png", f"{tuned['name']} vs its base, {len(qids)} {kind} queries")
     (reports / "eval_report.md").write_text(table + "\n")
     report_file = reports / "eval_report.json"
     report_file.write_text(json.dumps(report, indent=2))
@@ -109,17 +120,21 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
         {**{f"base_{m}": report["base"][m] for m in METRICS}, **{f"tuned_{m}": report["finetuned"][m] for m in METRICS},
          "ndcg@10_delta_ci_low": comparison["ci_low"]},
         [report_file, chart, reports / "eval_report.md"])
-    verdict = "better than base" if comparison["better"] else "NOT better than base"
-    meta.update({
-        "verdict": f"{verdict}: nDCG@10 {comparison['delta']:+.4f} (95% CI {comparison['ci_low']:+.4f} to "
-                   f"{comparison['ci_high']:+.4f}, {comparison['queries']} queries)",
+    return dg.Output(report, metadata={
+        "verdict": verdict(report),
         "promotable": report["promotable"],
+        "comparison": records_table(comparison_records(rows)),
+        "base_ndcg@10": rounded(report["base"]["ndcg@10"]),
+        "tuned_ndcg@10": rounded(report["finetuned"]["ndcg@10"]),
+        "ndcg@10_delta": rounded(comparison["delta"]),
+        "ndcg@10_delta_ci_low": rounded(comparison["ci_low"]),
+        "ndcg@10_delta_ci_high": rounded(comparison["ci_high"]),
         "eval_synthetic": synthetic,
-        "base_ndcg@10": report["base"]["ndcg@10"],
-        "tuned_ndcg@10": report["finetuned"]["ndcg@10"],
-        "comparison": dg.MetadataValue.md(table),
-        "chart": png_markdown(chart, "tuned vs base"),
+        "eval_queries": len(qids),
+        EVAL_CHART: png_markdown(chart, "base and tuned metrics with 95% confidence intervals"),
+        "embedding_cache_hits": len(corpus) + len(set(texts)) - corpus_encoded - queries_encoded,
+        "embedding_cache_misses": corpus_encoded + queries_encoded,
         "report_file": dg.MetadataValue.path(str(report_file)),
         "mlflow_run": dg.MetadataValue.url(tuned["mlflow_run_url"]),
+        **meta,
     })
-    return dg.Output(report, metadata=meta)

@@ -6,11 +6,12 @@ import json
 import dagster as dg
 import pandas as pd
 
-from embtune_pipeline.assets._common import model_store, png_markdown, table_metadata, timed
+from embtune_pipeline.assets._common import model_store, png_markdown, records_table, rounded, table_metadata, timed
 from embtune_pipeline.lib.embeddings import measure_model
 from embtune_pipeline.lib.models import resolve_model_path
-from embtune_pipeline.lib.monitoring import HISTORY_COLUMNS, history_chart, history_row, recommend_upgrade
+from embtune_pipeline.lib.monitoring import HISTORY_COLUMNS, history_row, recommend_upgrade
 from embtune_pipeline.lib.pairs import judged_eval_set
+from embtune_pipeline.lib.report import history_png
 from embtune_pipeline.lib.snapshots import SnapshotStore, chunk_as_configured, read_current_documents
 from embtune_pipeline.lib.storage import utc_now
 from embtune_pipeline.partitions import SNAPSHOTS, retune_key
@@ -26,7 +27,7 @@ def _measure(s: Settings, model_path, chunks: pd.DataFrame, evals: pd.DataFrame)
                          e.batch_size)
 
 
-@dg.asset(group_name="monitoring")
+@dg.asset(group_name="evaluation", kinds={"mlflow", "parquet"})
 def eval_history(settings: SettingsResource, mlflow: MlflowResource) -> dg.Output[pd.DataFrame]:
     """One row per re-evaluation: the champion and its base on the current corpus and the fresh eval set
     (monitoring.eval_set, else eval_set). The quarterly schedule appends a row; the check below reads the trend."""
@@ -52,14 +53,15 @@ def eval_history(settings: SettingsResource, mlflow: MlflowResource) -> dg.Outpu
     row = history_row(utc_now(), champion.version, base_ref, str(ps.path),
                       base_pq, champion_pq, s.run.evaluate.bootstrap_samples)
     history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)[HISTORY_COLUMNS]
-    chart = history_chart(history, s.layout.reports() / "eval_history.png")
+    chart = history_png(history, s.layout.reports() / "eval_history.png")
     return dg.Output(history, metadata={
-        **meta, "champion_version": champion.version, "champion_ndcg@10": row["champion_ndcg@10"],
-        "base_ndcg@10": row["base_ndcg@10"], "lead": row["lead"], "chart": png_markdown(chart, "eval history"),
-        **table_metadata(history, preview_rows=12)})
+        "champion_ndcg@10": rounded(row["champion_ndcg@10"]), "base_ndcg@10": rounded(row["base_ndcg@10"]),
+        "lead": rounded(row["lead"]), "champion_version": champion.version,
+        "chart: champion and base nDCG@10 over time": png_markdown(chart, "champion and base nDCG@10 over time"),
+        **meta, **table_metadata(history, preview_rows=12)})
 
 
-@dg.asset(group_name="monitoring", partitions_def=SNAPSHOTS,
+@dg.asset(group_name="evaluation", kinds={"sentence_transformers", "json"}, partitions_def=SNAPSHOTS,
           deps=[dg.AssetDep("eval_report", partition_mapping=dg.MultiToSingleDimensionPartitionMapping("snapshot"))])
 def base_model_upgrade(context: dg.AssetExecutionContext, settings: SettingsResource,
                        mlflow: MlflowResource) -> dg.Output[dict]:
@@ -113,6 +115,7 @@ def base_model_upgrade(context: dg.AssetExecutionContext, settings: SettingsReso
     return dg.Output(value, metadata={
         "champion_version": champion.version, "champion_base_model": champion_key,
         "recommendations": dg.MetadataValue.json({k: v["recommendation"] for k, v in candidates.items()}),
+        "comparison": records_table(rows) if rows else "(no other base model measured)",
         "reasons": dg.MetadataValue.md("\n".join(f"- **{k}**: {v['recommendation']} — {v['reason']}"
                                                  for k, v in candidates.items()) or "(no other base model)"),
         **table_metadata(table, preview_rows=20)})

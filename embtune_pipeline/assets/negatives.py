@@ -5,7 +5,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from embtune_pipeline.assets._common import effective, optional_config, table_metadata, timed
+from embtune_pipeline.assets._common import effective, optional_config, reporter, table_metadata, timed
 from embtune_pipeline.lib.chunking import chunk_doc_ids, embedding_text, text_hash
 from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encode_cached, model_if_needed
 from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives, round_trip_kept
@@ -27,7 +27,7 @@ def store_for(s: Settings, embeddings: dict) -> EmbeddingStore:
     return EmbeddingStore(s.layout.embeddings(embeddings["key"]))
 
 
-@dg.asset(group_name="negatives", partitions_def=RETUNE_PARTITIONS)
+@dg.asset(group_name="training", kinds={"sentence_transformers", "numpy"}, partitions_def=RETUNE_PARTITIONS)
 def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfig, settings: SettingsResource,
                            corpus: pd.DataFrame) -> dg.Output[dict]:
     """The base model's vector for every chunk, computed once per (base model, chunk content): cached on disk
@@ -44,16 +44,18 @@ def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfi
     meta: dict = {}
     with timed(meta):
         model = model_if_needed(store, corpus["chunk_hash"], path, knobs.max_seq_length)
-        vecs, encoded = store.encode(model, corpus["chunk_hash"].tolist(), corpus_texts(corpus), knobs.batch_size)
+        vecs, encoded = store.encode(model, corpus["chunk_hash"].tolist(), corpus_texts(corpus), knobs.batch_size,
+                                     reporter(context, s), "encoding the corpus with the base model")
     value = {"base_model": base_model, "model_path": str(path), "key": key, "max_seq_length": knobs.max_seq_length,
              "batch_size": knobs.batch_size, "chunks": len(corpus), "dim": int(vecs.shape[1])}
-    meta.update({"encoded_now": encoded, "reused_from_cache": len(corpus) - encoded,
+    meta.update({"embedding_cache_hits": len(corpus) - encoded, "embedding_cache_misses": encoded,
                  **{k: v for k, v in value.items() if k != "model_path"}})
     return dg.Output(value, metadata=meta)
 
 
-@dg.asset(group_name="negatives", partitions_def=RETUNE_PARTITIONS)
-def hard_negatives(config: MiningConfig, settings: SettingsResource, training_pairs: pd.DataFrame,
+@dg.asset(group_name="training", kinds={"parquet", "numpy"}, partitions_def=RETUNE_PARTITIONS)
+def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, settings: SettingsResource,
+                   training_pairs: pd.DataFrame,
                    corpus: pd.DataFrame, base_corpus_embeddings: dict) -> dg.Output[pd.DataFrame]:
     """Training rows (anchor, positive, negative_1..n): negatives from a rank window of the base model, minus
     known positives and anything scored within a margin of the positive (likely unlabelled positives)."""
@@ -66,8 +68,14 @@ def hard_negatives(config: MiningConfig, settings: SettingsResource, training_pa
         corpus_vecs = store.get(corpus["chunk_hash"].tolist())
         texts = [*training_pairs["query"], *training_pairs["positive"]]
         model = model_if_needed(store, [text_hash(t) for t in texts], emb["model_path"], emb["max_seq_length"])
-        query_vecs, _ = encode_cached(store, model, training_pairs["query"].tolist(), emb["batch_size"])
-        pos_vecs, _ = encode_cached(store, model, training_pairs["positive"].tolist(), emb["batch_size"])
+        say = reporter(context, s)
+        query_vecs, queries_encoded = encode_cached(store, model, training_pairs["query"].tolist(), emb["batch_size"],
+                                                    say)
+        pos_vecs, positives_encoded = encode_cached(store, model, training_pairs["positive"].tolist(),
+                                                    emb["batch_size"], say, "encoding positives")
+        encoded = queries_encoded + positives_encoded
+        meta["embedding_cache_hits"] = len({text_hash(t) for t in texts}) - encoded
+        meta["embedding_cache_misses"] = encoded
         docs = chunk_doc_ids(corpus)
         known = training_pairs.groupby("query")["positive_doc_id"].agg(lambda d: {x for x in d if isinstance(x, str)})
         known_per_pair = [known[q] for q in training_pairs["query"]]
@@ -81,9 +89,18 @@ def hard_negatives(config: MiningConfig, settings: SettingsResource, training_pa
         negatives, stats = mine_hard_negatives(query_vecs, pos_scores, corpus_vecs, docs, known_per_pair,
                                                knobs.rank_start, knobs.rank_end, knobs.relative_margin,
                                                knobs.negatives_per_query)
-        stats["random_fill"] = fill_random(negatives, known_per_pair, docs, knobs.negatives_per_query, knobs.seed)
+        stats["random_fill"], random_pairs = fill_random(negatives, known_per_pair, docs, knobs.negatives_per_query,
+                                                         knobs.seed)
     complete = np.array([len(n) >= knobs.negatives_per_query for n in negatives], dtype=bool)
     stats["dropped_without_negative"] = int((~complete).sum())
+    share = random_pairs / max(len(negatives), 1)
+    meta["pairs_with_random_negative"] = random_pairs
+    meta["random_negative_share"] = round(share, 4)
+    if random_pairs:
+        context.log.warning(
+            f"{random_pairs} of {len(negatives)} pairs ({share:.0%}) got a random negative: the rank window "
+            f"{knobs.rank_start}-{knobs.rank_end} held too few candidates outside the margin; random negatives are "
+            "easy ones (widen the window or lower mining.relative_margin to mine more)")
     pairs = training_pairs[complete]
     negatives = [n for n, ok in zip(negatives, complete) if ok]
     texts = corpus_texts(corpus)

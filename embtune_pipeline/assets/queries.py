@@ -4,7 +4,7 @@
 import dagster as dg
 import pandas as pd
 
-from embtune_pipeline.assets._common import effective, optional_config, table_metadata, timed
+from embtune_pipeline.assets._common import effective, optional_config, reporter, table_metadata, timed
 from embtune_pipeline.lib.cache import AnswerCache
 from embtune_pipeline.lib.filters import filter_queries
 from embtune_pipeline.lib.generate import DEFAULT_PROMPT, ICT, generate_queries
@@ -31,7 +31,7 @@ GenerateConfig = optional_config(GenerateKnobs, "GenerateConfig")
 MIN_REAL_EVAL_QUERIES = 20  # fewer held-out real queries than this cannot measure anything
 
 
-@dg.asset(group_name="queries", partitions_def=RETUNE_PARTITIONS)
+@dg.asset(group_name="data", kinds={"pandas", "parquet"}, partitions_def=RETUNE_PARTITIONS)
 def user_pairs(settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Real (query, positive) pairs from click logs and Q&A files, each with its source file and row."""
     s = settings.get()
@@ -58,8 +58,9 @@ def _real_eval_queries(s: Settings) -> set[str]:
     return set(raw["query"].map(normalize_query))
 
 
-@dg.asset(group_name="queries", partitions_def=RETUNE_PARTITIONS)
-def synthetic_queries(config: GenerateConfig, settings: SettingsResource, corpus_sample: pd.DataFrame,
+@dg.asset(group_name="data", kinds={"parquet", "litellm"}, partitions_def=RETUNE_PARTITIONS)
+def synthetic_queries(context: dg.AssetExecutionContext, config: GenerateConfig, settings: SettingsResource,
+                      corpus_sample: pd.DataFrame,
                       user_pairs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """N queries per sampled chunk, from the configured generator; filtered (length, echo, duplicates).
 
@@ -79,7 +80,8 @@ def synthetic_queries(config: GenerateConfig, settings: SettingsResource, corpus
             generated, stats = generate_queries(
                 corpus_sample, knobs.queries_per_chunk, g.model, cache=cache, template=template_path.read_text(),
                 examples=examples, params=g.params, concurrency=g.concurrency, max_failures=g.max_failures,
-                request_timeout=g.request_timeout_seconds, max_retry_seconds=g.max_retry_seconds)
+                request_timeout=g.request_timeout_seconds, max_retry_seconds=g.max_retry_seconds,
+                reporter=reporter(context, s))
             kept, rejects = filter_queries(generated)
     finally:
         if cache is not None:
@@ -100,7 +102,7 @@ def synthetic_queries(config: GenerateConfig, settings: SettingsResource, corpus
     return dg.Output(kept, metadata=meta)
 
 
-@dg.asset(group_name="queries", partitions_def=RETUNE_PARTITIONS)
+@dg.asset(group_name="data", kinds={"pandas", "parquet"}, partitions_def=RETUNE_PARTITIONS)
 def eval_set(settings: SettingsResource, corpus: pd.DataFrame, user_pairs: pd.DataFrame,
              synthetic_queries: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Labelled queries to measure on: real ones when configured; else held-out user pairs; else held-out
@@ -141,7 +143,7 @@ def _build_eval_set(s: Settings, knobs, corpus, user_pairs, synthetic_queries, m
     return synthetic_eval(synthetic_queries, corpus, knobs.holdout_fraction, knobs.max_queries, knobs.seed)
 
 
-@dg.asset(group_name="queries", partitions_def=RETUNE_PARTITIONS)
+@dg.asset(group_name="data", kinds={"pandas", "parquet"}, partitions_def=RETUNE_PARTITIONS)
 def training_pairs(synthetic_queries: pd.DataFrame, user_pairs: pd.DataFrame, corpus: pd.DataFrame,
                    eval_set: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Synthetic, click-log and Q&A pairs with a provenance column; pairs whose query is an eval query dropped."""

@@ -12,7 +12,7 @@ from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
 
 
-@dg.asset(group_name="registry", partitions_def=RETUNE_PARTITIONS)
+@dg.asset(group_name="registry", kinds={"mlflow"}, partitions_def=RETUNE_PARTITIONS)
 def registered_model(context: dg.AssetExecutionContext, mlflow: MlflowResource, eval_report: dict,
                      finetuned_model: dict) -> dg.Output[dict]:
     """The tuned model as a version of the MLflow registered model, tagged with its base model, snapshot, eval
@@ -47,17 +47,21 @@ def registered_model(context: dg.AssetExecutionContext, mlflow: MlflowResource, 
     else:
         registry.set_challenger(version.version)
         alias = CHALLENGER
-        why = ("eval set is synthetic: never champion" if report["eval_set"]["synthetic"] else
-               f"champion v{champion.version} has another base model ({champion.tags.get('base_model_key')}): "
-               "see base_model_upgrade, then `embtune promote`")
+        why = ("not promotable: its gain was measured on synthetic queries, so it is never champion"
+               if report["eval_set"]["synthetic"] else
+               "not promotable: it did not beat its base on real queries" if not report["promotable"] else
+               f"promotable, but champion v{champion.version} has another base model "
+               f"({champion.tags.get('base_model_key')}): see base_model_upgrade, then `embtune promote`")
     value = {"model_name": registry.name, "version": version.version, "alias": alias,
              "previous_champion": previous, "reason": why, "model_dir": model["model_dir"]}
     return dg.Output(value, metadata={
-        "version": version.version, "alias": alias, "reason": why, "previous_champion": previous or "",
+        "registered": f"{registry.name} v{version.version}, alias {alias}: {why}",
+        "version": version.version, "alias": alias, "promotable": report["promotable"], "reason": why,
+        "previous_champion": previous or "",
         "registry": dg.MetadataValue.url(registry.version_url(version.version))})
 
 
-@dg.asset(group_name="registry")
+@dg.asset(group_name="registry", kinds={"mlflow", "parquet"})
 def index_bindings(settings: SettingsResource, mlflow: MlflowResource) -> dg.Output[pd.DataFrame]:
     """Which vector index was embedded with which model version (data_dir/index_bindings.json, written by
     `embtune bind-index`), next to the current champion: a stale index needs re-embedding."""

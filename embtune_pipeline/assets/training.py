@@ -3,11 +3,19 @@
 
 import json
 import shutil
+from functools import partial
 
 import dagster as dg
 import pandas as pd
 
-from embtune_pipeline.assets._common import effective, optional_config, png_markdown
+from embtune_pipeline.assets._common import (
+    effective,
+    optional_config,
+    png_markdown,
+    records_table,
+    reporter,
+    rounded,
+)
 from embtune_pipeline.lib.report import loss_curve_png
 from embtune_pipeline.lib.train import train_model, training_key
 from embtune_pipeline.lib.validation import split_validation
@@ -19,9 +27,12 @@ from embtune_pipeline.settings import TrainKnobs, settings_digest
 TrainConfig = optional_config(TrainKnobs, "TrainConfig")
 MODEL_RECORD = "embtune.json"  # beside the saved model: what produced it, so a rerun reuses it
 NOT_TRAINING = {"keep_checkpoints"}  # knobs that change no weight: outside the training key
+MLFLOW_RUN_FILE = "mlflow_run_id"  # in the checkpoint folder: the MLflow run a resumed training goes on in
+LOSS_CHART = "chart: training loss and validation nDCG@10"
 
 
-@dg.asset(group_name="training", partitions_def=RETUNE_PARTITIONS, pool="gpu")
+@dg.asset(group_name="training", kinds={"sentence_transformers", "pytorch", "mlflow"}, partitions_def=RETUNE_PARTITIONS,
+          pool="gpu")
 def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, settings: SettingsResource,
                     mlflow: MlflowResource, hard_negatives: pd.DataFrame,
                     base_corpus_embeddings: dict) -> dg.Output[dict]:
@@ -52,24 +63,37 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
     if split.validation is None:
         context.log.warning(f"no validation split ({split.reason}): the last checkpoint is kept, unselected")
     fit_rows = split.train_rows[[*train_rows.columns, "source"]]
-    result = train_model(
-        emb["model_path"], fit_rows, out_dir, s.layout.checkpoints(name), emb["max_seq_length"],
-        knobs.epochs, knobs.batch_size, knobs.learning_rate, knobs.warmup_ratio, knobs.matryoshka_dims,
-        knobs.lora, knobs.lora_rank, knobs.save_steps, knobs.seed, validation=split.validation,
-        evaluations_per_epoch=knobs.evaluations_per_epoch, interpolation_alphas=tuple(knobs.interpolation_alphas),
-        loss_name=knobs.loss, mini_batch_size=knobs.mini_batch_size, balance_sources=knobs.balance_sources)
     tracker = mlflow.tracker()
     params = {**knobs.model_dump(), "base_model": emb["base_model"], "max_seq_length": emb["max_seq_length"],
-              "training_pairs": len(fit_rows), "pairs_per_epoch": result.epoch_pairs,
-              "negatives_per_pair": train_rows.shape[1] - 2,
+              "training_pairs": len(fit_rows), "negatives_per_pair": train_rows.shape[1] - 2,
               "validation_queries": len(split.validation or []),
-              "interpolation_alpha": result.validation.get("alpha", 1.0),
               "generator": s.generator.model, "settings_digest": settings_digest(s)}
     tags = {"dagster_run_id": context.run_id, "base_model": emb["base_model"], "snapshot": snapshot,
             "training_key": key,
             "pairs_by_source": json.dumps(hard_negatives["source"].value_counts().to_dict())}
-    curve = loss_curve_png(result.loss_history, s.layout.reports(context.partition_key) / f"loss_{name}.png")
-    logged = tracker.log_training(name, params, result.loss_history, out_dir, tags, files=(curve,))
+    checkpoints = s.layout.checkpoints(name)
+    run_file = checkpoints / MLFLOW_RUN_FILE  # a resumed training goes on in the MLflow run it opened
+    run_id = tracker.start_training(name, params, tags, run_file.read_text().strip() if run_file.exists() else None)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    run_file.write_text(run_id)
+    context.log.info(f"training {name}: {len(fit_rows)} pairs; live loss and validation curves in MLflow: "
+                     f"{tracker.run_url(run_id)}")
+    try:
+        result = train_model(
+            emb["model_path"], fit_rows, out_dir, checkpoints, emb["max_seq_length"],
+            knobs.epochs, knobs.batch_size, knobs.learning_rate, knobs.warmup_ratio, knobs.matryoshka_dims,
+            knobs.lora, knobs.lora_rank, knobs.save_steps, knobs.seed, validation=split.validation,
+            evaluations_per_epoch=knobs.evaluations_per_epoch, interpolation_alphas=tuple(knobs.interpolation_alphas),
+            loss_name=knobs.loss, mini_batch_size=knobs.mini_batch_size, balance_sources=knobs.balance_sources,
+            reporter=reporter(context, s), on_metrics=partial(tracker.log_metrics, run_id))
+        curve = loss_curve_png(result.loss_history, _validation_points(result.validation),
+                               s.layout.reports(context.partition_key) / f"loss_{name}.png")
+        logged = tracker.finish_training(run_id, out_dir, {
+            "pairs_per_epoch": result.epoch_pairs, "interpolation_alpha": result.validation.get("alpha", 1.0)},
+            {}, files=(curve,))
+    except BaseException:
+        tracker.fail(run_id)
+        raise
     value = {"name": name, "model_dir": str(out_dir), "base_model": emb["base_model"], "snapshot": snapshot,
              "base_model_path": emb["model_path"],
              "max_seq_length": emb["max_seq_length"], "matryoshka_dims": knobs.matryoshka_dims, "lora": knobs.lora,
@@ -82,32 +106,44 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
     if not knobs.keep_checkpoints:  # the model is saved and recorded: a rerun reuses it, not the checkpoints
         shutil.rmtree(s.layout.checkpoints(name), ignore_errors=True)
     return dg.Output(value, metadata={
-        "model_dir": dg.MetadataValue.path(str(out_dir)),
-        "mlflow_run": dg.MetadataValue.url(value["mlflow_run_url"]),
+        **_validation_metadata(result.validation, split.reason),
+        LOSS_CHART: png_markdown(curve, "training loss and validation nDCG@10 by step"),
+        "final_loss": rounded(result.loss_history[-1][1] if result.loss_history else float("nan")),
         "steps": result.steps,
         "training_pairs": len(fit_rows),
-        **_validation_metadata(result.validation, split.reason),
-        "train_seconds": round(result.train_seconds, 1),
         "pairs_per_epoch": result.epoch_pairs,
+        "train_seconds": round(result.train_seconds, 1),
         "pairs_per_second": round(result.epoch_pairs * knobs.epochs / max(result.train_seconds, 1e-9), 2),
         "resumed_from_checkpoint": result.resumed_from or "",
-        "final_loss": result.loss_history[-1][1] if result.loss_history else float("nan"),
-        "loss_curve": png_markdown(curve, "training loss"),
+        "model_dir": dg.MetadataValue.path(str(out_dir)),
+        "mlflow_run": dg.MetadataValue.url(value["mlflow_run_url"]),
     })
+
+
+def _validation_points(chosen: dict) -> list[tuple[int, float]]:
+    """(step, validation nDCG@10), the base's at step 0, for the loss chart."""
+    if not chosen:
+        return []
+    return [(0, chosen["base_score"]), *chosen["scores"]]
 
 
 def _validation_metadata(chosen: dict, reason: str) -> dict:
     """What the validation split chose, for the UI: the base's score, each checkpoint's, each ratio's."""
     if not chosen:
         return {"validation": reason}
-    table = "| step | validation nDCG@10 |\n|---|---|\n| 0 (base) | %.4f |\n" % chosen["base_score"]
-    table += "".join(f"| {step} | {score:.4f} |\n" for step, score in chosen["scores"])
+    best = chosen["best_step"]
+    rows = [{"step": "0 (base)", "validation nDCG@10": rounded(chosen["base_score"]), "kept": ""}]
+    rows += [{"step": str(step), "validation nDCG@10": rounded(score),
+              "kept": "best checkpoint" if step == best else ""} for step, score in chosen["scores"]]
+    rows += [{"step": f"WiSE-FT alpha {alpha}", "validation nDCG@10": rounded(score),
+              "kept": "saved" if float(alpha) == chosen["alpha"] else ""}
+             for alpha, score in chosen["alpha_scores"].items()]
     return {
+        "validation_scores": records_table(rows),
+        "validation_base_ndcg@10": rounded(chosen["base_score"]),
+        "validation_best_ndcg@10": rounded(max(chosen["alpha_scores"].values())),
         "validation_queries": chosen["queries"],
         "validation_source": chosen["source"],
-        "validation_base_ndcg@10": round(chosen["base_score"], 4),
-        "validation_best_step": chosen["best_step"] if chosen["best_step"] is not None else -1,
-        "validation_scores": dg.MetadataValue.md(table),
+        "validation_best_step": best if best is not None else -1,
         "interpolation_alpha": chosen["alpha"],
-        "interpolation_scores": dg.MetadataValue.json(chosen["alpha_scores"]),
     }

@@ -66,14 +66,15 @@ def round_trip_kept(query_vecs: np.ndarray, corpus_vecs: np.ndarray, chunk_docs:
 
 
 def fill_random(negatives: list[list[int]], known_positives: list[set[str]], chunk_docs: list[list[str]],
-                per_query: int, seed: int) -> int:
+                per_query: int, seed: int) -> tuple[int, int]:
     """Top up pairs short of negatives with random chunks (never a known positive), so every training row has
-    the same shape; returns how many were added."""
+    the same shape; returns (negatives added, pairs that got one). A random negative is an easy one: many of
+    them mean the rank window found too few candidates."""
     rng = np.random.default_rng(seed)
-    added = 0
+    added = pairs = 0
     n = len(chunk_docs)
     for picked, positives in zip(negatives, known_positives):
-        tries = 0
+        tries, before = 0, len(picked)
         while len(picked) < per_query and tries < 50 and n > 1:
             tries += 1
             row = int(rng.integers(0, n))
@@ -81,4 +82,5 @@ def fill_random(negatives: list[list[int]], known_positives: list[set[str]], chu
                 continue
             picked.append(row)
             added += 1
-    return added
+        pairs += len(picked) > before
+    return added, pairs

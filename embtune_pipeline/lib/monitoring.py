@@ -3,8 +3,6 @@ and after a base-model upgrade, re-tune, skip or switch (no Dagster here)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from embtune_pipeline.lib.evaluate import paired_comparison
@@ -43,26 +41,6 @@ def lead_verdict(history: pd.DataFrame, min_lead: float, max_drop: float) -> tup
         reasons.append(f"champion leads its base by {last['lead']:+.4f} nDCG@10 (95% CI {last['lead_ci_low']:+.4f} "
                        f"to {last['lead_ci_high']:+.4f}), below min_lead {min_lead}")
     return level, reasons
-
-
-def history_chart(history: pd.DataFrame, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3))
-    x = range(len(history))
-    ax.plot(x, history["champion_ndcg@10"], marker="o", label="champion")
-    ax.plot(x, history["base_ndcg@10"], marker="s", label="its base")
-    ax.set_xticks(list(x), [str(t)[:10] for t in history["evaluated_at"]], rotation=30, fontsize=7)
-    ax.set_ylabel("nDCG@10")
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
 
 
 def recommend_upgrade(champion_pq: pd.DataFrame, zero_shot_pq: pd.DataFrame, tuned_pq: pd.DataFrame | None,

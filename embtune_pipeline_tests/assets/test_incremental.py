@@ -52,7 +52,7 @@ def test_after_a_one_percent_change_a_retune_makes_at_most_two_percent_of_the_ll
     full = run_pipeline(settings, selection=steps, instance=instance)
     full_calls = counting_llm.calls
     assert full_calls == 200 == asset_metadata(full, "synthetic_queries")["llm_calls"]
-    assert asset_metadata(full, "base_corpus_embeddings")["encoded_now"] == 200
+    assert asset_metadata(full, "base_corpus_embeddings")["embedding_cache_misses"] == 200
 
     write_jsonl(corpus, docs(200, edited={7, 123}))  # 1% of the documents change
     counting_llm.calls = 0
@@ -64,4 +64,4 @@ def test_after_a_one_percent_change_a_retune_makes_at_most_two_percent_of_the_ll
     ratio = counting_llm.calls / full_calls
     print(f"incremental LLM calls after a 1% corpus change: {counting_llm.calls}/{full_calls} = {ratio:.1%}")
     assert ratio <= 0.02
-    assert asset_metadata(retune, "base_corpus_embeddings")["encoded_now"] == 2
+    assert asset_metadata(retune, "base_corpus_embeddings")["embedding_cache_misses"] == 2

@@ -85,7 +85,7 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     assert float(version.tags["tuned_ndcg_at_10"]) == round(report["finetuned"]["ndcg@10"], 4)
 
     again = run_pipeline(settings, run_config=VALIDATES)
-    assert asset_metadata(again, "base_corpus_embeddings")["encoded_now"] == 0
+    assert asset_metadata(again, "base_corpus_embeddings")["embedding_cache_misses"] == 0
     assert asset_metadata(again, "finetuned_model")["reused"] is True
     assert asset_metadata(again, "registered_model")["version"] == registered["version"]  # not registered twice
 
@@ -98,9 +98,11 @@ def test_without_eval_queries_the_eval_set_is_synthetic_and_never_promotable(wri
     report = report_of(tmp_path / "data")
     assert report["eval_set"]["synthetic"] is True and report["promotable"] is False
     assert set(report["by_dim"]) == {"32", "16"}
-    assert "Eval set is synthetic" in asset_metadata(result, "eval_report")["comparison"]
+    verdict = asset_metadata(result, "eval_report")["verdict"]
+    assert verdict.startswith("not promotable: ") and "synthetic queries" in verdict
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["eval_set_is_real"] is False and checks["tuning_is_worth_it"] is False
+    assert checks["promotion_gate"] is False  # the page never says "Passed" for a model it will not promote
 
 
 def test_click_logs_provide_held_out_real_eval_queries(write_settings, tmp_path):

@@ -35,8 +35,9 @@ def test_known_positives_are_never_negatives():
 
 def test_fill_random_tops_up_without_positives():
     negs = [[], [1]]
-    added = fill_random(negs, [{"d0"}, set()], [["d0"], ["d1"], ["d2"]], per_query=2, seed=0)
-    assert added == 3 and all(len(n) == 2 for n in negs) and 0 not in negs[0]
+    added, pairs = fill_random(negs, [{"d0"}, set()], [["d0"], ["d1"], ["d2"]], per_query=2, seed=0)
+    assert (added, pairs) == (3, 2) and all(len(n) == 2 for n in negs) and 0 not in negs[0]
+    assert fill_random([[1, 2]], [set()], [["d0"], ["d1"], ["d2"]], per_query=2, seed=0) == (0, 0)
 
 
 def test_the_round_trip_filter_keeps_queries_whose_own_document_the_base_model_finds():
