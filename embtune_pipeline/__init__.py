@@ -10,6 +10,7 @@ PROCESS_DEFAULTS = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # litellm's bundled price table: no fetch at import
     "TOKENIZERS_PARALLELISM": "false",  # no fork warnings from the tokenizers' thread pool
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # "Loading weights" bars in logs: the steps report progress themselves
+    "TQDM_DISABLE": "1",  # the same for libraries that call tqdm directly (sentence-transformers' model card)
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 for _name, _value in PROCESS_DEFAULTS.items():

@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     from embtune_pipeline.lib.errors import InputError
     from embtune_pipeline.settings import CONFIG_ENV, SettingsError, load_settings
 
-    if not getattr(args, "verbose", False):  # Dagster's notes on its own beta APIs say nothing to an operator
+    if args.command == "run" and not args.verbose:  # Dagster's notes on its own beta APIs tell an operator nothing
         import warnings
 
         from dagster import BetaWarning, PreviewWarning

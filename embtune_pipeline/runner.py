@@ -235,9 +235,18 @@ def run_outcome(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
             m = data.materialization
             materialized[m.asset_key.to_user_string()] = {k: v.value for k, v in m.metadata.items()}
         elif event.event_type == DagsterEventType.STEP_FAILURE:
-            failures[event.step_key] = data.error.message.strip() if data.error else "failed"
+            failures[event.step_key] = _root_cause(data.error)
         elif not data.passed:
             found = warnings if data.severity == dg.AssetCheckSeverity.WARN else failures
             found[data.check_name] = data.description or "failed"
     seconds = (stats.end_time or time.time()) - (stats.start_time or time.time())
     return RunOutcome(run_id, run.status.value.lower(), seconds, materialized, failures, warnings)
+
+
+def _root_cause(error) -> str:
+    """The error that started it (Dagster wraps a step's exception in its own): what an operator needs to read."""
+    if error is None:
+        return "failed"
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()

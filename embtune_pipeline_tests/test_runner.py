@@ -62,3 +62,30 @@ def test_the_workspace_is_the_one_named_else_dagster_home_s(tmp_path, monkeypatc
     assert find_workspace() == tmp_path / "mine.yaml"
     with pytest.raises(FileNotFoundError, match="--workspace"):
         find_workspace("missing.yaml")
+
+
+def test_the_outcome_of_a_run_is_read_back_from_the_event_log():
+    """What `embtune run` summarizes: each asset's metadata, checks failed as warnings, failed steps."""
+    from embtune_pipeline.runner import run_outcome
+
+    @dg.asset
+    def measured() -> dg.Output[int]:
+        return dg.Output(1, metadata={"verdict": "promotable", "score": 0.5})
+
+    @dg.asset_check(asset=measured)
+    def soft() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, description="small corpus")
+
+    @dg.asset(deps=[measured])
+    def broken() -> None:
+        raise ValueError("the eval set is empty")
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([measured, broken, soft], instance=instance, raise_on_error=False)
+        outcome = run_outcome(instance, result.run_id)
+    assert outcome.status == "failure" and outcome.seconds >= 0
+    assert list(outcome.materialized) == ["measured"]
+    measured_metadata = outcome.materialized["measured"]
+    assert measured_metadata["verdict"] == "promotable" and measured_metadata["score"] == 0.5
+    assert outcome.warnings == {"soft": "small corpus"}
+    assert list(outcome.failures) == ["broken"] and "the eval set is empty" in outcome.failures["broken"]

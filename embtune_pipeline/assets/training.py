@@ -27,7 +27,6 @@ from embtune_pipeline.settings import TrainKnobs, settings_digest
 TrainConfig = optional_config(TrainKnobs, "TrainConfig")
 MODEL_RECORD = "embtune.json"  # beside the saved model: what produced it, so a rerun reuses it
 NOT_TRAINING = {"keep_checkpoints"}  # knobs that change no weight: outside the training key
-MLFLOW_RUN_FILE = "mlflow_run_id"  # in the checkpoint folder: the MLflow run a resumed training goes on in
 LOSS_CHART = "chart: training loss and validation nDCG@10"
 
 
@@ -72,13 +71,9 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
             "training_key": key,
             "pairs_by_source": json.dumps(hard_negatives["source"].value_counts().to_dict())}
     checkpoints = s.layout.checkpoints(name)
-    run_file = checkpoints / MLFLOW_RUN_FILE  # a resumed training goes on in the MLflow run it opened
-    run_id = tracker.start_training(name, params, tags, run_file.read_text().strip() if run_file.exists() else None)
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    run_file.write_text(run_id)
-    context.log.info(f"training {name}: {len(fit_rows)} pairs; live loss and validation curves in MLflow: "
-                     f"{tracker.run_url(run_id)}")
-    try:
+    with tracker.training_run(checkpoints, name, params, tags) as run_id:
+        context.log.info(f"training {name}: {len(fit_rows)} pairs; live loss and validation curves in MLflow: "
+                         f"{tracker.run_url(run_id)}")
         result = train_model(
             emb["model_path"], fit_rows, out_dir, checkpoints, emb["max_seq_length"],
             knobs.epochs, knobs.batch_size, knobs.learning_rate, knobs.warmup_ratio, knobs.matryoshka_dims,
@@ -91,9 +86,6 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
         logged = tracker.finish_training(run_id, out_dir, {
             "pairs_per_epoch": result.epoch_pairs, "interpolation_alpha": result.validation.get("alpha", 1.0)},
             {}, files=(curve,))
-    except BaseException:
-        tracker.fail(run_id)
-        raise
     value = {"name": name, "model_dir": str(out_dir), "base_model": emb["base_model"], "snapshot": snapshot,
              "base_model_path": emb["model_path"],
              "max_seq_length": emb["max_seq_length"], "matryoshka_dims": knobs.matryoshka_dims, "lora": knobs.lora,

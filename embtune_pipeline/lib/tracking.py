@@ -6,6 +6,7 @@ pinned pip requirements), so a registered version loads the way MLflow users loa
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -18,6 +19,7 @@ SERVING_PACKAGES = ("sentence-transformers", "transformers", "torch")
 INPUT_EXAMPLE = ["how do I reset my device?"]  # the signature is inferred from it: one string in, a vector out
 # the tag the MLflow UI reads to open an experiment as model training (runs, metrics), not as GenAI traces
 EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_development"
+RUN_FILE = "mlflow_run_id"  # beside a training's checkpoints: the MLflow run a resumed training goes on in
 
 
 def is_remote(tracking_uri: str) -> bool:
@@ -71,15 +73,34 @@ class Tracker:
 
     def start_training(self, run_name: str, params: dict, tags: dict, resume_run_id: Optional[str] = None) -> str:
         """Open the training's MLflow run before it trains, so its loss and validation curves are live; a resumed
-        training (resume_run_id from its checkpoints) goes on in the run it started."""
+        training (resume_run_id from its checkpoints) goes on in the run it started, if that run still exists."""
         if resume_run_id and self._exists(resume_run_id):
             self.client.update_run(resume_run_id, status="RUNNING")
+            self.client.log_batch(resume_run_id, tags=self._tags(tags))  # e.g. the Dagster run that resumed it
             return resume_run_id
         run = self.client.create_run(self.experiment_id, run_name=run_name,
                                      tags={k: str(v) for k, v in tags.items()})
         self.client.log_batch(run.info.run_id, params=[
             self.mlflow.entities.Param(k, str(v)) for k, v in safe_params(params).items()])
         return run.info.run_id
+
+    @contextmanager
+    def training_run(self, checkpoint_dir: Path, run_name: str, params: dict, tags: dict):
+        """The training's MLflow run, for the duration of the training: its id is kept beside the checkpoints so
+        a rerun that resumes them goes on in the same run; an error marks it failed."""
+        run_file = Path(checkpoint_dir) / RUN_FILE
+        run_id = self.start_training(run_name, params, tags, run_file.read_text().strip() if run_file.exists()
+                                     else None)
+        run_file.parent.mkdir(parents=True, exist_ok=True)
+        run_file.write_text(run_id)
+        try:
+            yield run_id
+        except BaseException:
+            self.fail(run_id)
+            raise
+
+    def _tags(self, tags: dict) -> list:
+        return [self.mlflow.entities.RunTag(k, str(v)) for k, v in tags.items()]
 
     def log_metrics(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
@@ -92,9 +113,10 @@ class Tracker:
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(str(model_dir), device="cpu")
+        logged = self.client.get_run(run_id).data.params  # an earlier attempt may have logged some already
         with self.mlflow.start_run(run_id=run_id):
             self.mlflow.set_tags({k: str(v) for k, v in tags.items()})
-            self.mlflow.log_params(safe_params(params))
+            self.mlflow.log_params({k: v for k, v in safe_params(params).items() if k not in logged})
             info = mlflow.sentence_transformers.log_model(
                 model, name="model", input_example=INPUT_EXAMPLE, pip_requirements=serving_requirements())
             for f in files:
@@ -106,9 +128,10 @@ class Tracker:
 
     def _exists(self, run_id: str) -> bool:
         try:
-            return self.client.get_run(run_id).info.experiment_id == self.experiment_id
+            info = self.client.get_run(run_id).info
         except self.mlflow.exceptions.MlflowException:
             return False
+        return info.experiment_id == self.experiment_id and info.lifecycle_stage == "active"
 
     def log_evaluation(self, run_id: str, metrics: dict[str, float], files: list[Path]) -> None:
         with self.mlflow.start_run(run_id=run_id):

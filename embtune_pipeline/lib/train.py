@@ -254,6 +254,7 @@ def progress_callback(reporter: Reporter, validation_key: Optional[str],
             self.start = self.last = time.monotonic()
             self.first_step = 0
             self.loss = self.score = None
+            self.metrics_failed = False
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.start = self.last = time.monotonic()
@@ -267,7 +268,12 @@ def progress_callback(reporter: Reporter, validation_key: Optional[str],
             if validation_key and validation_key in logs:
                 self.score = measured[VALIDATION_METRIC] = float(logs[validation_key])
             if measured and on_metrics is not None:
-                on_metrics(int(state.global_step), measured)
+                try:
+                    on_metrics(int(state.global_step), measured)
+                except Exception as e:  # noqa: BLE001 - a tracking server down for a minute must not end a training
+                    if not self.metrics_failed:
+                        log.warning("live metrics not recorded (%s: %s); training goes on", type(e).__name__, e)
+                    self.metrics_failed = True
 
         def on_step_end(self, args, state, control, **kwargs):
             now = time.monotonic()

@@ -1,3 +1,4 @@
+import pytest
 import yaml
 
 from embtune_pipeline.lib.tracking import Tracker, artifact_location, is_remote, serving_requirements
@@ -38,9 +39,16 @@ def test_artifacts_go_to_the_server_store_when_the_tracking_uri_is_a_server(tmp_
     assert artifact_location("sqlite:///x.db", tmp_path) == tmp_path.resolve().as_uri()
 
 
-def test_a_failed_training_leaves_its_run_marked_failed(tmp_path):
+def test_a_failed_training_is_marked_failed_and_its_resumption_goes_on_in_the_same_run(tmp_path):
     t = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "exp", tmp_path / "artifacts")
-    run_id = t.start_training("run", {}, {})
-    t.fail(run_id)
-    assert t.mlflow.get_run(run_id).info.status == "FAILED"
-    assert t.start_training("run", {}, {}, resume_run_id="no-such-run") != run_id  # unknown: a new run
+    checkpoints = tmp_path / "ckpt"
+    with pytest.raises(RuntimeError, match="boom"):
+        with t.training_run(checkpoints, "run", {"epochs": 1}, {"dagster_run_id": "first"}) as first:
+            raise RuntimeError("boom")
+    assert t.mlflow.get_run(first).info.status == "FAILED"
+    with t.training_run(checkpoints, "run", {"epochs": 1}, {"dagster_run_id": "second"}) as resumed:
+        assert t.mlflow.get_run(resumed).info.status == "RUNNING"
+    assert resumed == first and t.mlflow.get_run(first).data.tags["dagster_run_id"] == "second"
+    t.client.delete_run(first)  # a run deleted in the UI is not resumed: a new one opens
+    fresh = t.start_training("run", {}, {}, resume_run_id=first)
+    assert fresh != first and t.mlflow.get_run(fresh).info.status == "RUNNING"
