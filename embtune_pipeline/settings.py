@@ -141,6 +141,9 @@ class GenerateKnobs(_Strict):
 class EvalSplitKnobs(_Strict):
     holdout_fraction: float = Field(0.2, gt=0, lt=1, description="held out of user or synthetic pairs")
     max_queries: int = Field(1000, ge=1)
+    min_real_queries: int = Field(20, ge=1, description="without an eval_set file, held-out user queries make the "
+                                  "eval set when there are at least this many (fewer measure nothing); else "
+                                  "held-out synthetic queries do, flagged as synthetic")
     seed: int = 0
 
 
@@ -270,7 +273,8 @@ class Settings(_Strict):
     )
     run: RunDefaults = Field(default_factory=RunDefaults)
     progress_seconds: float = Field(30.0, ge=0, description="long steps (encoding, LLM calls, training) log a "
-                                    "progress line at most this often; 0: after every batch")
+                                    "progress line at most this often; 0: after each training step, LLM call or "
+                                    "block of encoded texts")
     retune: RetuneSettings = Field(default_factory=RetuneSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)

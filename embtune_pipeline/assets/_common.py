@@ -51,8 +51,18 @@ def records_table(rows: list[dict]) -> dg.MetadataValue:
     """Rows of a few columns as table metadata, which the asset page shows inline (Markdown needs a click)."""
     columns = list(rows[0]) if rows else []
     kinds = {bool: "bool", int: "int", float: "float"}
-    schema = dg.TableSchema(columns=[dg.TableColumn(c, kinds.get(type(rows[0][c]), "string")) for c in columns])
+
+    def kind(column: str) -> str:  # from the first row that has a value there
+        value = next((r[column] for r in rows if r.get(column) is not None), None)
+        return kinds.get(type(value), "string")
+
+    schema = dg.TableSchema(columns=[dg.TableColumn(c, kind(c)) for c in columns])
     return dg.MetadataValue.table([dg.TableRecord(r) for r in rows], schema=schema)
+
+
+def cache_metadata(distinct_texts: int, encoded: int) -> dict:
+    """Embedding cache hits and misses of one step: misses are the texts it had to encode."""
+    return {"embedding_cache_hits": distinct_texts - encoded, "embedding_cache_misses": encoded}
 
 
 def reporter(context: dg.AssetExecutionContext, s) -> Reporter:

@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from embtune_pipeline.assets._common import (
+    cache_metadata,
     effective,
     model_store,
     optional_config,
@@ -26,6 +27,7 @@ from embtune_pipeline.lib.report import (
     chart_png,
     comparison_records,
     comparison_rows,
+    interval,
     markdown_table,
     verdict,
 )
@@ -58,8 +60,8 @@ def base_model_eval(context: dg.AssetExecutionContext, config: EvalConfig, setti
     meta.update({
         **{m: rounded(v["mean"]) for m, v in summary.items()},
         "summary": records_table([{"metric": m, "mean": rounded(v["mean"]),
-                                   "95% CI": f"{v['ci_low']:.4f} to {v['ci_high']:.4f}"} for m, v in summary.items()]),
-        "embedding_cache_hits": len(set(texts)) - encoded, "embedding_cache_misses": encoded,
+                                   "95% CI": interval(v["ci_low"], v["ci_high"])} for m, v in summary.items()]),
+        **cache_metadata(len(set(texts)), encoded),
         "queries": len(per_query),
         "eval_synthetic": bool(eval_set["synthetic"].iloc[0]),
         "base_model": emb["base_model"],
@@ -85,11 +87,11 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
         tuned_store = model_store(s, tuned["model_dir"], tuned["max_seq_length"])
         tuned_model = model_if_needed(tuned_store, [*corpus["chunk_hash"], *(text_hash(t) for t in texts)],
                                       tuned["model_dir"], tuned["max_seq_length"])
-        say = reporter(context, s)
+        progress = reporter(context, s)
         tuned_corpus, corpus_encoded = tuned_store.encode(tuned_model, corpus["chunk_hash"].tolist(),
-                                                          corpus_texts(corpus), emb["batch_size"], say,
+                                                          corpus_texts(corpus), emb["batch_size"], progress,
                                                           "encoding the corpus with the tuned model")
-        tuned_queries, queries_encoded = encode_cached(tuned_store, tuned_model, texts, emb["batch_size"], say)
+        tuned_queries, queries_encoded = encode_cached(tuned_store, tuned_model, texts, emb["batch_size"], progress)
         base_corpus = base_store.get(corpus["chunk_hash"].tolist())
         base_queries = base_store.get([text_hash(t) for t in texts])  # stored by base_model_eval
         full = int(base_corpus.shape[1])
@@ -132,8 +134,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
         "eval_synthetic": synthetic,
         "eval_queries": len(qids),
         EVAL_CHART: png_markdown(chart, "base and tuned metrics with 95% confidence intervals"),
-        "embedding_cache_hits": len(corpus) + len(set(texts)) - corpus_encoded - queries_encoded,
-        "embedding_cache_misses": corpus_encoded + queries_encoded,
+        **cache_metadata(len(corpus) + len(set(texts)), corpus_encoded + queries_encoded),
         "report_file": dg.MetadataValue.path(str(report_file)),
         "mlflow_run": dg.MetadataValue.url(tuned["mlflow_run_url"]),
         **meta,

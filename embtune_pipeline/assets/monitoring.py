@@ -111,11 +111,10 @@ def base_model_upgrade(context: dg.AssetExecutionContext, settings: SettingsReso
                      "champion": round(c["champion_ndcg@10"], 4), "recommendation": c["recommendation"]})
     value = {"snapshot": snapshot, "champion_version": champion.version, "champion_base_model": champion_key,
              "eval_queries": int(evals["query_id"].nunique()), "candidates": candidates}
-    table = pd.DataFrame(rows, columns=["base_model", "zero_shot", "tuned", "champion", "recommendation"])
     return dg.Output(value, metadata={
         "champion_version": champion.version, "champion_base_model": champion_key,
         "recommendations": dg.MetadataValue.json({k: v["recommendation"] for k, v in candidates.items()}),
         "comparison": records_table(rows) if rows else "(no other base model measured)",
         "reasons": dg.MetadataValue.md("\n".join(f"- **{k}**: {v['recommendation']} — {v['reason']}"
                                                  for k, v in candidates.items()) or "(no other base model)"),
-        **table_metadata(table, preview_rows=20)})
+        "rows": len(rows)})

@@ -5,10 +5,17 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from embtune_pipeline.assets._common import effective, optional_config, reporter, table_metadata, timed
+from embtune_pipeline.assets._common import (
+    cache_metadata,
+    effective,
+    optional_config,
+    reporter,
+    table_metadata,
+    timed,
+)
 from embtune_pipeline.lib.chunking import chunk_doc_ids, embedding_text, text_hash
 from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encode_cached, model_if_needed
-from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives, round_trip_kept
+from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives, round_trip_kept, training_rows
 from embtune_pipeline.lib.models import model_fingerprint, resolve_model_path
 from embtune_pipeline.lib.pairs import is_real
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
@@ -48,7 +55,7 @@ def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfi
                                      reporter(context, s), "encoding the corpus with the base model")
     value = {"base_model": base_model, "model_path": str(path), "key": key, "max_seq_length": knobs.max_seq_length,
              "batch_size": knobs.batch_size, "chunks": len(corpus), "dim": int(vecs.shape[1])}
-    meta.update({"embedding_cache_hits": len(corpus) - encoded, "embedding_cache_misses": encoded,
+    meta.update({**cache_metadata(len(corpus), encoded),
                  **{k: v for k, v in value.items() if k != "model_path"}})
     return dg.Output(value, metadata=meta)
 
@@ -68,14 +75,13 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
         corpus_vecs = store.get(corpus["chunk_hash"].tolist())
         texts = [*training_pairs["query"], *training_pairs["positive"]]
         model = model_if_needed(store, [text_hash(t) for t in texts], emb["model_path"], emb["max_seq_length"])
-        say = reporter(context, s)
+        progress = reporter(context, s)
         query_vecs, queries_encoded = encode_cached(store, model, training_pairs["query"].tolist(), emb["batch_size"],
-                                                    say)
+                                                    progress)
         pos_vecs, positives_encoded = encode_cached(store, model, training_pairs["positive"].tolist(),
-                                                    emb["batch_size"], say, "encoding positives")
+                                                    emb["batch_size"], progress, "encoding positives")
         encoded = queries_encoded + positives_encoded
-        meta["embedding_cache_hits"] = len({text_hash(t) for t in texts}) - encoded
-        meta["embedding_cache_misses"] = encoded
+        meta.update(cache_metadata(len({text_hash(t) for t in texts}), encoded))
         docs = chunk_doc_ids(corpus)
         known = training_pairs.groupby("query")["positive_doc_id"].agg(lambda d: {x for x in d if isinstance(x, str)})
         known_per_pair = [known[q] for q in training_pairs["query"]]
@@ -91,8 +97,9 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
                                                knobs.negatives_per_query)
         stats["random_fill"], random_pairs = fill_random(negatives, known_per_pair, docs, knobs.negatives_per_query,
                                                          knobs.seed)
-    complete = np.array([len(n) >= knobs.negatives_per_query for n in negatives], dtype=bool)
-    stats["dropped_without_negative"] = int((~complete).sum())
+    rows = training_rows(training_pairs, negatives, pos_scores, corpus_texts(corpus), corpus["chunk_id"].tolist(),
+                         knobs.negatives_per_query)
+    stats["dropped_without_negative"] = len(training_pairs) - len(rows)
     share = random_pairs / max(len(negatives), 1)
     meta["pairs_with_random_negative"] = random_pairs
     meta["random_negative_share"] = round(share, 4)
@@ -101,17 +108,6 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
             f"{random_pairs} of {len(negatives)} pairs ({share:.0%}) got a random negative: the rank window "
             f"{knobs.rank_start}-{knobs.rank_end} held too few candidates outside the margin; random negatives are "
             "easy ones (widen the window or lower mining.relative_margin to mine more)")
-    pairs = training_pairs[complete]
-    negatives = [n for n, ok in zip(negatives, complete) if ok]
-    texts = corpus_texts(corpus)
-    rows = pd.DataFrame({"anchor": pairs["query"].values, "positive": pairs["positive"].values})
-    for j in range(knobs.negatives_per_query):
-        rows[f"negative_{j + 1}"] = [texts[n[j]] for n in negatives]
-    rows["mined_chunk_ids"] = [[str(corpus["chunk_id"].iat[i]) for i in n] for n in negatives]
-    rows["positive_doc_id"] = pairs["positive_doc_id"].values
-    rows["source"] = pairs["source"].values
-    rows["provenance"] = pairs["provenance"].values
-    rows["positive_score"] = pos_scores[complete]
     meta.update({**{k: int(v) for k, v in stats.items()}, "rank_window": f"{knobs.rank_start}-{knobs.rank_end}",
                  "round_trip_k": knobs.round_trip_k,
                  "relative_margin": knobs.relative_margin, **table_metadata(rows)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 
 from embtune_pipeline.lib.retrieval import top_k
 
@@ -84,3 +85,22 @@ def fill_random(negatives: list[list[int]], known_positives: list[set[str]], chu
             added += 1
         pairs += len(picked) > before
     return added, pairs
+
+
+def training_rows(pairs: pd.DataFrame, negatives: list[list[int]], positive_scores: np.ndarray,
+                  chunk_texts: list[str], chunk_ids: list[str], per_query: int) -> pd.DataFrame:
+    """The trainer's rows: anchor, positive, negative_1..n (texts), then what each row came from (the mined
+    chunk ids, the positive's document, source, provenance, the base model's positive score). A pair short of
+    `per_query` negatives is dropped: every row has the same shape."""
+    complete = np.array([len(n) >= per_query for n in negatives], dtype=bool)
+    kept = pairs[complete]
+    picked = [n for n, ok in zip(negatives, complete) if ok]
+    rows = pd.DataFrame({"anchor": kept["query"].values, "positive": kept["positive"].values})
+    for j in range(per_query):
+        rows[f"negative_{j + 1}"] = [chunk_texts[n[j]] for n in picked]
+    rows["mined_chunk_ids"] = [[str(chunk_ids[i]) for i in n] for n in picked]
+    rows["positive_doc_id"] = kept["positive_doc_id"].values
+    rows["source"] = kept["source"].values
+    rows["provenance"] = kept["provenance"].values
+    rows["positive_score"] = positive_scores[complete]
+    return rows

@@ -35,6 +35,11 @@ def verdict(report: dict) -> str:
     return f"not promotable: not better than its base{on}, {figures}; not registered"
 
 
+def interval(low: float, high: float) -> str:
+    """A 95% interval as every table shows it: 0.5675–0.8396."""
+    return f"{low:.4f}–{high:.4f}"
+
+
 def comparison_records(rows: list[dict]) -> list[dict]:
     """The comparison as narrow rows (one per metric and model: base, tuned), numbers rounded, for a table the
     asset page shows inline. A dim column only when there are several (Matryoshka)."""
@@ -42,9 +47,8 @@ def comparison_records(rows: list[dict]) -> list[dict]:
     out = []
     for r in rows:
         for side in ("base", "tuned"):
-            low, high = r[f"{side}_ci"]
             out.append({**({"dim": r["dim"]} if several_dims else {}), "metric": r["metric"], "model": side,
-                        "mean": round(r[side], 4), "95% CI": f"{low:.4f}–{high:.4f}",
+                        "mean": round(r[side], 4), "95% CI": interval(*r[f"{side}_ci"]),
                         "vs base": f"{r['change']:+.1%}" if side == "tuned" else ""})
     return out
 

@@ -48,3 +48,19 @@ def test_the_round_trip_filter_keeps_queries_whose_own_document_the_base_model_f
     assert round_trip_kept(queries, corpus, docs, positives, 1).tolist() == [True, False, False]
     assert round_trip_kept(queries, corpus, docs, positives, 2).tolist() == [True, True, False]
     assert round_trip_kept(queries, corpus, docs, positives, 0).tolist() == [True, True, True]
+
+
+def test_training_rows_keep_complete_pairs_with_their_negatives_and_origin():
+    import pandas as pd
+
+    from embtune_pipeline.lib.mining import training_rows
+
+    pairs = pd.DataFrame({"query": ["q1", "q2", "q3"], "positive": ["p1", "p2", "p3"],
+                          "positive_doc_id": ["d1", "d2", "d3"], "source": ["synthetic", "qa_pairs", "synthetic"],
+                          "provenance": ["a", "b", "c"]})
+    rows = training_rows(pairs, [[2, 0], [1], [0, 1]], np.array([0.9, 0.8, 0.7]), ["t0", "t1", "t2"],
+                         ["c0", "c1", "c2"], per_query=2)
+    assert rows["anchor"].tolist() == ["q1", "q3"]  # q2 had one negative of two: dropped
+    assert rows["negative_1"].tolist() == ["t2", "t0"] and rows["negative_2"].tolist() == ["t0", "t1"]
+    assert rows["mined_chunk_ids"].tolist() == [["c2", "c0"], ["c0", "c1"]]
+    assert rows["positive_score"].tolist() == [0.9, 0.7] and rows["source"].tolist() == ["synthetic", "synthetic"]

@@ -1,0 +1,67 @@
+"""The asset checks, called directly on small inputs: what each says, and how severe."""
+
+import pandas as pd
+import pytest
+
+from embtune_pipeline.checks import (
+    ERROR,
+    WARN,
+    champion_holds_lead,
+    eval_set_is_real,
+    indexes_use_champion,
+    promotion_gate,
+    tuning_is_worth_it,
+)
+from embtune_pipeline.resources.settings import SettingsResource
+
+
+def _report(ci_low: float, synthetic: bool) -> dict:
+    better = ci_low > 0
+    return {"comparison": {"delta": ci_low + 0.02, "ci_low": ci_low, "ci_high": ci_low + 0.04, "queries": 40,
+                           "better": better},
+            "eval_set": {"synthetic": synthetic}, "promotable": better and not synthetic}
+
+
+@pytest.mark.parametrize("ci_low,synthetic,passed,severity,says", [
+    (0.01, False, True, WARN, "promotable: beats its base"),
+    (0.01, True, False, WARN, "registered as challenger"),  # a warning: registered_model still runs
+    (-0.01, False, False, ERROR, "not registered"),  # an error: the blocking check stops registered_model
+])
+def test_the_promotion_gate_passes_only_a_promotable_model(ci_low, synthetic, passed, severity, says):
+    result = promotion_gate(_report(ci_low, synthetic))
+    assert result.passed is passed and result.severity == severity and says in result.description
+    assert result.metadata["promotable"].value is (passed is True)
+
+
+def test_a_synthetic_eval_set_is_flagged_with_its_reason():
+    evals = pd.DataFrame({"query_id": ["s0", "s1"], "synthetic": True, "eval_source": "held-out synthetic queries"})
+    result = eval_set_is_real(evals)
+    assert result.passed is False and "synthetic eval set" in result.description
+
+
+def test_tuning_is_worth_it_gives_each_reason_with_its_numbers(write_settings, tmp_path):
+    settings = SettingsResource(config_path=str(write_settings(corpus={"path": str(tmp_path), "format": "jsonl"},
+                                                               gates={"min_documents": 3, "baseline_target": 0.8})))
+    corpus = pd.DataFrame({"doc_id": ["a", "b"]})
+    real = pd.DataFrame({"synthetic": [False]})
+    result = tuning_is_worth_it(settings, pd.DataFrame({"ndcg@10": [0.9, 0.8]}), corpus, real)
+    assert result.passed is False
+    assert result.description == ("corpus has 2 documents, under 3: a tuned model may not generalize beyond it; "
+                                  "base nDCG@10 0.8500 already meets the target 0.8")
+    fine = tuning_is_worth_it(settings, pd.DataFrame({"ndcg@10": [0.5]}), pd.DataFrame({"doc_id": list("abc")}), real)
+    assert fine.passed is True
+
+
+def test_the_champion_check_and_the_index_check_say_why(write_settings, tmp_path):
+    settings = SettingsResource(config_path=str(write_settings(corpus={"path": str(tmp_path), "format": "jsonl"},
+                                                               monitoring={"min_lead": 0.02, "max_drop": 0.05})))
+    history = pd.DataFrame({"champion_version": ["3", "3"], "champion_ndcg@10": [0.80, 0.70],
+                            "base_ndcg@10": [0.70, 0.69], "lead": [0.10, 0.01], "lead_ci_low": [0.05, -0.01],
+                            "lead_ci_high": [0.15, 0.03]})
+    result = champion_holds_lead(settings, history)
+    assert result.passed is False and result.severity == ERROR
+    assert "nDCG@10 fell 0.1000" in result.description and "below min_lead 0.02" in result.description
+    bindings = pd.DataFrame({"index": ["docs", "faq"], "version": ["1", "2"], "stale": [True, False],
+                             "champion_version": ["2", "2"]})
+    stale = indexes_use_champion(bindings)
+    assert stale.passed is False and stale.description.endswith("re-embed docs")
