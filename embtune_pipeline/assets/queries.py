@@ -12,12 +12,11 @@ from embtune_pipeline.lib.ingest import normalize_query, settle_problems
 from embtune_pipeline.lib.pairs import (
     USER_PAIR_COLUMNS,
     attach_targets,
-    eval_from_judgments,
+    choose_eval_set,
     held_out,
     judged_eval_set,
     read_pairs_file,
     style_examples,
-    synthetic_eval,
 )
 from embtune_pipeline.lib.pairs import (
     training_pairs as build_training_pairs,
@@ -27,8 +26,6 @@ from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import GenerateKnobs, Settings
 
 GenerateConfig = optional_config(GenerateKnobs, "GenerateConfig")
-
-MIN_REAL_EVAL_QUERIES = 20  # fewer held-out real queries than this cannot measure anything
 
 
 @dg.asset(group_name="data", kinds={"pandas", "parquet"}, partitions_def=RETUNE_PARTITIONS)
@@ -136,11 +133,8 @@ def _build_eval_set(s: Settings, knobs, corpus, user_pairs, synthetic_queries, m
                                                            s.layout.quarantine("eval_set"), knobs.max_queries,
                                                            knobs.seed)
         return result
-    real = held_out(user_pairs, knobs.holdout_fraction, knobs.seed)
-    if real["query_id"].nunique() >= MIN_REAL_EVAL_QUERIES:
-        sources = "+".join(sorted(real["source"].unique()))
-        return eval_from_judgments(real, f"held-out {sources}", knobs.max_queries, knobs.seed)
-    return synthetic_eval(synthetic_queries, corpus, knobs.holdout_fraction, knobs.max_queries, knobs.seed)
+    return choose_eval_set(user_pairs, synthetic_queries, corpus, knobs.holdout_fraction, knobs.max_queries,
+                           knobs.min_real_queries, knobs.seed)
 
 
 @dg.asset(group_name="data", kinds={"pandas", "parquet"}, partitions_def=RETUNE_PARTITIONS)

@@ -6,7 +6,7 @@ import pandas as pd
 
 from embtune_pipeline.assets._common import table_metadata
 from embtune_pipeline.lib.evaluate import METRICS
-from embtune_pipeline.lib.registry import CHALLENGER, CHAMPION, read_bindings, stale_indexes
+from embtune_pipeline.lib.registry import CHALLENGER, CHAMPION, choose_alias, read_bindings, stale_indexes
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
@@ -16,12 +16,8 @@ from embtune_pipeline.resources.settings import SettingsResource
 def registered_model(context: dg.AssetExecutionContext, mlflow: MlflowResource, eval_report: dict,
                      finetuned_model: dict) -> dg.Output[dict]:
     """The tuned model as a version of the MLflow registered model, tagged with its base model, snapshot, eval
-    metrics and Dagster run. Runs only after the promotion_gate check passed (it blocks this step otherwise).
-
-    Alias rule: a promotable version (beats its base on real queries) becomes `champion` when there is none
-    yet or the champion has the same base model; otherwise it becomes `challenger` and the base_model_upgrade
-    report tells whether to promote it by hand (`embtune promote VERSION`). A version older than the champion
-    (a backfill of an earlier partition) leaves the aliases alone."""
+    metrics and Dagster run, under the alias `lib.registry.choose_alias` gives it. Runs unless the promotion_gate
+    check failed as an error (the model is not better than its base)."""
     registry = mlflow.registry()
     base_key, snapshot = keys_of(context)
     report, model = eval_report, finetuned_model
@@ -37,21 +33,12 @@ def registered_model(context: dg.AssetExecutionContext, mlflow: MlflowResource, 
             **{f"tuned_{m}": round(report["finetuned"][m], 4) for m in METRICS},
             "ndcg@10_delta_ci_low": round(report["comparison"]["ci_low"], 4)})
     champion = registry.champion()
-    previous = None
-    if champion is not None and int(version.version) < int(champion.version):
-        alias = "(unchanged)"  # a backfill of an older partition never takes the champion back
-        why = f"older than champion v{champion.version}: aliases unchanged (`embtune promote` to choose it)"
-    elif report["promotable"] and (champion is None or champion.tags.get("base_model_key") == base_key):
-        previous = registry.promote(version.version)
-        alias, why = CHAMPION, "beats its base on real queries"
-    else:
+    alias, why = choose_alias(int(version.version), report["promotable"], report["eval_set"]["synthetic"], base_key,
+                              int(champion.version) if champion else None,
+                              champion.tags.get("base_model_key") if champion else None)
+    previous = registry.promote(version.version) if alias == CHAMPION else None
+    if alias == CHALLENGER:
         registry.set_challenger(version.version)
-        alias = CHALLENGER
-        why = ("not promotable: its gain was measured on synthetic queries, so it is never champion"
-               if report["eval_set"]["synthetic"] else
-               "not promotable: it did not beat its base on real queries" if not report["promotable"] else
-               f"promotable, but champion v{champion.version} has another base model "
-               f"({champion.tags.get('base_model_key')}): see base_model_upgrade, then `embtune promote`")
     value = {"model_name": registry.name, "version": version.version, "alias": alias,
              "previous_champion": previous, "reason": why, "model_dir": model["model_dir"]}
     return dg.Output(value, metadata={

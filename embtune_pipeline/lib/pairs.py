@@ -149,3 +149,14 @@ def judged_eval_set(ps, chunks: pd.DataFrame, bad_rows: str, quarantine_file, ma
     known, unknown = drop_unknown_documents(raw, chunks)
     quarantined = settle_problems(problems + unknown, bad_rows, quarantine_file)
     return eval_from_judgments(known[known["doc_id"].notna()], str(ps.path), max_queries, seed), quarantined
+
+
+def choose_eval_set(user_pairs: pd.DataFrame, synthetic_queries: pd.DataFrame, chunks: pd.DataFrame,
+                    holdout_fraction: float, max_queries: int, min_real_queries: int, seed: int) -> pd.DataFrame:
+    """Without an eval_set file: held-out user pairs (click logs, Q&A) when there are at least min_real_queries
+    of them, else held-out synthetic queries (flagged synthetic: never promotable)."""
+    real = held_out(user_pairs, holdout_fraction, seed)
+    if real["query_id"].nunique() >= min_real_queries:
+        sources = "+".join(sorted(real["source"].unique()))
+        return eval_from_judgments(real, f"held-out {sources}", max_queries, seed)
+    return synthetic_eval(synthetic_queries, chunks, holdout_fraction, max_queries, seed)

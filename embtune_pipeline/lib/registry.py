@@ -17,6 +17,30 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 FLAVOR_DATA_DIR = "model.sentence_transformer"  # where the sentence_transformers flavor keeps the model
 
 
+UNCHANGED = "(unchanged)"
+
+
+def choose_alias(version: int, promotable: bool, synthetic: bool, base_key: str,
+                 champion_version: Optional[int], champion_base_key: Optional[str]) -> tuple[str, str]:
+    """Which alias a newly registered version takes, and why (the registered_model asset applies it).
+
+    A promotable version (it beats its base on real queries) becomes `champion` when there is none yet or the
+    champion has the same base model; otherwise it becomes `challenger` and the base_model_upgrade report tells
+    whether to promote it by hand. A version older than the champion (a backfill of an earlier partition) leaves
+    the aliases alone."""
+    if champion_version is not None and version < champion_version:
+        return UNCHANGED, (f"older than champion v{champion_version}: aliases unchanged (`embtune promote` to "
+                           "choose it)")
+    if promotable and (champion_version is None or champion_base_key == base_key):
+        return CHAMPION, "beats its base on real queries"
+    if synthetic:
+        return CHALLENGER, "not promotable: measured on synthetic queries only, so it is never champion"
+    if not promotable:
+        return CHALLENGER, "not promotable: it did not beat its base on real queries"
+    return CHALLENGER, (f"promotable, but champion v{champion_version} has another base model "
+                        f"({champion_base_key}): see base_model_upgrade, then `embtune promote`")
+
+
 @dataclass
 class Version:
     version: str

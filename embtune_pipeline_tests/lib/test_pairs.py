@@ -60,3 +60,18 @@ def test_judged_irrelevant_pairs_never_train_and_held_out_synthetic_chunks_stay_
     pairs, counts = training_pairs(synthetic, user, CHUNKS, synthetic_eval_set)
     assert sorted(pairs["query"]) == ["clicked", "free q"]
     assert counts["not_relevant"] == 1 and counts["held_out_synthetic"] == 2
+
+
+def test_held_out_user_queries_make_the_eval_set_only_when_there_are_enough():
+    from embtune_pipeline.lib.pairs import choose_eval_set
+
+    user, _ = attach_targets(_user([(f"q{i}", f"user question {i}", "d1" if i % 2 else "d2", None, 1, f"f:line {i}")
+                                    for i in range(200)]), CHUNKS, "click_logs")
+    synthetic = pd.DataFrame({"chunk_id": ["d1#0", "d1#1", "d2#0"] * 20, "chunk_hash": ["a", "b", "c"] * 20,
+                              "query": [f"generated {i}" for i in range(60)]})
+    held = held_out(user, 0.2, 0)["query_id"].nunique()
+    real = choose_eval_set(user, synthetic, CHUNKS, 0.2, 1000, min_real_queries=held, seed=0)
+    assert not real["synthetic"].any() and real["eval_source"].iloc[0] == "held-out click_logs"
+    assert real["query_id"].nunique() == held
+    fallback = choose_eval_set(user, synthetic, CHUNKS, 0.2, 1000, min_real_queries=held + 1, seed=0)
+    assert fallback["synthetic"].all() and fallback["query"].str.startswith("generated").all()

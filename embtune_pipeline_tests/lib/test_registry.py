@@ -83,3 +83,18 @@ def test_index_bindings_flag_indexes_left_on_an_older_version(tmp_path):
     path.write_text("{broken")
     with pytest.raises(ValueError, match="index_bindings.json: not valid JSON"):
         read_bindings(path)
+
+
+@pytest.mark.parametrize("version,promotable,synthetic,champion,champion_base,alias,why", [
+    (1, True, False, None, None, "champion", "beats its base"),  # the first promotable version
+    (3, True, False, 2, "minilm", "champion", "beats its base"),  # same base as the champion
+    (3, True, False, 2, "bge", "challenger", "another base model (bge)"),  # a base switch is a person's call
+    (3, False, True, 2, "minilm", "challenger", "synthetic queries, so it is never champion"),
+    (3, False, False, None, None, "challenger", "did not beat its base"),
+    (2, True, False, 3, "minilm", "(unchanged)", "older than champion v3"),  # a backfill never takes it back
+])
+def test_the_alias_rule(version, promotable, synthetic, champion, champion_base, alias, why):
+    from embtune_pipeline.lib.registry import choose_alias
+
+    chosen, reason = choose_alias(version, promotable, synthetic, "minilm", champion, champion_base)
+    assert chosen == alias and why in reason

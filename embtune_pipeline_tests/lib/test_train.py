@@ -41,7 +41,6 @@ def test_training_reports_progress_and_live_metrics(tiny_model, tmp_path):
                          warmup_ratio=0.0, matryoshka_dims=[], lora=False, lora_rank=4, save_steps=100, seed=0,
                          validation=split.validation, reporter=Reporter(lines.append, every=0),
                          on_metrics=lambda step, m: metrics.append((step, m)))
-    print(lines[-1])
     assert len(lines) == result.steps and lines[0].startswith(f"training step 1/{result.steps} ")
     assert lines[-1].startswith(f"training step {result.steps}/{result.steps} (100%), epoch 1.00, loss ")
     assert "validation nDCG@10 0." in lines[-1] and "ETA" in lines[0] and "ETA" not in lines[-1]
@@ -71,7 +70,9 @@ def test_training_key_changes_with_inputs():
     p = _pairs()
     k = training_key(p, {"epochs": 1}, "fp", 64)
     assert k == training_key(p.copy(), {"epochs": 1}, "fp", 64)
-    assert k != training_key(p, {"epochs": 2}, "fp", 64) != training_key(p.head(3), {"epochs": 1}, "fp", 64)
+    others = [training_key(p, {"epochs": 2}, "fp", 64), training_key(p.head(3), {"epochs": 1}, "fp", 64),
+              training_key(p, {"epochs": 1}, "other-base", 64), training_key(p, {"epochs": 1}, "fp", 128)]
+    assert len({k, *others}) == 5  # each input changes the key, and no two changes give the same one
 
 
 def test_interpolated_weights_lie_between_base_and_tuned(tiny_model, tmp_path):
