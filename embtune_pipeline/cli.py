@@ -105,7 +105,8 @@ def summary_lines(outcome) -> list[str]:
     if report:
         lines += [f"  report:      {report['report_file']}", f"  MLflow run:  {report['mlflow_run']}"]
     for name, text in outcome.warnings.items():
-        lines.append(f"  warning:     {name}: {text}")
+        if not report or text != report["verdict"]:  # the gate's warning is the verdict, already said
+            lines.append(f"  warning:     {name}: {text}")
     for name, error in outcome.failures.items():
         lines.append(f"  FAILED:      {name}: {(error.splitlines() or [''])[0][:400]}")
     if outcome.status != "success" or not report:
