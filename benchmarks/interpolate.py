@@ -30,9 +30,9 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, action="append", required=True)
     args = ap.parse_args()
 
-    from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, measure_model
+    from embtune_pipeline.assets._common import model_store
+    from embtune_pipeline.lib.embeddings import measure_model
     from embtune_pipeline.lib.evaluate import paired_comparison, summarize
-    from embtune_pipeline.lib.models import model_fingerprint
     from embtune_pipeline.lib.train import interpolate_weights
     from embtune_pipeline.settings import load_settings
 
@@ -47,7 +47,7 @@ def main() -> None:
     for alpha in args.alpha:
         mixed = interpolate_weights(Path(model["base_model_path"]), Path(model["model_dir"]), alpha,
                                     out / f"interpolated-{alpha}")
-        store = EmbeddingStore(s.layout.embeddings(embedding_key(model_fingerprint(mixed), max_seq)))
+        store = model_store(s, mixed, max_seq)
         pq = measure_model(mixed, max_seq, store, chunks, evals, batch)
         summary = summarize(pq, 200)
         comparison = paired_comparison(base_pq, pq, "ndcg@10", 1000)

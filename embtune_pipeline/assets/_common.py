@@ -86,9 +86,17 @@ def png_markdown(path, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
 
 
+def embedding_store(s, key: str):
+    """The embedding cache of one model at one max_seq_length (`key`): vectors keyed by content, never encoded
+    twice. Every store the code location opens is opened here or by model_store."""
+    from embtune_pipeline.lib.embeddings import EmbeddingStore
+
+    return EmbeddingStore(s.layout.embeddings(key))
+
+
 def model_store(s, model_path, max_seq_length: int):
-    """The embedding cache of one model at one max_seq_length: vectors keyed by content, never encoded twice."""
-    from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key
+    """The embedding cache of the model in `model_path` (keyed by a hash of its weights)."""
+    from embtune_pipeline.lib.embeddings import embedding_key
     from embtune_pipeline.lib.models import model_fingerprint
 
-    return EmbeddingStore(s.layout.embeddings(embedding_key(model_fingerprint(model_path), max_seq_length)))
+    return embedding_store(s, embedding_key(model_fingerprint(model_path), max_seq_length))

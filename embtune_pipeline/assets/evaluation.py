@@ -9,6 +9,7 @@ import pandas as pd
 from embtune_pipeline.assets._common import (
     cache_metadata,
     effective,
+    embedding_store,
     model_store,
     optional_config,
     png_markdown,
@@ -18,8 +19,7 @@ from embtune_pipeline.assets._common import (
     table_metadata,
     timed,
 )
-from embtune_pipeline.assets.negatives import corpus_texts, store_for
-from embtune_pipeline.lib.chunking import chunk_doc_ids
+from embtune_pipeline.lib.chunking import chunk_doc_ids, chunk_texts
 from embtune_pipeline.lib.embeddings import encode_cached, model_if_needed, text_hash
 from embtune_pipeline.lib.evaluate import METRICS, evaluate_vectors, paired_comparison, qrels_of, summarize
 from embtune_pipeline.lib.report import (
@@ -48,7 +48,7 @@ def base_model_eval(context: dg.AssetExecutionContext, config: EvalConfig, setti
     s = settings.get()
     knobs = effective(s.run.evaluate, config)
     emb = base_corpus_embeddings
-    store = store_for(s, emb)
+    store = embedding_store(s, emb["key"])
     qids, texts, gains = qrels_of(eval_set)
     meta: dict = {}
     with timed(meta):
@@ -79,7 +79,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
     s = settings.get()
     knobs = effective(s.run.evaluate, config)
     emb, tuned = base_corpus_embeddings, finetuned_model
-    base_store = store_for(s, emb)
+    base_store = embedding_store(s, emb["key"])
     qids, texts, gains = qrels_of(eval_set)
     docs = chunk_doc_ids(corpus)
     meta: dict = {}
@@ -89,7 +89,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
                                       tuned["model_dir"], tuned["max_seq_length"])
         progress = reporter(context, s)
         tuned_corpus, corpus_encoded = tuned_store.encode(tuned_model, corpus["chunk_hash"].tolist(),
-                                                          corpus_texts(corpus), emb["batch_size"], progress,
+                                                          chunk_texts(corpus), emb["batch_size"], progress,
                                                           "encoding the corpus with the tuned model")
         tuned_queries, queries_encoded = encode_cached(tuned_store, tuned_model, texts, emb["batch_size"], progress)
         base_corpus = base_store.get(corpus["chunk_hash"].tolist())

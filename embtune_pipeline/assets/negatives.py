@@ -8,30 +8,23 @@ import pandas as pd
 from embtune_pipeline.assets._common import (
     cache_metadata,
     effective,
+    embedding_store,
     optional_config,
     reporter,
     table_metadata,
     timed,
 )
-from embtune_pipeline.lib.chunking import chunk_doc_ids, embedding_text, text_hash
-from embtune_pipeline.lib.embeddings import EmbeddingStore, embedding_key, encode_cached, model_if_needed
+from embtune_pipeline.lib.chunking import chunk_doc_ids, chunk_texts, text_hash
+from embtune_pipeline.lib.embeddings import embedding_key, encode_cached, model_if_needed
 from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives, round_trip_kept, training_rows
 from embtune_pipeline.lib.models import model_fingerprint, resolve_model_path
 from embtune_pipeline.lib.pairs import is_real
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
-from embtune_pipeline.settings import EmbedKnobs, MiningKnobs, Settings
+from embtune_pipeline.settings import EmbedKnobs, MiningKnobs
 
 EmbedConfig = optional_config(EmbedKnobs, "EmbedConfig")
 MiningConfig = optional_config(MiningKnobs, "MiningConfig")
-
-
-def corpus_texts(corpus: pd.DataFrame) -> list[str]:
-    return [embedding_text(t, x) for t, x in zip(corpus["title"], corpus["text"])]
-
-
-def store_for(s: Settings, embeddings: dict) -> EmbeddingStore:
-    return EmbeddingStore(s.layout.embeddings(embeddings["key"]))
 
 
 @dg.asset(group_name="training", kinds={"sentence_transformers", "numpy"}, partitions_def=RETUNE_PARTITIONS)
@@ -47,11 +40,11 @@ def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfi
     base_model = s.base_model_ref(keys_of(context)[0])
     path = resolve_model_path(base_model)
     key = embedding_key(model_fingerprint(path), knobs.max_seq_length)
-    store = EmbeddingStore(s.layout.embeddings(key))
+    store = embedding_store(s, key)
     meta: dict = {}
     with timed(meta):
         model = model_if_needed(store, corpus["chunk_hash"], path, knobs.max_seq_length)
-        vecs, encoded = store.encode(model, corpus["chunk_hash"].tolist(), corpus_texts(corpus), knobs.batch_size,
+        vecs, encoded = store.encode(model, corpus["chunk_hash"].tolist(), chunk_texts(corpus), knobs.batch_size,
                                      reporter(context, s), "encoding the corpus with the base model")
     value = {"base_model": base_model, "model_path": str(path), "key": key, "max_seq_length": knobs.max_seq_length,
              "batch_size": knobs.batch_size, "chunks": len(corpus), "dim": int(vecs.shape[1])}
@@ -69,7 +62,7 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
     s = settings.get()
     knobs = effective(s.run.mining, config)
     emb = base_corpus_embeddings
-    store = store_for(s, emb)
+    store = embedding_store(s, emb["key"])
     meta: dict = {}
     with timed(meta):
         corpus_vecs = store.get(corpus["chunk_hash"].tolist())
@@ -97,7 +90,7 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
                                                knobs.negatives_per_query)
         stats["random_fill"], random_pairs = fill_random(negatives, known_per_pair, docs, knobs.negatives_per_query,
                                                          knobs.seed)
-    rows = training_rows(training_pairs, negatives, pos_scores, corpus_texts(corpus), corpus["chunk_id"].tolist(),
+    rows = training_rows(training_pairs, negatives, pos_scores, chunk_texts(corpus), corpus["chunk_id"].tolist(),
                          knobs.negatives_per_query)
     stats["dropped_without_negative"] = len(training_pairs) - len(rows)
     share = random_pairs / max(len(negatives), 1)

@@ -17,7 +17,7 @@ from embtune_pipeline.assets._common import (
     rounded,
 )
 from embtune_pipeline.lib.report import loss_curve_png
-from embtune_pipeline.lib.train import train_model, training_key
+from embtune_pipeline.lib.train import TrainSpec, train_model, training_key
 from embtune_pipeline.lib.validation import split_validation
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.mlflow import MlflowResource
@@ -74,18 +74,14 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
     with tracker.training_run(checkpoints, name, params, tags) as run_id:
         context.log.info(f"training {name}: {len(fit_rows)} pairs; live loss and validation curves in MLflow: "
                          f"{tracker.run_url(run_id)}")
-        result = train_model(
-            emb["model_path"], fit_rows, out_dir, checkpoints, emb["max_seq_length"],
-            knobs.epochs, knobs.batch_size, knobs.learning_rate, knobs.warmup_ratio, knobs.matryoshka_dims,
-            knobs.lora, knobs.lora_rank, knobs.save_steps, knobs.seed, validation=split.validation,
-            evaluations_per_epoch=knobs.evaluations_per_epoch, interpolation_alphas=tuple(knobs.interpolation_alphas),
-            loss_name=knobs.loss, mini_batch_size=knobs.mini_batch_size, balance_sources=knobs.balance_sources,
-            reporter=reporter(context, s), on_metrics=partial(tracker.log_metrics, run_id))
+        spec = TrainSpec(emb["model_path"], emb["max_seq_length"], **knobs.model_dump(include=TrainSpec.knob_names()))
+        result = train_model(spec, fit_rows, out_dir, checkpoints, split.validation, reporter(context, s),
+                             partial(tracker.log_metrics, run_id))
         curve = loss_curve_png(result.loss_history, _validation_points(result.validation),
                                s.layout.reports(context.partition_key) / f"loss_{name}.png")
         logged = tracker.finish_training(run_id, out_dir, {
-            "pairs_per_epoch": result.epoch_pairs, "interpolation_alpha": result.validation.get("alpha", 1.0)},
-            {}, files=(curve,))
+            "pairs_per_epoch": result.epoch_pairs, "interpolation_alpha": result.validation.get("alpha", 1.0),
+            **{f"used_{k}": v for k, v in result.used.items()}}, {}, files=(curve,))
     value = {"name": name, "model_dir": str(out_dir), "base_model": emb["base_model"], "snapshot": snapshot,
              "base_model_path": emb["model_path"],
              "max_seq_length": emb["max_seq_length"], "matryoshka_dims": knobs.matryoshka_dims, "lora": knobs.lora,

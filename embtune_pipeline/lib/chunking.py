@@ -28,6 +28,12 @@ def embedding_text(title: str, text: str) -> str:
     return f"{title}\n{text}" if title else text
 
 
+def chunk_texts(chunks: pd.DataFrame) -> list[str]:
+    """What each chunk is embedded as (its title, then its text): the one rule mining, training and every
+    evaluation share."""
+    return [embedding_text(t, x) for t, x in zip(chunks["title"], chunks["text"])]
+
+
 def text_hash(text: str) -> str:
     """The key of a text everywhere (chunks, queries, cached vectors)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]

@@ -32,6 +32,7 @@ class TrainResult:
     train_seconds: float = 0.0
     validation: dict = field(default_factory=dict)  # what the validation split chose, with its scores
     epoch_pairs: int = 0  # pairs in one epoch: fewer than the training pairs when sources are balanced
+    used: dict = field(default_factory=dict)  # knobs as the training applied them (batch_size, save_steps)
 
 
 def training_key(pairs: pd.DataFrame, knobs: dict, base_fingerprint: str, max_seq_length: int) -> str:
@@ -129,27 +130,39 @@ def contrastive_loss(model, name: str, mini_batch_size: int, guide_path, max_seq
     return losses.MultipleNegativesRankingLoss(model)
 
 
+@dataclass(frozen=True)
+class TrainSpec:
+    """What a training is asked to do: the base model and every knob that decides the weights (the run
+    settings' `train` knobs go in by name). What it actually used comes back in TrainResult.used."""
+
+    base_model_path: Path
+    max_seq_length: int
+    epochs: float = 1.0
+    batch_size: int = 32
+    learning_rate: float = 3e-5
+    warmup_ratio: float = 0.1
+    matryoshka_dims: tuple[int, ...] = ()
+    lora: bool = False
+    lora_rank: int = 16
+    save_steps: int = 200
+    seed: int = 0
+    evaluations_per_epoch: int = 2
+    interpolation_alphas: tuple[float, ...] = (1.0,)
+    loss: str = "mnrl"
+    mini_batch_size: int = 0
+    balance_sources: bool = True
+
+    @classmethod
+    def knob_names(cls) -> set[str]:
+        return {f for f in cls.__dataclass_fields__ if f not in ("base_model_path", "max_seq_length")}
+
+
 def train_model(
-    base_model_path: Path,
+    spec: TrainSpec,
     pairs: pd.DataFrame,
     output_dir: Path,
     checkpoint_dir: Path,
-    max_seq_length: int,
-    epochs: float,
-    batch_size: int,
-    learning_rate: float,
-    warmup_ratio: float,
-    matryoshka_dims: list[int],
-    lora: bool,
-    lora_rank: int,
-    save_steps: int,
-    seed: int,
     validation: Optional[ValidationSet] = None,
-    evaluations_per_epoch: int = 2,
-    interpolation_alphas: tuple[float, ...] = (1.0,),
-    loss_name: str = "mnrl",
-    mini_batch_size: int = 0,
-    balance_sources: bool = True,
     reporter: Reporter = SILENT,
     on_metrics: Optional[Callable[[int, dict], None]] = None,
 ) -> TrainResult:
@@ -167,37 +180,38 @@ def train_model(
     from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
-    model = load_model(base_model_path, max_seq_length=max_seq_length)
+    model = load_model(spec.base_model_path, max_seq_length=spec.max_seq_length)
     scorer = ValidationScorer(validation) if validation is not None else None
     if scorer is not None:  # before LoRA layers are added: the base weights under their own names
         base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         base_score = scorer.score(model)
         if on_metrics is not None:
             on_metrics(0, {VALIDATION_METRIC: base_score})
-    if lora:
-        add_lora(model, lora_rank)
-    loss = contrastive_loss(model, loss_name, mini_batch_size, base_model_path, max_seq_length)
-    if matryoshka_dims:
+    if spec.lora:
+        add_lora(model, spec.lora_rank)
+    loss = contrastive_loss(model, spec.loss, spec.mini_batch_size, spec.base_model_path, spec.max_seq_length)
+    if spec.matryoshka_dims:
         full = model.get_sentence_embedding_dimension()
-        dims = sorted({d for d in matryoshka_dims if 0 < d <= full} | {full}, reverse=True)
+        dims = sorted({d for d in spec.matryoshka_dims if 0 < d <= full} | {full}, reverse=True)
         loss = losses.MatryoshkaLoss(model, loss, matryoshka_dims=dims)
 
-    batch_size = max(2, min(batch_size, len(pairs)))
+    batch_size = max(2, min(spec.batch_size, len(pairs)))  # a batch is never larger than the data
     # balanced only when real queries are plentiful enough to validate on: then they can carry an epoch
-    balance = balance_sources and validation is not None and validation.source == "real"
+    balance = spec.balance_sources and validation is not None and validation.source == "real"
     dataset, epoch_batches, epoch_pairs = training_data(pairs, batch_size, balance)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     selection: dict = {}
-    if scorer is not None:
-        save_steps = eval_steps = validation_steps(epoch_batches, evaluations_per_epoch, save_steps)
+    save_steps = spec.save_steps
+    if scorer is not None:  # each validation is a checkpoint: see validation_steps
+        save_steps = eval_steps = validation_steps(epoch_batches, spec.evaluations_per_epoch, spec.save_steps)
         selection = dict(eval_strategy="steps", eval_steps=eval_steps, load_best_model_at_end=True,
                          metric_for_best_model=scorer.trainer_metric, greater_is_better=True)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoint_dir),
-        num_train_epochs=epochs,
+        num_train_epochs=spec.epochs,
         per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
-        warmup_steps=float(warmup_ratio),  # a float in [0, 1) is a ratio of the steps (transformers 5)
+        learning_rate=spec.learning_rate,
+        warmup_steps=float(spec.warmup_ratio),  # a float in [0, 1) is a ratio of the steps (transformers 5)
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate in the batch would be a false in-batch negative
         multi_dataset_batch_sampler=MultiDatasetBatchSamplers.ROUND_ROBIN,  # only used when balanced
         save_strategy="steps",
@@ -205,7 +219,7 @@ def train_model(
         save_total_limit=2,
         logging_steps=max(1, min(10, epoch_batches // 20 or 1)),
         report_to="none",
-        seed=seed,
+        seed=spec.seed,
         disable_tqdm=True,
         dataloader_pin_memory=torch.cuda.is_available(),
         **selection,
@@ -220,14 +234,14 @@ def train_model(
     start = time.time()
     trainer.train(resume_from_checkpoint=last)
     seconds = time.time() - start
-    if lora:
+    if spec.lora:
         merge_lora(model)
     chosen = {}
     if scorer is not None:
         known = {0.0: base_score}  # scores already measured need no second encoding of the validation corpus
         if trainer.state.best_metric is not None:
             known[1.0] = float(trainer.state.best_metric)  # the best checkpoint, loaded at the end
-        chosen = _choose_interpolation(model, base_state, scorer, interpolation_alphas, known)
+        chosen = _choose_interpolation(model, base_state, scorer, spec.interpolation_alphas, known)
         scores = [(int(e["step"]), float(e[scorer.trainer_metric]))
                   for e in trainer.state.log_history if scorer.trainer_metric in e]
         best = trainer.state.best_model_checkpoint
@@ -238,7 +252,8 @@ def train_model(
     model.save(str(output_dir))
     history = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
     return TrainResult(model_dir=output_dir, steps=int(trainer.state.global_step), loss_history=history,
-                       resumed_from=last, train_seconds=seconds, validation=chosen, epoch_pairs=epoch_pairs)
+                       resumed_from=last, train_seconds=seconds, validation=chosen, epoch_pairs=epoch_pairs,
+                       used={"batch_size": batch_size, "save_steps": save_steps})
 
 
 def progress_callback(reporter: Reporter, validation_key: Optional[str],

@@ -3,7 +3,14 @@ import pytest
 import torch
 
 from embtune_pipeline.lib.models import load_model
-from embtune_pipeline.lib.train import interpolate_weights, train_model, training_data, training_key, validation_steps
+from embtune_pipeline.lib.train import (
+    TrainSpec,
+    interpolate_weights,
+    train_model,
+    training_data,
+    training_key,
+    validation_steps,
+)
 
 
 def _pairs(n=24):
@@ -14,16 +21,20 @@ def _pairs(n=24):
     })
 
 
+def _spec(tiny_model, **kw) -> TrainSpec:
+    args = dict(epochs=1, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, lora_rank=4, save_steps=2, seed=0)
+    return TrainSpec(tiny_model, 32, **{**args, **kw})
+
+
 def _train(tiny_model, tmp_path, **kw):
-    args = dict(max_seq_length=32, epochs=1, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0,
-                matryoshka_dims=[], lora=False, lora_rank=4, save_steps=2, seed=0)
-    args.update(kw)
-    return train_model(tiny_model, _pairs(), tmp_path / "model", tmp_path / "ckpt", **args)
+    return train_model(_spec(tiny_model, **kw), _pairs(), tmp_path / "model", tmp_path / "ckpt")
 
 
 def test_training_saves_a_loadable_model_that_changed(tiny_model, tmp_path):
     result = _train(tiny_model, tmp_path, matryoshka_dims=[16, 8])
-    assert result.steps == 3 and result.loss_history
+    assert result.steps == 3 and result.loss_history and result.used == {"batch_size": 8, "save_steps": 2}
+    small = train_model(_spec(tiny_model, batch_size=64), _pairs(), tmp_path / "small", tmp_path / "ckpt-small")
+    assert small.used["batch_size"] == 24  # never larger than the data: what MLflow logs as used_batch_size
     base, tuned = load_model(tiny_model), load_model(result.model_dir)
     a, b = base.encode(["jaguar reset"]), tuned.encode(["jaguar reset"])
     assert a.shape == b.shape == (1, 32) and abs(a - b).max() > 1e-4
@@ -36,10 +47,8 @@ def test_training_reports_progress_and_live_metrics(tiny_model, tmp_path):
 
     split = split_validation(_pairs(120).assign(source="qa_pairs"), 0.25, 100, 10, 80, seed=0)
     lines, metrics = [], []
-    result = train_model(tiny_model, split.train_rows[["anchor", "positive", "negative_1"]], tmp_path / "model",
-                         tmp_path / "ckpt", max_seq_length=32, epochs=1, batch_size=8, learning_rate=1e-3,
-                         warmup_ratio=0.0, matryoshka_dims=[], lora=False, lora_rank=4, save_steps=100, seed=0,
-                         validation=split.validation, reporter=Reporter(lines.append, every=0),
+    result = train_model(_spec(tiny_model, save_steps=100), split.train_rows[["anchor", "positive", "negative_1"]],
+                         tmp_path / "model", tmp_path / "ckpt", split.validation, Reporter(lines.append, every=0),
                          on_metrics=lambda step, m: metrics.append((step, m)))
     assert len(lines) == result.steps and lines[0].startswith(f"training step 1/{result.steps} ")
     assert lines[-1].startswith(f"training step {result.steps}/{result.steps} (100%), epoch 1.00, loss ")
@@ -96,10 +105,9 @@ def test_validation_keeps_the_best_checkpoint_and_ratio(tiny_model, tmp_path, lo
 
     rows = _pairs(120).assign(source="qa_pairs")
     split = split_validation(rows, 0.25, 100, 10, 80, seed=0)
-    result = train_model(tiny_model, split.train_rows[["anchor", "positive", "negative_1"]], tmp_path / "model",
-                         tmp_path / "ckpt", max_seq_length=32, epochs=2, batch_size=8, learning_rate=1e-3,
-                         warmup_ratio=0.0, matryoshka_dims=[], lora=lora, lora_rank=4, save_steps=100, seed=0,
-                         validation=split.validation, evaluations_per_epoch=2, interpolation_alphas=(0.5, 0.0))
+    spec = _spec(tiny_model, epochs=2, lora=lora, save_steps=100, interpolation_alphas=(0.5, 0.0))
+    result = train_model(spec, split.train_rows[["anchor", "positive", "negative_1"]], tmp_path / "model",
+                         tmp_path / "ckpt", validation=split.validation)
     chosen = result.validation
     scores = dict(chosen["scores"])
     assert len(scores) == 4 and max(scores) == result.steps  # two per epoch, the last at the end
@@ -119,7 +127,7 @@ def test_validation_keeps_the_best_checkpoint_and_ratio(tiny_model, tmp_path, lo
 
 @pytest.mark.parametrize("loss_name,mini_batch_size", [("gist", 0), ("gist", 4), ("mnrl", 4)])
 def test_guided_and_cached_losses_train(tiny_model, tmp_path, loss_name, mini_batch_size):
-    result = _train(tiny_model, tmp_path, loss_name=loss_name, mini_batch_size=mini_batch_size,
+    result = _train(tiny_model, tmp_path, loss=loss_name, mini_batch_size=mini_batch_size,
                     matryoshka_dims=[16])
     assert result.steps == 3 and all(loss == loss for _, loss in result.loss_history)  # no NaN
     tuned = load_model(result.model_dir)
@@ -128,7 +136,7 @@ def test_guided_and_cached_losses_train(tiny_model, tmp_path, loss_name, mini_ba
 
 def test_an_unknown_loss_is_refused(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="unknown loss 'triplet'"):
-        _train(tiny_model, tmp_path, loss_name="triplet")
+        _train(tiny_model, tmp_path, loss="triplet")
 
 
 def _mixed(n_real, n_synthetic):
@@ -158,15 +166,12 @@ def test_balanced_training_is_paced_by_the_real_pairs(tiny_model, tmp_path):
     split = split_validation(_mixed(120, 400), 0.25, 100, 10, 80, seed=0)
     assert split.validation.source == "real"
     n_real = int((split.train_rows["source"] != "synthetic").sum())
-    result = train_model(tiny_model, split.train_rows, tmp_path / "model", tmp_path / "ckpt", max_seq_length=32,
-                         epochs=2, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, matryoshka_dims=[],
-                         lora=False, lora_rank=4, save_steps=100, seed=0, validation=split.validation)
+    result = train_model(_spec(tiny_model, epochs=2, save_steps=100), split.train_rows, tmp_path / "model",
+                         tmp_path / "ckpt", validation=split.validation)
     assert result.epoch_pairs == 2 * n_real < len(split.train_rows)
     assert result.steps == 2 * 2 * -(-n_real // 8)  # 2 epochs of a real batch then a synthetic one
     # without real validation queries the balance is not applied: every pair trains each epoch
-    plain = train_model(tiny_model, split.train_rows, tmp_path / "plain", tmp_path / "ckpt2", max_seq_length=32,
-                        epochs=1, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, matryoshka_dims=[],
-                        lora=False, lora_rank=4, save_steps=100, seed=0)
+    plain = train_model(_spec(tiny_model, save_steps=100), split.train_rows, tmp_path / "plain", tmp_path / "ckpt2")
     assert plain.epoch_pairs == len(split.train_rows) and plain.steps == -(-len(split.train_rows) // 8)
 
 
