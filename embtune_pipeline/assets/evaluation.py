@@ -21,7 +21,7 @@ from embtune_pipeline.assets._common import (
 )
 from embtune_pipeline.lib.chunking import chunk_doc_ids, chunk_texts
 from embtune_pipeline.lib.embeddings import encode_cached, model_if_needed, text_hash
-from embtune_pipeline.lib.evaluate import METRICS, evaluate_vectors, paired_comparison, qrels_of, summarize
+from embtune_pipeline.lib.evaluate import METRICS, compare_by_dim, evaluate_vectors, qrels_of, summarize
 from embtune_pipeline.lib.report import (
     build_report,
     chart_png,
@@ -94,18 +94,13 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
         tuned_queries, queries_encoded = encode_cached(tuned_store, tuned_model, texts, emb["batch_size"], progress)
         base_corpus = base_store.get(corpus["chunk_hash"].tolist())
         base_queries = base_store.get([text_hash(t) for t in texts])  # stored by base_model_eval
-        full = int(base_corpus.shape[1])
-        dims = [full] + sorted({d for d in tuned.get("matryoshka_dims") or [] if 0 < d < full}, reverse=True)
-        # the base at full dimension is base_model_eval itself: measured once, before any tuning
-        base_pq = {full: base_model_eval} | {d: evaluate_vectors(base_queries, base_corpus, docs, qids, gains, d)
-                                             for d in dims[1:]}
-        tuned_pq = {d: evaluate_vectors(tuned_queries, tuned_corpus, docs, qids, gains, d) for d in dims}
-    base_by_dim = {str(d): summarize(base_pq[d], knobs.bootstrap_samples) for d in dims}
-    tuned_by_dim = {str(d): summarize(tuned_pq[d], knobs.bootstrap_samples) for d in dims}
-    comparison = paired_comparison(base_model_eval, tuned_pq[full], "ndcg@10", knobs.bootstrap_samples)
+        base_by_dim, tuned_by_dim, comparison = compare_by_dim(
+            base_queries, base_corpus, tuned_queries, tuned_corpus, base_model_eval, docs, qids, gains,
+            tuned.get("matryoshka_dims"), knobs.bootstrap_samples)
+    full = str(base_corpus.shape[1])
     synthetic = bool(eval_set["synthetic"].iloc[0])
     eval_info = {"source": eval_set["eval_source"].iloc[0], "synthetic": synthetic, "queries": len(qids)}
-    report = build_report(tuned, eval_info, base_by_dim, tuned_by_dim, comparison, str(full))
+    report = build_report(tuned, eval_info, base_by_dim, tuned_by_dim, comparison, full)
     report["partition"] = {"base_model": keys_of(context)[0], "snapshot": keys_of(context)[1]}
 
     rows = comparison_rows(base_by_dim, tuned_by_dim)

@@ -17,7 +17,15 @@ from embtune_pipeline.assets._common import (
     rounded,
 )
 from embtune_pipeline.lib.report import loss_curve_png
-from embtune_pipeline.lib.train import TrainSpec, train_model, training_key
+from embtune_pipeline.lib.train import (
+    NOT_TRAINING,
+    TrainSpec,
+    read_model_record,
+    train_model,
+    training_columns,
+    training_key,
+    write_model_record,
+)
 from embtune_pipeline.lib.validation import split_validation
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.mlflow import MlflowResource
@@ -25,8 +33,6 @@ from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import TrainKnobs, settings_digest
 
 TrainConfig = optional_config(TrainKnobs, "TrainConfig")
-MODEL_RECORD = "embtune.json"  # beside the saved model: what produced it, so a rerun reuses it
-NOT_TRAINING = {"keep_checkpoints"}  # knobs that change no weight: outside the training key
 LOSS_CHART = "chart: training loss and validation nDCG@10"
 
 
@@ -42,39 +48,27 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
     s = settings.get()
     knobs = effective(s.run.train, config)
     emb = base_corpus_embeddings
-    train_rows = hard_negatives[[c for c in hard_negatives.columns if c in ("anchor", "positive")
-                                 or c.startswith("negative_")]]
+    columns = training_columns(hard_negatives)
     # the source column decides which queries validate, so it names the run too
-    key = training_key(hard_negatives[[*train_rows.columns, "source"]], knobs.model_dump(exclude=NOT_TRAINING),
-                       emb["key"], emb["max_seq_length"])
+    key = training_key(hard_negatives[[*columns, "source"]], knobs.model_dump(exclude=NOT_TRAINING), emb["key"],
+                       emb["max_seq_length"])
     base_key, snapshot = keys_of(context)
-    name = f"{base_key}-{key}"
-    out_dir = s.layout.model(name)
-    record_file = out_dir / MODEL_RECORD
-    if record_file.exists():
-        value = json.loads(record_file.read_text())
+    name, tracker = f"{base_key}-{key}", mlflow.tracker()
+    out_dir, checkpoints = s.layout.model(name), s.layout.checkpoints(name)
+    if (record := read_model_record(out_dir)) is not None:
         context.log.info(f"model {name} already trained from these inputs; reusing {out_dir}")
-        return dg.Output(value, metadata={"reused": True, "model_dir": dg.MetadataValue.path(str(out_dir)),
-                                          "mlflow_run": dg.MetadataValue.url(value["mlflow_run_url"])})
-
+        return dg.Output(record, metadata={"reused": True, "model_dir": dg.MetadataValue.path(str(out_dir)),
+                                           "mlflow_run": dg.MetadataValue.url(record["mlflow_run_url"])})
     split = split_validation(hard_negatives, knobs.validation_fraction, knobs.validation_max_queries,
                              knobs.validation_min_queries, knobs.validation_corpus_size, knobs.seed)
     if split.validation is None:
         context.log.warning(f"no validation split ({split.reason}): the last checkpoint is kept, unselected")
-    fit_rows = split.train_rows[[*train_rows.columns, "source"]]
-    tracker = mlflow.tracker()
-    params = {**knobs.model_dump(), "base_model": emb["base_model"], "max_seq_length": emb["max_seq_length"],
-              "training_pairs": len(fit_rows), "negatives_per_pair": train_rows.shape[1] - 2,
-              "validation_queries": len(split.validation or []),
-              "generator": s.generator.model, "settings_digest": settings_digest(s)}
-    tags = {"dagster_run_id": context.run_id, "base_model": emb["base_model"], "snapshot": snapshot,
-            "training_key": key,
-            "pairs_by_source": json.dumps(hard_negatives["source"].value_counts().to_dict())}
-    checkpoints = s.layout.checkpoints(name)
-    with tracker.training_run(checkpoints, name, params, tags) as run_id:
+    fit_rows = split.train_rows[[*columns, "source"]]
+    spec = TrainSpec(emb["model_path"], emb["max_seq_length"], **knobs.model_dump(include=TrainSpec.knob_names()))
+    with tracker.training_run(checkpoints, name, _params(s, knobs, emb, fit_rows, split),
+                              _tags(context, emb, snapshot, key, hard_negatives)) as run_id:
         context.log.info(f"training {name}: {len(fit_rows)} pairs; live loss and validation curves in MLflow: "
                          f"{tracker.run_url(run_id)}")
-        spec = TrainSpec(emb["model_path"], emb["max_seq_length"], **knobs.model_dump(include=TrainSpec.knob_names()))
         result = train_model(spec, fit_rows, out_dir, checkpoints, split.validation, reporter(context, s),
                              partial(tracker.log_metrics, run_id))
         curve = loss_curve_png(result.loss_history, _validation_points(result.validation),
@@ -82,30 +76,46 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
         logged = tracker.finish_training(run_id, out_dir, {
             "pairs_per_epoch": result.epoch_pairs, "interpolation_alpha": result.validation.get("alpha", 1.0),
             **{f"used_{k}": v for k, v in result.used.items()}}, {}, files=(curve,))
-    value = {"name": name, "model_dir": str(out_dir), "base_model": emb["base_model"], "snapshot": snapshot,
-             "base_model_path": emb["model_path"],
-             "max_seq_length": emb["max_seq_length"], "matryoshka_dims": knobs.matryoshka_dims, "lora": knobs.lora,
-             "training_key": key, "mlflow_run_id": logged.run_id, "mlflow_model_uri": logged.model_uri,
-             "mlflow_run_url": tracker.run_url(logged.run_id),
-             "training_pairs": len(fit_rows), "pairs_per_epoch": result.epoch_pairs,
-             "training_pairs_by_source": fit_rows["source"].value_counts().to_dict(),
-             "steps": result.steps, "validation": result.validation}
-    record_file.write_text(json.dumps(value, indent=2))
+    record = {"name": name, "model_dir": str(out_dir), "base_model": emb["base_model"], "snapshot": snapshot,
+              "base_model_path": emb["model_path"], "max_seq_length": emb["max_seq_length"],
+              "matryoshka_dims": knobs.matryoshka_dims, "lora": knobs.lora, "training_key": key,
+              "mlflow_run_id": logged.run_id, "mlflow_model_uri": logged.model_uri,
+              "mlflow_run_url": tracker.run_url(logged.run_id), "training_pairs": len(fit_rows),
+              "pairs_per_epoch": result.epoch_pairs, "steps": result.steps, "validation": result.validation,
+              "training_pairs_by_source": fit_rows["source"].value_counts().to_dict()}
+    write_model_record(out_dir, record)
     if not knobs.keep_checkpoints:  # the model is saved and recorded: a rerun reuses it, not the checkpoints
-        shutil.rmtree(s.layout.checkpoints(name), ignore_errors=True)
-    return dg.Output(value, metadata={
-        **_validation_metadata(result.validation, split.reason),
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    return dg.Output(record, metadata=_metadata(result, split.reason, curve, knobs.epochs, record))
+
+
+def _params(s, knobs, emb: dict, fit_rows: pd.DataFrame, split) -> dict:
+    """The training's MLflow params, known before it trains."""
+    return {**knobs.model_dump(), "base_model": emb["base_model"], "max_seq_length": emb["max_seq_length"],
+            "training_pairs": len(fit_rows), "negatives_per_pair": len(training_columns(fit_rows)) - 2,
+            "validation_queries": len(split.validation or []), "generator": s.generator.model,
+            "settings_digest": settings_digest(s)}
+
+
+def _tags(context: dg.AssetExecutionContext, emb: dict, snapshot: str, key: str, rows: pd.DataFrame) -> dict:
+    return {"dagster_run_id": context.run_id, "base_model": emb["base_model"], "snapshot": snapshot,
+            "training_key": key, "pairs_by_source": json.dumps(rows["source"].value_counts().to_dict())}
+
+
+def _metadata(result, validation_reason: str, curve, epochs: float, record: dict) -> dict:
+    return {
+        **_validation_metadata(result.validation, validation_reason),
         LOSS_CHART: png_markdown(curve, "training loss and validation nDCG@10 by step"),
         "final_loss": rounded(result.loss_history[-1][1] if result.loss_history else float("nan")),
         "steps": result.steps,
-        "training_pairs": len(fit_rows),
+        "training_pairs": record["training_pairs"],
         "pairs_per_epoch": result.epoch_pairs,
         "train_seconds": round(result.train_seconds, 1),
-        "pairs_per_second": round(result.epoch_pairs * knobs.epochs / max(result.train_seconds, 1e-9), 2),
+        "pairs_per_second": round(result.epoch_pairs * epochs / max(result.train_seconds, 1e-9), 2),
         "resumed_from_checkpoint": result.resumed_from or "",
-        "model_dir": dg.MetadataValue.path(str(out_dir)),
-        "mlflow_run": dg.MetadataValue.url(value["mlflow_run_url"]),
-    })
+        "model_dir": dg.MetadataValue.path(record["model_dir"]),
+        "mlflow_run": dg.MetadataValue.url(record["mlflow_run_url"]),
+    }
 
 
 def _validation_points(chosen: dict) -> list[tuple[int, float]]:

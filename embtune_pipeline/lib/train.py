@@ -16,11 +16,32 @@ import pandas as pd
 from embtune_pipeline.lib.models import load_model
 from embtune_pipeline.lib.pairs import is_real
 from embtune_pipeline.lib.progress import SILENT, Reporter, duration
+from embtune_pipeline.lib.storage import write_atomically
 from embtune_pipeline.lib.validation import ValidationScorer, ValidationSet
 
 log = logging.getLogger(__name__)
 
 LOSS_METRIC, VALIDATION_METRIC = "train_loss", "validation_ndcg@10"  # what on_metrics hears, by these names
+MODEL_RECORD = "embtune.json"  # beside a saved model: what produced it, so a rerun with the same inputs reuses it
+NOT_TRAINING = {"keep_checkpoints"}  # knobs that change no weight: outside the training key
+
+
+def training_columns(rows: pd.DataFrame) -> list[str]:
+    """The columns the trainer reads: anchor, positive, negative_1..n."""
+    return [c for c in rows.columns if c in ("anchor", "positive") or c.startswith("negative_")]
+
+
+def read_model_record(model_dir: Path) -> Optional[dict]:
+    """The record of a model already trained into model_dir, or None when there is none (not trained, or
+    interrupted before it was recorded)."""
+    record = Path(model_dir) / MODEL_RECORD
+    return json.loads(record.read_text()) if record.exists() else None
+
+
+def write_model_record(model_dir: Path, record: dict) -> None:
+    """Written last, once the model is saved and logged: its presence means the model is complete."""
+    text = json.dumps(record, indent=2)
+    write_atomically(Path(model_dir) / MODEL_RECORD, lambda tmp: tmp.write_text(text))
 
 
 @dataclass

@@ -179,3 +179,13 @@ def test_with_validation_a_checkpoint_comes_at_least_every_save_steps():
     assert validation_steps(epoch_batches=100, evaluations_per_epoch=2, save_steps=200) == 50  # as asked
     assert validation_steps(epoch_batches=1000, evaluations_per_epoch=2, save_steps=200) == 200  # not 500
     assert validation_steps(epoch_batches=1, evaluations_per_epoch=4, save_steps=200) == 1
+
+
+def test_a_model_is_reused_only_once_its_record_is_written(tmp_path):
+    from embtune_pipeline.lib.train import read_model_record, training_columns, write_model_record
+
+    assert read_model_record(tmp_path / "model") is None  # not trained, or interrupted before the record
+    write_model_record(tmp_path, {"name": "m", "steps": 3})
+    assert read_model_record(tmp_path) == {"name": "m", "steps": 3}
+    assert training_columns(_pairs().assign(source="x", negative_2="n")) == ["anchor", "positive", "negative_1",
+                                                                             "negative_2"]
