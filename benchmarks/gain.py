@@ -54,7 +54,7 @@ def main() -> None:
     import dagster as dg
 
     from embtune_pipeline.definitions import build_definitions
-    from embtune_pipeline.lib.train import MODEL_RECORD
+    from embtune_pipeline.lib.training.train import MODEL_RECORD
     from embtune_pipeline.runner import execute_retune, register_snapshot
     from embtune_pipeline.settings import load_settings
 

@@ -32,8 +32,8 @@ def main() -> None:
 
     from embtune_pipeline.assets._common import model_store
     from embtune_pipeline.lib.embeddings import measure_model
-    from embtune_pipeline.lib.evaluate import paired_comparison, summarize
-    from embtune_pipeline.lib.train import interpolate_weights
+    from embtune_pipeline.lib.evaluation.evaluate import paired_comparison, summarize
+    from embtune_pipeline.lib.training.train import interpolate_weights
     from embtune_pipeline.settings import load_settings
 
     out = args.out_dir.resolve()

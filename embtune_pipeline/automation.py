@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from embtune_pipeline.lib.snapshots import SnapshotStore, changed_fraction, read_current_documents, snapshot_key
+from embtune_pipeline.lib.data.snapshots import SnapshotStore, changed_fraction, read_current_documents, snapshot_key
 from embtune_pipeline.partitions import BASE_MODELS, RETUNE_PARTITIONS, SNAPSHOTS, retune_key
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.runner import release_dead_runs

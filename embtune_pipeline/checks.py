@@ -8,8 +8,8 @@ from embtune_pipeline.assets.evaluation import base_model_eval, eval_report
 from embtune_pipeline.assets.monitoring import eval_history
 from embtune_pipeline.assets.queries import eval_set
 from embtune_pipeline.assets.registry import index_bindings
-from embtune_pipeline.lib.monitoring import lead_verdict
-from embtune_pipeline.lib.report import verdict
+from embtune_pipeline.lib.evaluation.report import verdict
+from embtune_pipeline.lib.registry.monitoring import lead_verdict
 from embtune_pipeline.partitions import RETUNE_PARTITIONS
 from embtune_pipeline.resources.settings import SettingsResource
 

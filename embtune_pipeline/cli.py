@@ -25,7 +25,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from embtune_pipeline.lib.registry import registry_for  # light: mlflow is imported on use
+from embtune_pipeline.lib.registry.versions import registry_for  # light: mlflow is imported on use
 
 
 def _instance():
@@ -158,7 +158,7 @@ def cmd_snapshot(s, args) -> int:
 
 
 def cmd_champion(s, args) -> int:
-    from embtune_pipeline.lib.registry import CHALLENGER, CHAMPION
+    from embtune_pipeline.lib.registry.versions import CHALLENGER, CHAMPION
 
     registry = registry_for(s)
     for alias in (CHAMPION, CHALLENGER):
@@ -195,7 +195,7 @@ def cmd_rollback(s, args) -> int:
 
 
 def cmd_bind_index(s, args) -> int:
-    from embtune_pipeline.lib.registry import bind_index
+    from embtune_pipeline.lib.registry.versions import bind_index
 
     registry = registry_for(s)
     version = args.version
@@ -211,7 +211,7 @@ def cmd_bind_index(s, args) -> int:
 
 
 def cmd_indexes(s, args) -> int:
-    from embtune_pipeline.lib.registry import read_bindings, stale_indexes
+    from embtune_pipeline.lib.registry.versions import read_bindings, stale_indexes
 
     registry = registry_for(s)
     champion = registry.champion()

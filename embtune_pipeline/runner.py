@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 import dagster as dg
 
-from embtune_pipeline.lib.snapshots import Snapshot, SnapshotStore, read_current_documents
+from embtune_pipeline.lib.data.snapshots import Snapshot, SnapshotStore, read_current_documents
 from embtune_pipeline.partitions import BASE_MODELS, RETUNE_PARTITIONS, SNAPSHOTS, add_missing, retune_key
 from embtune_pipeline.settings import Settings
 

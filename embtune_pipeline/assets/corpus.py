@@ -5,9 +5,9 @@ import dagster as dg
 import pandas as pd
 
 from embtune_pipeline.assets._common import effective, optional_config, table_metadata, timed
-from embtune_pipeline.lib.chunking import snapshot_id
-from embtune_pipeline.lib.sampling import stable_sample
-from embtune_pipeline.lib.snapshots import SnapshotStore, chunk_as_configured
+from embtune_pipeline.lib.data.chunking import snapshot_id
+from embtune_pipeline.lib.data.sampling import stable_sample
+from embtune_pipeline.lib.data.snapshots import SnapshotStore, chunk_as_configured
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import SampleKnobs

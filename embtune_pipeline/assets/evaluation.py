@@ -19,10 +19,10 @@ from embtune_pipeline.assets._common import (
     table_metadata,
     timed,
 )
-from embtune_pipeline.lib.chunking import chunk_doc_ids, chunk_texts
+from embtune_pipeline.lib.data.chunking import chunk_doc_ids, chunk_texts
 from embtune_pipeline.lib.embeddings import encode_cached, model_if_needed, text_hash
-from embtune_pipeline.lib.evaluate import METRICS, compare_by_dim, evaluate_vectors, qrels_of, summarize
-from embtune_pipeline.lib.report import (
+from embtune_pipeline.lib.evaluation.evaluate import METRICS, compare_by_dim, evaluate_vectors, qrels_of, summarize
+from embtune_pipeline.lib.evaluation.report import (
     build_report,
     chart_png,
     comparison_records,

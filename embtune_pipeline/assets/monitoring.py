@@ -7,12 +7,12 @@ import dagster as dg
 import pandas as pd
 
 from embtune_pipeline.assets._common import model_store, png_markdown, records_table, rounded, table_metadata, timed
+from embtune_pipeline.lib.data.snapshots import SnapshotStore, chunk_as_configured, read_current_documents
 from embtune_pipeline.lib.embeddings import measure_model
+from embtune_pipeline.lib.evaluation.report import history_png
 from embtune_pipeline.lib.models import resolve_model_path
-from embtune_pipeline.lib.monitoring import HISTORY_COLUMNS, history_row, recommend_upgrade
-from embtune_pipeline.lib.pairs import judged_eval_set
-from embtune_pipeline.lib.report import history_png
-from embtune_pipeline.lib.snapshots import SnapshotStore, chunk_as_configured, read_current_documents
+from embtune_pipeline.lib.queries.pairs import judged_eval_set
+from embtune_pipeline.lib.registry.monitoring import HISTORY_COLUMNS, history_row, recommend_upgrade
 from embtune_pipeline.lib.storage import utc_now
 from embtune_pipeline.partitions import SNAPSHOTS, retune_key
 from embtune_pipeline.resources.mlflow import MlflowResource

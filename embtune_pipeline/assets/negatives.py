@@ -14,11 +14,11 @@ from embtune_pipeline.assets._common import (
     table_metadata,
     timed,
 )
-from embtune_pipeline.lib.chunking import chunk_doc_ids, chunk_texts, text_hash
+from embtune_pipeline.lib.data.chunking import chunk_doc_ids, chunk_texts, text_hash
 from embtune_pipeline.lib.embeddings import embedding_key, encode_cached, model_if_needed
-from embtune_pipeline.lib.mining import fill_random, mine_hard_negatives, round_trip_kept, training_rows
 from embtune_pipeline.lib.models import model_fingerprint, resolve_model_path
-from embtune_pipeline.lib.pairs import is_real
+from embtune_pipeline.lib.queries.pairs import is_real
+from embtune_pipeline.lib.training.mining import fill_random, mine_hard_negatives, round_trip_kept, training_rows
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import EmbedKnobs, MiningKnobs

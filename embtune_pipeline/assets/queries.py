@@ -5,11 +5,11 @@ import dagster as dg
 import pandas as pd
 
 from embtune_pipeline.assets._common import effective, optional_config, reporter, table_metadata, timed
-from embtune_pipeline.lib.cache import AnswerCache
-from embtune_pipeline.lib.filters import filter_queries
-from embtune_pipeline.lib.generate import DEFAULT_PROMPT, ICT, generate_queries
-from embtune_pipeline.lib.ingest import normalize_query, settle_problems
-from embtune_pipeline.lib.pairs import (
+from embtune_pipeline.lib.data.ingest import normalize_query, settle_problems
+from embtune_pipeline.lib.queries.cache import AnswerCache
+from embtune_pipeline.lib.queries.filters import filter_queries
+from embtune_pipeline.lib.queries.generate import DEFAULT_PROMPT, ICT, generate_queries
+from embtune_pipeline.lib.queries.pairs import (
     USER_PAIR_COLUMNS,
     attach_targets,
     choose_eval_set,
@@ -18,7 +18,7 @@ from embtune_pipeline.lib.pairs import (
     read_pairs_file,
     style_examples,
 )
-from embtune_pipeline.lib.pairs import (
+from embtune_pipeline.lib.queries.pairs import (
     training_pairs as build_training_pairs,
 )
 from embtune_pipeline.partitions import RETUNE_PARTITIONS

@@ -5,8 +5,8 @@ import dagster as dg
 import pandas as pd
 
 from embtune_pipeline.assets._common import table_metadata
-from embtune_pipeline.lib.evaluate import METRICS
-from embtune_pipeline.lib.registry import CHALLENGER, CHAMPION, choose_alias, read_bindings, stale_indexes
+from embtune_pipeline.lib.evaluation.evaluate import METRICS
+from embtune_pipeline.lib.registry.versions import CHALLENGER, CHAMPION, choose_alias, read_bindings, stale_indexes
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
@@ -16,8 +16,8 @@ from embtune_pipeline.resources.settings import SettingsResource
 def registered_model(context: dg.AssetExecutionContext, mlflow: MlflowResource, eval_report: dict,
                      finetuned_model: dict) -> dg.Output[dict]:
     """The tuned model as a version of the MLflow registered model, tagged with its base model, snapshot, eval
-    metrics and Dagster run, under the alias `lib.registry.choose_alias` gives it. Runs unless the promotion_gate
-    check failed as an error (the model is not better than its base)."""
+    metrics and Dagster run, under the alias `lib.registry.versions.choose_alias` gives it. Runs unless the
+    promotion_gate check failed as an error (the model is not better than its base)."""
     registry = mlflow.registry()
     base_key, snapshot = keys_of(context)
     report, model = eval_report, finetuned_model

@@ -16,8 +16,8 @@ from embtune_pipeline.assets._common import (
     reporter,
     rounded,
 )
-from embtune_pipeline.lib.report import loss_curve_png
-from embtune_pipeline.lib.train import (
+from embtune_pipeline.lib.evaluation.report import loss_curve_png
+from embtune_pipeline.lib.training.train import (
     NOT_TRAINING,
     TrainSpec,
     read_model_record,
@@ -26,7 +26,7 @@ from embtune_pipeline.lib.train import (
     training_key,
     write_model_record,
 )
-from embtune_pipeline.lib.validation import split_validation
+from embtune_pipeline.lib.training.validation import split_validation
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource

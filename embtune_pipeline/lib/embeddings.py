@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from embtune_pipeline.lib.chunking import text_hash
+from embtune_pipeline.lib.data.chunking import text_hash
 from embtune_pipeline.lib.progress import SILENT, Reporter
 
 BATCHES_PER_SHARD = 32  # texts per shard = batch_size x this: progress and a resumable encoding, in few files
@@ -119,8 +119,8 @@ def measure_model(model_path, max_seq_length: int, store: EmbeddingStore, chunks
                   eval_set: pd.DataFrame, batch_size: int = 64, dim: int | None = None) -> pd.DataFrame:
     """Per-query metrics of one model on one eval set over one chunked corpus. Vectors come from the model's
     store; the model is loaded only when something is not stored yet."""
-    from embtune_pipeline.lib.chunking import chunk_doc_ids, chunk_texts
-    from embtune_pipeline.lib.evaluate import evaluate_vectors, qrels_of
+    from embtune_pipeline.lib.data.chunking import chunk_doc_ids, chunk_texts
+    from embtune_pipeline.lib.evaluation.evaluate import evaluate_vectors, qrels_of
 
     qids, texts, gains = qrels_of(eval_set)
     corpus_hashes = chunks["chunk_hash"].tolist()

@@ -9,7 +9,7 @@ import pytest
 
 from embtune_pipeline import cli
 from embtune_pipeline.definitions import build_definitions
-from embtune_pipeline.lib.registry import ModelRegistry, bind_index
+from embtune_pipeline.lib.registry.versions import ModelRegistry, bind_index
 from embtune_pipeline.runner import execute_retune
 from embtune_pipeline.settings import load_settings
 from embtune_pipeline_tests.conftest import asset_metadata, run_pipeline

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from embtune_pipeline.lib.ingest import normalize_query
-from embtune_pipeline.lib.registry import ModelRegistry
+from embtune_pipeline.lib.data.ingest import normalize_query
+from embtune_pipeline.lib.registry.versions import ModelRegistry
 from embtune_pipeline_tests.conftest import (
     asset_metadata,
     jaguar_docs,

@@ -1,0 +1,1 @@
+"""Stage 1, the corpus: reading sources, chunking, snapshots, sampling."""

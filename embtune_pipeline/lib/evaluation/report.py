@@ -1,0 +1,159 @@
+"""The tuned-vs-base comparison as a Markdown table, a PNG chart and a JSON document."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from embtune_pipeline.lib.evaluation.evaluate import METRICS
+
+
+def comparison_rows(base: dict, tuned: dict) -> list[dict]:
+    """base/tuned: {dim label: {metric: {"mean", "ci_low", "ci_high"}}} -> one row per (dim, metric)."""
+    rows = []
+    for dim in tuned:
+        for m in METRICS:
+            b, t = base[dim][m]["mean"], tuned[dim][m]["mean"]
+            rows.append({"dim": dim, "metric": m, "base": b, "tuned": t,
+                         "change": (t - b) / b if b else float("nan"),
+                         "base_ci": (base[dim][m]["ci_low"], base[dim][m]["ci_high"]),
+                         "tuned_ci": (tuned[dim][m]["ci_low"], tuned[dim][m]["ci_high"])})
+    return rows
+
+
+def verdict(report: dict) -> str:
+    """The promotion verdict in words, the same in the UI, the gate and the terminal: a model is promotable (it
+    beats its base on real queries) or it is not, and the sentence says what happens to it."""
+    c = report["comparison"]
+    figures = (f"nDCG@10 {c['delta']:+.4f} vs base (95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}, "
+               f"{c['queries']} queries)")
+    if report["promotable"]:
+        return f"promotable: beats its base on real queries, {figures}"
+    if c["better"]:
+        return (f"not promotable: better than its base on synthetic queries only, {figures}; registered as "
+                "challenger, never champion (give real labelled queries in `eval_set` to prove a gain)")
+    on = " on synthetic queries" if report["eval_set"]["synthetic"] else ""
+    return f"not promotable: not better than its base{on}, {figures}; not registered"
+
+
+def interval(low: float, high: float) -> str:
+    """A 95% interval as every table shows it: 0.5675–0.8396."""
+    return f"{low:.4f}–{high:.4f}"
+
+
+def comparison_records(rows: list[dict]) -> list[dict]:
+    """The comparison as narrow rows (one per metric and model: base, tuned), numbers rounded, for a table the
+    asset page shows inline. A dim column only when there are several (Matryoshka)."""
+    several_dims = len({r["dim"] for r in rows}) > 1
+    out = []
+    for r in rows:
+        for side in ("base", "tuned"):
+            out.append({**({"dim": r["dim"]} if several_dims else {}), "metric": r["metric"], "model": side,
+                        "mean": round(r[side], 4), "95% CI": interval(*r[f"{side}_ci"]),
+                        "vs base": f"{r['change']:+.1%}" if side == "tuned" else ""})
+    return out
+
+
+def markdown_table(rows: list[dict], synthetic: bool) -> str:
+    lines = []
+    if synthetic:
+        lines.append("> **Eval set is synthetic** (held-out generated queries): these figures flatter the tuned "
+                     "model. Give real labelled queries (settings `eval_set`) to prove a gain.\n")
+    lines += ["| dim | metric | base | tuned | change | tuned 95% CI |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lo, hi = r["tuned_ci"]
+        lines.append(f"| {r['dim']} | {r['metric']} | {r['base']:.4f} | {r['tuned']:.4f} | {r['change']:+.1%} "
+                     f"| {lo:.4f}–{hi:.4f} |")
+    return "\n".join(lines)
+
+
+def _errors(rows: list[dict], side: str) -> list[list[float]]:
+    """matplotlib's yerr: distances from each mean down to its interval's low end and up to its high end."""
+    return [[max(0.0, r[side] - r[f"{side}_ci"][0]) for r in rows], [max(0.0, r[f"{side}_ci"][1] - r[side])
+                                                                      for r in rows]]
+
+
+def chart_png(rows: list[dict], path: Path, title: str) -> Path:
+    """Base and tuned means per metric (one panel per dimension), each bar with its 95% bootstrap interval."""
+    plt = _pyplot()
+    dims = list(dict.fromkeys(r["dim"] for r in rows))
+    fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 3.6), squeeze=False)
+    for ax, dim in zip(axes[0], dims):
+        sub = [r for r in rows if r["dim"] == dim]
+        x = range(len(sub))
+        for offset, side in ((-0.2, "base"), (0.2, "tuned")):
+            ax.bar([i + offset for i in x], [r[side] for r in sub], width=0.4, label=side,
+                   yerr=_errors(sub, side), capsize=3)
+        ax.set_xticks(list(x), [r["metric"] for r in sub])
+        ax.set_ylim(0, 1.08)  # room above 1 for the intervals' caps
+        ax.set_title(f"dim {dim} (error bars: 95% CI)")
+        ax.legend(loc="lower right")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def loss_curve_png(history: list[tuple[int, float]], validation: list[tuple[int, float]], path: Path) -> Path:
+    """Training loss by step, and the validation nDCG@10 measured along the way (step 0: the base) on a second
+    axis: where the loss still falls but validation stops rising, more training only overfits."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    if history:
+        ax.plot([s for s, _ in history], [v for _, v in history], marker=".", label="training loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    if validation:
+        ax2 = ax.twinx()
+        ax2.plot([s for s, _ in validation], [v for _, v in validation], "o--", color="tab:orange",
+                 label="validation nDCG@10")
+        ax2.set_ylabel("validation nDCG@10")
+        fig.legend(loc="upper right")
+    return _save(fig, path)
+
+
+def history_png(history, path: Path) -> Path:
+    """The champion's and its base's nDCG@10 at each re-evaluation: a closing gap means it is time to re-tune."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3))
+    x = range(len(history))
+    ax.plot(x, history["champion_ndcg@10"], marker="o", label="champion")
+    ax.plot(x, history["base_ndcg@10"], marker="s", label="its base")
+    ax.set_xticks(list(x), [str(t)[:10] for t in history["evaluated_at"]], rotation=30, fontsize=7)
+    ax.set_ylabel("nDCG@10")
+    ax.legend()
+    return _save(fig, path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def build_report(model: dict, eval_info: dict, base_by_dim: dict, tuned_by_dim: dict, comparison: dict,
+                 full_dim: str) -> dict:
+    """The JSON document other tools read: base and tuned means at full dimension, every dim, the verdict."""
+    return {
+        "model_dir": model["model_dir"],
+        "model_name": model["name"],
+        "base_model": model["base_model"],
+        "mlflow_run_id": model["mlflow_run_id"],
+        "training_pairs": model["training_pairs"],
+        "eval_set": eval_info,
+        "base": {m: base_by_dim[full_dim][m]["mean"] for m in METRICS},
+        "finetuned": {m: tuned_by_dim[full_dim][m]["mean"] for m in METRICS},
+        "by_dim": {dim: {"base": base_by_dim[dim], "finetuned": tuned_by_dim[dim]} for dim in tuned_by_dim},
+        "comparison": comparison,
+        "promotable": bool(comparison["better"]) and not eval_info["synthetic"],
+    }

@@ -1,0 +1,1 @@
+"""Stage 5, the registry: MLflow tracking, model versions and aliases, index bindings, monitoring decisions."""

@@ -1,0 +1,1 @@
+"""Stage 3, training: hard-negative mining, the validation split, the trainer."""

@@ -1,0 +1,106 @@
+"""Hard negatives mined with the base model, with false-negative protection."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from embtune_pipeline.lib.evaluation.retrieval import top_k
+
+
+def mine_hard_negatives(
+    query_vecs: np.ndarray,
+    positive_scores: np.ndarray,
+    corpus_vecs: np.ndarray,
+    chunk_docs: list[list[str]],
+    known_positives: list[set[str]],
+    rank_start: int,
+    rank_end: int,
+    relative_margin: float,
+    per_query: int,
+) -> tuple[list[list[int]], dict[str, int]]:
+    """Per pair, up to `per_query` corpus rows to use as negatives, hardest first.
+
+    Candidates come from ranks [rank_start, rank_end) of the base model's ranking: the very top is skipped
+    because it holds unlabelled positives more often than true negatives. A candidate is dropped when it belongs
+    to a known positive document of that query, or when it scores within `relative_margin` of the positive
+    (score > (1 - margin) * positive score): too close to call a negative.
+    """
+    stats: Counter = Counter()
+    if per_query == 0 or len(query_vecs) == 0:
+        return [[] for _ in range(len(query_vecs))], dict(stats)
+    scores, rows = top_k(query_vecs, corpus_vecs, rank_end)
+    out = []
+    for i in range(len(query_vecs)):
+        ceiling = (1.0 - relative_margin) * float(positive_scores[i])
+        picked = []
+        for score, row in zip(scores[i][rank_start:], rows[i][rank_start:]):
+            if row < 0:
+                continue
+            if known_positives[i].intersection(chunk_docs[row]):
+                stats["skipped_known_positive"] += 1
+                continue
+            if score > ceiling:
+                stats["skipped_within_margin"] += 1
+                continue
+            picked.append(int(row))
+            if len(picked) == per_query:
+                break
+        if not picked:
+            stats["pairs_without_negative"] += 1
+        out.append(picked)
+    stats["negatives"] = sum(len(p) for p in out)
+    return out, dict(stats)
+
+
+def round_trip_kept(query_vecs: np.ndarray, corpus_vecs: np.ndarray, chunk_docs: list[list[str]],
+                    known_positives: list[set[str]], k: int) -> np.ndarray:
+    """Round-trip filter: True where one of the query's positive documents is in the base model's top k. A
+    generated query its own passage does not answer, as the base model sees it, is more often noise than signal."""
+    if k <= 0 or len(query_vecs) == 0:
+        return np.ones(len(query_vecs), dtype=bool)
+    _, rows = top_k(query_vecs, corpus_vecs, k)
+    return np.array([any(r >= 0 and positives.intersection(chunk_docs[r]) for r in row)
+                     for row, positives in zip(rows, known_positives)], dtype=bool)
+
+
+def fill_random(negatives: list[list[int]], known_positives: list[set[str]], chunk_docs: list[list[str]],
+                per_query: int, seed: int) -> tuple[int, int]:
+    """Top up pairs short of negatives with random chunks (never a known positive), so every training row has
+    the same shape; returns (negatives added, pairs that got one). A random negative is an easy one: many of
+    them mean the rank window found too few candidates."""
+    rng = np.random.default_rng(seed)
+    added = pairs = 0
+    n = len(chunk_docs)
+    for picked, positives in zip(negatives, known_positives):
+        tries, before = 0, len(picked)
+        while len(picked) < per_query and tries < 50 and n > 1:
+            tries += 1
+            row = int(rng.integers(0, n))
+            if row in picked or positives.intersection(chunk_docs[row]):
+                continue
+            picked.append(row)
+            added += 1
+        pairs += len(picked) > before
+    return added, pairs
+
+
+def training_rows(pairs: pd.DataFrame, negatives: list[list[int]], positive_scores: np.ndarray,
+                  chunk_texts: list[str], chunk_ids: list[str], per_query: int) -> pd.DataFrame:
+    """The trainer's rows: anchor, positive, negative_1..n (texts), then what each row came from (the mined
+    chunk ids, the positive's document, source, provenance, the base model's positive score). A pair short of
+    `per_query` negatives is dropped: every row has the same shape."""
+    complete = np.array([len(n) >= per_query for n in negatives], dtype=bool)
+    kept = pairs[complete]
+    picked = [n for n, ok in zip(negatives, complete) if ok]
+    rows = pd.DataFrame({"anchor": kept["query"].values, "positive": kept["positive"].values})
+    for j in range(per_query):
+        rows[f"negative_{j + 1}"] = [chunk_texts[n[j]] for n in picked]
+    rows["mined_chunk_ids"] = [[str(chunk_ids[i]) for i in n] for n in picked]
+    rows["positive_doc_id"] = kept["positive_doc_id"].values
+    rows["source"] = kept["source"].values
+    rows["provenance"] = kept["provenance"].values
+    rows["positive_score"] = positive_scores[complete]
+    return rows

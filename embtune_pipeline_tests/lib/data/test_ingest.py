@@ -1,0 +1,187 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from embtune_pipeline.lib.data.ingest import read_documents, read_pairs, settle_problems
+from embtune_pipeline.lib.errors import InputError
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_jsonl_reads_documents(tmp_path):
+    f = tmp_path / "c.jsonl"
+    f.write_text(json.dumps({"id": "a", "title": "T", "text": "alpha"}) + "\n\n" +
+                 json.dumps({"id": "b", "text": "beta"}) + "\n")
+    docs, problems = read_documents(f, "jsonl")
+    assert problems == []
+    assert docs["doc_id"].tolist() == ["a", "b"]
+    assert docs["provenance"].iloc[1].endswith("c.jsonl:line 3")
+
+
+def test_bad_rows_are_named_by_file_and_line(tmp_path):
+    f = tmp_path / "c.jsonl"
+    f.write_text("\n".join([
+        json.dumps({"id": "a", "text": "ok"}),
+        '{"id": "b", "text": ',                       # malformed
+        json.dumps({"id": "c", "text": "  "}),          # empty text
+        json.dumps({"id": "a", "text": "again"}),       # duplicate id
+        json.dumps({"id": "d"}),                        # missing field
+    ]) + "\n")
+    docs, problems = read_documents(f, "jsonl")
+    assert docs["doc_id"].tolist() == ["a"]
+    found = {(p.row, p.problem.split(" (")[0].split(" for ")[0]) for p in problems}
+    assert found == {("line 2", "malformed JSON"), ("line 3", "empty text"),
+                     ("line 4", "duplicate id 'a'"), ("line 5", "missing field 'text'")}
+    with pytest.raises(InputError) as err:
+        settle_problems(problems, "error", None)
+    message = str(err.value)
+    assert f"{f}, line 2: malformed JSON" in message
+    assert "duplicate id 'a' (first seen at line 1)" in message
+
+
+def test_quarantine_keeps_the_rows_aside(tmp_path):
+    f = tmp_path / "c.jsonl"
+    f.write_text(json.dumps({"id": "a", "text": ""}) + "\n")
+    _, problems = read_documents(f, "jsonl")
+    q = tmp_path / "quarantine" / "corpus.jsonl"
+    assert settle_problems(problems, "quarantine", q) == 1
+    assert json.loads(q.read_text())["row"] == "line 1"
+
+
+def test_missing_column_and_missing_file(tmp_path):
+    f = tmp_path / "c.csv"
+    f.write_text("id,body\n1,hello\n")
+    with pytest.raises(InputError, match=r"missing column\(s\) \['text'\]"):
+        read_documents(f, "csv")
+    with pytest.raises(InputError, match="file not found"):
+        read_documents(tmp_path / "nope.jsonl", "jsonl")
+
+
+def test_csv_parquet_and_custom_columns(tmp_path):
+    df = pd.DataFrame({"key": ["x", "y"], "heading": ["H1", "H2"], "body": ["one", "two"]})
+    df.to_parquet(tmp_path / "c.parquet")
+    docs, _ = read_documents(tmp_path / "c.parquet", "parquet", "key", "heading", "body")
+    assert docs[["doc_id", "title", "text"]].values.tolist() == [["x", "H1", "one"], ["y", "H2", "two"]]
+    (tmp_path / "c.csv").write_text("key,body\nx,one\ny,two,extra\n")
+    docs, problems = read_documents(tmp_path / "c.csv", "csv", "key", None, "body")
+    assert docs["doc_id"].tolist() == ["x"]
+    assert problems[0].row == "line 3" and "expected 2 fields" in problems[0].problem
+
+
+def test_directory_of_text_and_markdown(tmp_path):
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    (tmp_path / "docs" / "a.md").write_text("# Jaguar setup\n\nPlug it in.")
+    (tmp_path / "docs" / "sub" / "b.txt").write_text("Plain text.")
+    (tmp_path / "docs" / "ignored.png").write_bytes(b"\x89PNG")
+    docs, _ = read_documents(tmp_path / "docs", "dir")
+    assert docs["doc_id"].tolist() == ["a.md", "sub/b.txt"]
+    assert docs["title"].tolist() == ["Jaguar setup", "b"]
+
+
+def test_python_docs_demo_corpus_is_built_from_stdlib():
+    docs, problems = read_documents(None, "python-docs", modules=["json"])
+    assert not problems and "json.dumps" in set(docs["doc_id"])
+
+
+def test_pairs_from_beir_and_from_files(jaguar_beir, tmp_path):
+    pairs, problems = read_pairs(jaguar_beir, "beir", split="test")
+    assert not problems and len(pairs) > 0 and pairs["doc_id"].notna().all()
+    f = tmp_path / "clicks.csv"
+    f.write_text("query,doc_id\nreset jaguar,jaguar-x1-reset\n,jaguar-x1-reset\n")
+    pairs, problems = read_pairs(f, "csv")
+    assert pairs["query"].tolist() == ["reset jaguar"]
+    assert problems[0].row == "line 3" and "empty query" in problems[0].problem
+
+
+def test_encoding_problems_are_named_by_line(tmp_path):
+    f = tmp_path / "c.jsonl"
+    f.write_bytes(b'\xef\xbb\xbf{"id": "a", "text": "bom first"}\n{"id": "b", "text": "caf\xe9"}\n')
+    docs, problems = read_documents(f, "jsonl")
+    assert docs["doc_id"].tolist() == ["a"]
+    assert problems[0].row == "line 2" and problems[0].problem.startswith("not valid UTF-8")
+    c = tmp_path / "c.csv"
+    c.write_bytes(b"\xef\xbb\xbfid,text\nx," + b"long " * 40000 + b"\n")  # BOM, and a field over 128 KiB
+    docs, problems = read_documents(c, "csv")
+    assert docs["doc_id"].tolist() == ["x"] and not problems
+
+
+def test_a_missing_score_column_is_one_clear_error(tmp_path):
+    f = tmp_path / "clicks.csv"
+    f.write_text("query,doc_id\nq,d\n")
+    with pytest.raises(InputError, match=r"missing column\(s\) \['clicked'\]"):
+        read_pairs(f, "csv", score_column="clicked")
+
+
+def _csv_with(tmp_path, rows: list[str]) -> Path:
+    f = tmp_path / "docs.csv"
+    f.write_text("id,title,text\n" + "".join(r + "\n" for r in rows))
+    return f
+
+
+def test_a_stray_quote_never_swallows_rows_silently(tmp_path):
+    """Found by a probe: a quote closed 40 lines later merged 40 rows into one text (110 of 150 kept), and a
+    quote never closed kept 60 of 150, both with exit 0 under bad_rows: error."""
+    rows = [f"{i},Title {i},Text of document {i}." for i in range(1, 151)]
+    closed_later = rows.copy()
+    closed_later[59] = '60,Title 60,"Text of document 60 with a stray quote.'
+    closed_later[99] = '100,Title 100,Text of document 100."'
+    docs, problems = read_documents(_csv_with(tmp_path, closed_later), "csv")
+    assert len(docs) == 109 and len(problems) == 1 and "holds 40 line(s)" in problems[0].problem
+    with pytest.raises(InputError, match=r"line 61: a quoted field opened on this line runs to line 101"):
+        settle_problems(problems, "error", None)  # bad_rows: error fails, naming the line
+    never_closed = rows.copy()
+    never_closed[89] = '90,Title 90,"Text of document 90 never closed.'
+    with pytest.raises(InputError, match=r"line 91: unreadable CSV \(unexpected end of data\)"):
+        read_documents(_csv_with(tmp_path, never_closed), "csv")
+    into_next = rows.copy()
+    into_next[9] = '10,"Title 10" and more,Text of document 10.'
+    with pytest.raises(InputError, match=r"line 11: unreadable CSV"):
+        read_documents(_csv_with(tmp_path, into_next), "csv")
+
+
+def test_a_quoted_text_over_several_lines_is_still_one_document(tmp_path):
+    docs, problems = read_documents(_csv_with(tmp_path, [
+        '1,Reset,"Hold the button.\nThe light blinks, then stops.\nDone, ""really"" done."', "2,Pair,Use the code."]),
+        "csv")
+    assert problems == [] and docs["doc_id"].tolist() == ["1", "2"]
+    assert docs["text"].iloc[0].count("\n") == 2 and '"really"' in docs["text"].iloc[0]
+
+
+def test_text_that_is_not_text_is_a_named_row_problem(tmp_path):
+    """Parquet float or list text became "0.0" / "['The', ...]" documents."""
+    pd.DataFrame({"id": ["a", "b"], "text": [0.0, None]}).to_parquet(tmp_path / "floats.parquet")
+    pd.DataFrame({"id": ["c", "d"], "text": [["The", "list"], None]}).to_parquet(tmp_path / "lists.parquet")
+    for name, kind in (("floats", "float 0.0"), ("lists", "list ['The', 'list']")):
+        docs, problems = read_documents(tmp_path / f"{name}.parquet", "parquet")
+        assert docs.empty and len(problems) == 2
+        assert problems[0].row == "row 1" and problems[0].problem.startswith(f"field 'text' holds {kind}")
+        assert problems[0].problem.endswith("not text") and "empty text" in problems[1].problem
+
+
+def test_a_document_over_the_size_limit_is_named(tmp_path):
+    f = write_rows(tmp_path / "docs.jsonl", [{"id": "big", "text": "x" * 5_000}, {"id": "ok", "text": "fine"}])
+    docs, problems = read_documents(f, "jsonl", max_chars=1_000)
+    assert docs["doc_id"].tolist() == ["ok"]
+    assert "document 'big' has 5,000 characters, over corpus.max_document_chars (1,000)" in problems[0].problem
+
+
+def test_a_field_missing_from_every_row_is_one_message(tmp_path):
+    f = write_rows(tmp_path / "docs.jsonl", [{"id": str(i), "body": "text"} for i in range(150)])
+    with pytest.raises(InputError) as e:
+        read_documents(f, "jsonl")
+    assert len(e.value.problems) == 1 and "no row has the field 'text' (150 rows read)" in str(e.value)
+
+
+def test_a_data_dir_that_is_a_file_is_a_named_settings_error(tmp_path):
+    from embtune_pipeline.settings import SettingsError, load_settings
+
+    (tmp_path / "data").write_text("not a folder")
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("data_dir: ./data\ncorpus: {format: python-docs}\n")
+    with pytest.raises(SettingsError, match=r"data_dir: .*data is a file"):
+        load_settings(settings)

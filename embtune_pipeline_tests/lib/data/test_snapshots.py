@@ -1,0 +1,30 @@
+import pandas as pd
+import pytest
+
+from embtune_pipeline.lib.data.snapshots import SnapshotStore, changed_fraction, snapshot_key
+
+
+def docs(texts: dict) -> pd.DataFrame:
+    return pd.DataFrame({"doc_id": list(texts), "title": "", "text": list(texts.values()), "provenance": "f.jsonl"})
+
+
+def test_the_key_names_content_not_order_and_the_fraction_counts_edits_additions_and_removals():
+    a = docs({"1": "alpha", "2": "beta", "3": "gamma", "4": "delta"})
+    assert snapshot_key(a) == snapshot_key(a.iloc[::-1])
+    edited = docs({"1": "alpha", "2": "beta!", "3": "gamma", "4": "delta"})
+    assert snapshot_key(edited) != snapshot_key(a)
+    assert changed_fraction(a, edited) == 0.25
+    assert changed_fraction(a, docs({"1": "alpha", "2": "beta", "3": "gamma", "4": "delta", "5": "new"})) == 0.2
+    assert changed_fraction(a, docs({"1": "alpha", "2": "beta"})) == 0.5
+    assert changed_fraction(a, a) == 0.0
+
+
+def test_a_registered_snapshot_is_frozen_and_reloadable(tmp_path):
+    store = SnapshotStore(lambda key: tmp_path / "snapshots" / f"{key}.parquet")
+    first = store.register(docs({"1": "alpha"}), quarantined=2, source="corpus.jsonl")
+    assert first.new and store.exists(first.key)
+    assert store.load(first.key)["text"].tolist() == ["alpha"]
+    assert store.info(first.key)["quarantined_rows"] == 2
+    assert not store.register(docs({"1": "alpha"})).new
+    with pytest.raises(FileNotFoundError, match="corpus snapshot nope is not registered"):
+        store.load("nope")

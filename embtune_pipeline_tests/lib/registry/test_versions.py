@@ -1,0 +1,100 @@
+"""MLflow registry aliases, rollback, and index bindings, against a real local MLflow store."""
+
+from pathlib import Path
+
+import pytest
+
+from embtune_pipeline.lib.registry.versions import ModelRegistry, bind_index, read_bindings, stale_indexes
+
+
+def logged_run(registry: ModelRegistry, model_dir, name: str) -> tuple[str, str]:
+    """A training run that logged `model_dir` with the sentence_transformers flavor: (run id, model URI)."""
+    from embtune_pipeline.lib.registry.tracking import Tracker
+
+    artifacts = Path(registry.tracking_uri.removeprefix("sqlite:///")).with_name("artifacts")  # beside the store
+    tracker = Tracker(registry.tracking_uri, "test", artifacts)
+    logged = tracker.finish_training(tracker.start_training(name, {}, {}), model_dir, {}, {})
+    return logged.run_id, logged.model_uri
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", "embtune", "http://mlflow.local")
+
+
+def test_versions_are_tagged_and_aliases_move_and_roll_back(registry, tiny_model):
+    v1 = registry.register(*logged_run(registry, tiny_model, "m1"), {"base_model": "minilm", "tuned_ndcg@10": 0.7})
+    v2 = registry.register(*logged_run(registry, tiny_model, "m2"), {"base_model": "minilm", "tuned_ndcg@10": 0.72})
+    assert (v1.version, v2.version) == ("1", "2")
+    assert v1.tags == {"base_model": "minilm", "tuned_ndcg_at_10": "0.7"}
+    assert registry.champion() is None
+
+    assert registry.promote(v1.version) is None
+    registry.set_challenger(v2.version)
+    assert registry.champion().version == "1" and registry.by_alias("challenger").version == "2"
+
+    assert registry.promote(v2.version) == "1"
+    assert registry.champion().version == "2"
+    assert registry.by_alias("challenger") is None  # the challenger won
+    assert registry.get("2").tags["previous_champion"] == "1"
+
+    assert registry.rollback() == ("2", "1")
+    assert registry.champion().version == "1"
+    assert "rolled_back_at" in registry.get("2").tags
+    with pytest.raises(ValueError, match="replaced no earlier version"):
+        registry.rollback()
+    assert registry.version_url("2") == "http://mlflow.local/#/models/embtune/versions/2"
+
+
+def test_the_champion_loads_with_mlflow_and_locally(registry, tmp_path, tiny_model):
+    import shutil
+
+    import mlflow
+
+    trained = tmp_path / "m1"
+    shutil.copytree(tiny_model, trained)
+    version = registry.register(*logged_run(registry, trained, "m1"), {"model_dir": str(trained)})
+    registry.promote(version.version)
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    served = mlflow.sentence_transformers.load_model("models:/embtune@champion")
+    assert served.encode(["reset the Jaguar X1"]).shape == (1, 32)
+    assert mlflow.pyfunc.load_model("models:/embtune@champion").predict(["reset the Jaguar X1"]).shape == (1, 32)
+
+    assert registry.local_dir(version, tmp_path / "dl") == str(trained)
+    shutil.rmtree(trained)  # the training machine's copy is gone
+    fetched = registry.local_dir(version, tmp_path / "dl")
+    assert fetched == str(tmp_path / "dl" / "embtune-v1") and (tmp_path / "dl" / "embtune-v1" / "modules.json").exists()
+    assert [p.name for p in (tmp_path / "dl").iterdir()] == ["embtune-v1"]  # the download folder is cleaned up
+
+
+def test_index_bindings_flag_indexes_left_on_an_older_version(tmp_path):
+    path = tmp_path / "index_bindings.json"
+    assert read_bindings(path) == {}
+    bind_index(path, "docs-prod", "embtune", "1")
+    bind_index(path, "docs-staging", "embtune", "2")
+    bind_index(path, "other", "another-model", "9")
+    assert set(read_bindings(path)) == {"docs-prod", "docs-staging", "other"}
+    assert stale_indexes(read_bindings(path), "embtune", "2") == {"docs-prod": "1"}
+    bind_index(path, "docs-prod", "embtune", "2")  # re-embedded
+    assert stale_indexes(read_bindings(path), "embtune", "2") == {}
+    assert stale_indexes(read_bindings(path), "embtune", None) == {}
+    with pytest.raises(ValueError, match="index name"):
+        bind_index(path, " ", "embtune", "2")
+    path.write_text("{broken")
+    with pytest.raises(ValueError, match="index_bindings.json: not valid JSON"):
+        read_bindings(path)
+
+
+@pytest.mark.parametrize("version,promotable,synthetic,champion,champion_base,alias,why", [
+    (1, True, False, None, None, "champion", "beats its base"),  # the first promotable version
+    (3, True, False, 2, "minilm", "champion", "beats its base"),  # same base as the champion
+    (3, True, False, 2, "bge", "challenger", "another base model (bge)"),  # a base switch is a person's call
+    (3, False, True, 2, "minilm", "challenger", "synthetic queries only, so it is never champion"),
+    (3, False, False, None, None, "challenger", "did not beat its base"),
+    (2, True, False, 3, "minilm", "(unchanged)", "older than champion v3"),  # a backfill never takes it back
+])
+def test_the_alias_rule(version, promotable, synthetic, champion, champion_base, alias, why):
+    from embtune_pipeline.lib.registry.versions import choose_alias
+
+    chosen, reason = choose_alias(version, promotable, synthetic, "minilm", champion, champion_base)
+    assert chosen == alias and why in reason

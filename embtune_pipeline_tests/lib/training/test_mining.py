@@ -1,0 +1,66 @@
+import numpy as np
+
+from embtune_pipeline.lib.training.mining import fill_random, mine_hard_negatives, round_trip_kept
+
+
+def _unit(v):
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _corpus(scores):
+    """Unit vectors whose inner product with the query e0 is exactly the given score."""
+    return _unit([[s, np.sqrt(1 - s * s), 0] for s in scores])
+
+
+def test_window_skips_the_top_and_margin_protects_likely_positives():
+    # rows ranked by score with query e0: 0.95, 0.9, 0.8, 0.7, 0.6, 0.5
+    scores = [0.5, 0.95, 0.7, 0.9, 0.6, 0.8]
+    corpus = _corpus(scores)
+    query = _unit([[1, 0, 0]])
+    docs = [[f"d{i}"] for i in range(len(scores))]
+    # positive scores 0.84: margin 0.05 -> ceiling 0.798; rank_start=1 skips 0.95
+    negs, stats = mine_hard_negatives(query, np.array([0.84]), corpus, docs, [set()], rank_start=1, rank_end=6,
+                                      relative_margin=0.05, per_query=2)
+    assert negs == [[2, 4]]  # 0.7 and 0.6: 0.9 and 0.8 are within the margin of 0.84
+    assert stats["skipped_within_margin"] == 2
+
+
+def test_known_positives_are_never_negatives():
+    corpus = _corpus([0.9, 0.8, 0.7])
+    negs, stats = mine_hard_negatives(_unit([[1, 0, 0]]), np.array([1.0]), corpus, [["a"], ["b"], ["c"]],
+                                      [{"a", "b"}], rank_start=0, rank_end=3, relative_margin=0.0, per_query=1)
+    assert negs == [[2]] and stats["skipped_known_positive"] == 2
+
+
+def test_fill_random_tops_up_without_positives():
+    negs = [[], [1]]
+    added, pairs = fill_random(negs, [{"d0"}, set()], [["d0"], ["d1"], ["d2"]], per_query=2, seed=0)
+    assert (added, pairs) == (3, 2) and all(len(n) == 2 for n in negs) and 0 not in negs[0]
+    assert fill_random([[1, 2]], [set()], [["d0"], ["d1"], ["d2"]], per_query=2, seed=0) == (0, 0)
+
+
+def test_the_round_trip_filter_keeps_queries_whose_own_document_the_base_model_finds():
+    corpus = np.eye(4, dtype=np.float32)
+    docs = [["a"], ["b"], ["c"], ["d"]]
+    queries = np.array([[1, 0.1, 0, 0], [0.9, 0.5, 0, 0], [0.2, 0.1, 0.05, 1]], dtype=np.float32)
+    positives = [{"a"}, {"b"}, {"c"}]
+    assert round_trip_kept(queries, corpus, docs, positives, 1).tolist() == [True, False, False]
+    assert round_trip_kept(queries, corpus, docs, positives, 2).tolist() == [True, True, False]
+    assert round_trip_kept(queries, corpus, docs, positives, 0).tolist() == [True, True, True]
+
+
+def test_training_rows_keep_complete_pairs_with_their_negatives_and_origin():
+    import pandas as pd
+
+    from embtune_pipeline.lib.training.mining import training_rows
+
+    pairs = pd.DataFrame({"query": ["q1", "q2", "q3"], "positive": ["p1", "p2", "p3"],
+                          "positive_doc_id": ["d1", "d2", "d3"], "source": ["synthetic", "qa_pairs", "synthetic"],
+                          "provenance": ["a", "b", "c"]})
+    rows = training_rows(pairs, [[2, 0], [1], [0, 1]], np.array([0.9, 0.8, 0.7]), ["t0", "t1", "t2"],
+                         ["c0", "c1", "c2"], per_query=2)
+    assert rows["anchor"].tolist() == ["q1", "q3"]  # q2 had one negative of two: dropped
+    assert rows["negative_1"].tolist() == ["t2", "t0"] and rows["negative_2"].tolist() == ["t0", "t1"]
+    assert rows["mined_chunk_ids"].tolist() == [["c2", "c0"], ["c0", "c1"]]
+    assert rows["positive_score"].tolist() == [0.9, 0.7] and rows["source"].tolist() == ["synthetic", "synthetic"]

@@ -1,0 +1,191 @@
+import pandas as pd
+import pytest
+import torch
+
+from embtune_pipeline.lib.models import load_model
+from embtune_pipeline.lib.training.train import (
+    TrainSpec,
+    interpolate_weights,
+    train_model,
+    training_data,
+    training_key,
+    validation_steps,
+)
+
+
+def _pairs(n=24):
+    return pd.DataFrame({
+        "anchor": [f"how do I reset jaguar {i}" for i in range(n)],
+        "positive": [f"Jaguar {i} resets when the button is held for {i} seconds." for i in range(n)],
+        "negative_1": [f"The Ocelot {i} battery lasts {i} hours." for i in range(n)],
+    })
+
+
+def _spec(tiny_model, **kw) -> TrainSpec:
+    args = dict(epochs=1, batch_size=8, learning_rate=1e-3, warmup_ratio=0.0, lora_rank=4, save_steps=2, seed=0)
+    return TrainSpec(tiny_model, 32, **{**args, **kw})
+
+
+def _train(tiny_model, tmp_path, **kw):
+    return train_model(_spec(tiny_model, **kw), _pairs(), tmp_path / "model", tmp_path / "ckpt")
+
+
+def test_training_saves_a_loadable_model_that_changed(tiny_model, tmp_path):
+    result = _train(tiny_model, tmp_path, matryoshka_dims=[16, 8])
+    assert result.steps == 3 and result.loss_history and result.used == {"batch_size": 8, "save_steps": 2}
+    small = train_model(_spec(tiny_model, batch_size=64), _pairs(), tmp_path / "small", tmp_path / "ckpt-small")
+    assert small.used["batch_size"] == 24  # never larger than the data: what MLflow logs as used_batch_size
+    base, tuned = load_model(tiny_model), load_model(result.model_dir)
+    a, b = base.encode(["jaguar reset"]), tuned.encode(["jaguar reset"])
+    assert a.shape == b.shape == (1, 32) and abs(a - b).max() > 1e-4
+    assert (tmp_path / "ckpt" / "checkpoint-2").is_dir()
+
+
+def test_training_reports_progress_and_live_metrics(tiny_model, tmp_path):
+    from embtune_pipeline.lib.progress import Reporter
+    from embtune_pipeline.lib.training.validation import split_validation
+
+    split = split_validation(_pairs(120).assign(source="qa_pairs"), 0.25, 100, 10, 80, seed=0)
+    lines, metrics = [], []
+    result = train_model(_spec(tiny_model, save_steps=100), split.train_rows[["anchor", "positive", "negative_1"]],
+                         tmp_path / "model", tmp_path / "ckpt", split.validation, Reporter(lines.append, every=0),
+                         on_metrics=lambda step, m: metrics.append((step, m)))
+    assert len(lines) == result.steps and lines[0].startswith(f"training step 1/{result.steps} ")
+    assert lines[-1].startswith(f"training step {result.steps}/{result.steps} (100%), epoch 1.00, loss ")
+    assert "validation nDCG@10 0." in lines[-1] and "ETA" in lines[0] and "ETA" not in lines[-1]
+    assert metrics[0] == (0, {"validation_ndcg@10": result.validation["base_score"]})  # the base, before step 1
+    losses = [(s, m["train_loss"]) for s, m in metrics if "train_loss" in m]
+    assert losses == result.loss_history
+    assert [(s, m["validation_ndcg@10"]) for s, m in metrics[1:] if "validation_ndcg@10" in m] == \
+        result.validation["scores"]
+
+
+def test_a_rerun_resumes_from_the_last_checkpoint(tiny_model, tmp_path):
+    _train(tiny_model, tmp_path)
+    again = _train(tiny_model, tmp_path)
+    assert again.resumed_from and again.resumed_from.endswith("checkpoint-3")
+
+
+def test_lora_is_merged_into_a_plain_model(tiny_model, tmp_path):
+    result = _train(tiny_model, tmp_path, lora=True)
+    files = {p.name for p in result.model_dir.rglob("*")}
+    assert "adapter_config.json" not in files
+    tuned = load_model(result.model_dir)
+    assert not any("lora" in n for n, _ in tuned.named_parameters())
+    assert abs(tuned.encode(["x"]) - load_model(tiny_model).encode(["x"])).max() > 1e-5
+
+
+def test_training_key_changes_with_inputs():
+    p = _pairs()
+    k = training_key(p, {"epochs": 1}, "fp", 64)
+    assert k == training_key(p.copy(), {"epochs": 1}, "fp", 64)
+    others = [training_key(p, {"epochs": 2}, "fp", 64), training_key(p.head(3), {"epochs": 1}, "fp", 64),
+              training_key(p, {"epochs": 1}, "other-base", 64), training_key(p, {"epochs": 1}, "fp", 128)]
+    assert len({k, *others}) == 5  # each input changes the key, and no two changes give the same one
+
+
+def test_interpolated_weights_lie_between_base_and_tuned(tiny_model, tmp_path):
+    tuned = load_model(tiny_model)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(1.0)
+    tuned.save(str(tmp_path / "tuned"))
+    half = load_model(interpolate_weights(tiny_model, tmp_path / "tuned", 0.25, tmp_path / "mix"))
+    base = load_model(tiny_model)
+    for (name, b), m in zip(base.state_dict().items(), half.state_dict().values()):
+        if b.is_floating_point():
+            assert torch.allclose(m, b + 0.25, atol=1e-5), name
+    with pytest.raises(ValueError, match="alpha"):
+        interpolate_weights(tiny_model, tmp_path / "tuned", 1.5, tmp_path / "bad")
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_validation_keeps_the_best_checkpoint_and_ratio(tiny_model, tmp_path, lora):
+    from embtune_pipeline.lib.training.validation import split_validation
+
+    rows = _pairs(120).assign(source="qa_pairs")
+    split = split_validation(rows, 0.25, 100, 10, 80, seed=0)
+    spec = _spec(tiny_model, epochs=2, lora=lora, save_steps=100, interpolation_alphas=(0.5, 0.0))
+    result = train_model(spec, split.train_rows[["anchor", "positive", "negative_1"]], tmp_path / "model",
+                         tmp_path / "ckpt", validation=split.validation)
+    chosen = result.validation
+    scores = dict(chosen["scores"])
+    assert len(scores) == 4 and max(scores) == result.steps  # two per epoch, the last at the end
+    assert scores[chosen["best_step"]] == max(scores.values())
+    assert abs(chosen["alpha_scores"]["1.0"] - scores[chosen["best_step"]]) < 1e-4  # the best checkpoint loaded
+    assert set(chosen["alpha_scores"]) == {"1.0", "0.5", "0.0"}
+    assert chosen["alpha_scores"][str(chosen["alpha"])] == max(chosen["alpha_scores"].values())
+    from embtune_pipeline.lib.training.validation import ValidationScorer
+
+    # alpha 0 is the base: its reused score is what the untouched base model scores
+    base = ValidationScorer(split.validation).score(load_model(tiny_model, max_seq_length=32))
+    assert abs(chosen["alpha_scores"]["0.0"] - base) < 1e-4 and chosen["base_score"] == chosen["alpha_scores"]["0.0"]
+    # the saved model is the chosen one: it scores what the selection said
+    saved = ValidationScorer(split.validation).score(load_model(result.model_dir, max_seq_length=32))
+    assert abs(saved - chosen["alpha_scores"][str(chosen["alpha"])]) < 1e-4
+
+
+@pytest.mark.parametrize("loss_name,mini_batch_size", [("gist", 0), ("gist", 4), ("mnrl", 4)])
+def test_guided_and_cached_losses_train(tiny_model, tmp_path, loss_name, mini_batch_size):
+    result = _train(tiny_model, tmp_path, loss=loss_name, mini_batch_size=mini_batch_size,
+                    matryoshka_dims=[16])
+    assert result.steps == 3 and all(loss == loss for _, loss in result.loss_history)  # no NaN
+    tuned = load_model(result.model_dir)
+    assert abs(tuned.encode(["jaguar reset"]) - load_model(tiny_model).encode(["jaguar reset"])).max() > 1e-4
+
+
+def test_an_unknown_loss_is_refused(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="unknown loss 'triplet'"):
+        _train(tiny_model, tmp_path, loss="triplet")
+
+
+def _mixed(n_real, n_synthetic):
+    real = _pairs(n_real).assign(source="qa_pairs")
+    synthetic = pd.DataFrame({
+        "anchor": [f"what does the Ocelot manual say about page {i}" for i in range(n_synthetic)],
+        "positive": [f"Page {i} of the Ocelot manual covers charging." for i in range(n_synthetic)],
+        "negative_1": [f"Page {i} of the Lynx manual covers storage." for i in range(n_synthetic)],
+    }).assign(source="synthetic")
+    return pd.concat([real, synthetic], ignore_index=True)
+
+
+def test_balanced_data_takes_as_many_synthetic_batches_as_real_ones():
+    data, batches, pairs = training_data(_mixed(40, 200), batch_size=8, balance_sources=True)
+    assert set(data) == {"real", "synthetic"} and len(data["real"]) == 40 and len(data["synthetic"]) == 200
+    assert (batches, pairs) == (10, 80)
+    assert "source" not in data["real"].column_names  # the loss sees text columns only
+    # unbalanced, or more real pairs than synthetic: one dataset, every pair in every epoch
+    assert training_data(_mixed(40, 200), 8, balance_sources=False)[1:] == (30, 240)
+    whole, batches, pairs = training_data(_mixed(200, 40), 8, balance_sources=True)
+    assert len(whole) == 240 and (batches, pairs) == (30, 240)
+
+
+def test_balanced_training_is_paced_by_the_real_pairs(tiny_model, tmp_path):
+    from embtune_pipeline.lib.training.validation import split_validation
+
+    split = split_validation(_mixed(120, 400), 0.25, 100, 10, 80, seed=0)
+    assert split.validation.source == "real"
+    n_real = int((split.train_rows["source"] != "synthetic").sum())
+    result = train_model(_spec(tiny_model, epochs=2, save_steps=100), split.train_rows, tmp_path / "model",
+                         tmp_path / "ckpt", validation=split.validation)
+    assert result.epoch_pairs == 2 * n_real < len(split.train_rows)
+    assert result.steps == 2 * 2 * -(-n_real // 8)  # 2 epochs of a real batch then a synthetic one
+    # without real validation queries the balance is not applied: every pair trains each epoch
+    plain = train_model(_spec(tiny_model, save_steps=100), split.train_rows, tmp_path / "plain", tmp_path / "ckpt2")
+    assert plain.epoch_pairs == len(split.train_rows) and plain.steps == -(-len(split.train_rows) // 8)
+
+
+def test_with_validation_a_checkpoint_comes_at_least_every_save_steps():
+    assert validation_steps(epoch_batches=100, evaluations_per_epoch=2, save_steps=200) == 50  # as asked
+    assert validation_steps(epoch_batches=1000, evaluations_per_epoch=2, save_steps=200) == 200  # not 500
+    assert validation_steps(epoch_batches=1, evaluations_per_epoch=4, save_steps=200) == 1
+
+
+def test_a_model_is_reused_only_once_its_record_is_written(tmp_path):
+    from embtune_pipeline.lib.training.train import read_model_record, training_columns, write_model_record
+
+    assert read_model_record(tmp_path / "model") is None  # not trained, or interrupted before the record
+    write_model_record(tmp_path, {"name": "m", "steps": 3})
+    assert read_model_record(tmp_path) == {"name": "m", "steps": 3}
+    assert training_columns(_pairs().assign(source="x", negative_2="n")) == ["anchor", "positive", "negative_1",
+                                                                             "negative_2"]
