@@ -2,7 +2,6 @@
 
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from embtune_pipeline.assets._common import (
@@ -14,11 +13,10 @@ from embtune_pipeline.assets._common import (
     table_metadata,
     timed,
 )
-from embtune_pipeline.lib.data.chunking import chunk_doc_ids, chunk_texts, text_hash
+from embtune_pipeline.lib.data.chunking import chunk_texts, text_hash
 from embtune_pipeline.lib.embeddings import embedding_key, encode_cached, model_if_needed
 from embtune_pipeline.lib.models import model_fingerprint, resolve_model_path
-from embtune_pipeline.lib.queries.pairs import is_real
-from embtune_pipeline.lib.training.mining import fill_random, mine_hard_negatives, round_trip_kept, training_rows
+from embtune_pipeline.lib.training.mining import mine_training_rows
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import EmbedKnobs, MiningKnobs
@@ -73,35 +71,19 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
                                                     progress)
         pos_vecs, positives_encoded = encode_cached(store, model, training_pairs["positive"].tolist(),
                                                     emb["batch_size"], progress, "encoding positives")
-        encoded = queries_encoded + positives_encoded
-        meta.update(cache_metadata(len({text_hash(t) for t in texts}), encoded))
-        docs = chunk_doc_ids(corpus)
-        known = training_pairs.groupby("query")["positive_doc_id"].agg(lambda d: {x for x in d if isinstance(x, str)})
-        known_per_pair = [known[q] for q in training_pairs["query"]]
-        round_trip = round_trip_kept(query_vecs, corpus_vecs, docs, known_per_pair, knobs.round_trip_k)
-        keep = round_trip | is_real(training_pairs).to_numpy()  # real queries always train
-        meta["rejected_round_trip"] = int((~keep).sum())
-        training_pairs = training_pairs[keep].reset_index(drop=True)
-        query_vecs, pos_vecs = query_vecs[keep], pos_vecs[keep]
-        known_per_pair = [k for k, ok in zip(known_per_pair, keep) if ok]
-        pos_scores = np.einsum("ij,ij->i", query_vecs, pos_vecs)
-        negatives, stats = mine_hard_negatives(query_vecs, pos_scores, corpus_vecs, docs, known_per_pair,
-                                               knobs.rank_start, knobs.rank_end, knobs.relative_margin,
-                                               knobs.negatives_per_query)
-        stats["random_fill"], random_pairs = fill_random(negatives, known_per_pair, docs, knobs.negatives_per_query,
-                                                         knobs.seed)
-    rows = training_rows(training_pairs, negatives, pos_scores, chunk_texts(corpus), corpus["chunk_id"].tolist(),
-                         knobs.negatives_per_query)
-    stats["dropped_without_negative"] = len(training_pairs) - len(rows)
-    share = random_pairs / max(len(negatives), 1)
-    meta["pairs_with_random_negative"] = random_pairs
-    meta["random_negative_share"] = round(share, 4)
+        meta.update(cache_metadata(len({text_hash(t) for t in texts}), queries_encoded + positives_encoded))
+        rows, stats = mine_training_rows(training_pairs, query_vecs, pos_vecs, corpus_vecs, corpus,
+                                         rank_start=knobs.rank_start, rank_end=knobs.rank_end,
+                                         relative_margin=knobs.relative_margin, per_query=knobs.negatives_per_query,
+                                         round_trip_k=knobs.round_trip_k, seed=knobs.seed)
+    random_pairs = stats["pairs_with_random_negative"]
+    share = random_pairs / max(stats["mined_pairs"], 1)
     if random_pairs:
         context.log.warning(
-            f"{random_pairs} of {len(negatives)} pairs ({share:.0%}) got a random negative: the rank window "
+            f"{random_pairs} of {stats['mined_pairs']} pairs ({share:.0%}) got a random negative: the rank window "
             f"{knobs.rank_start}-{knobs.rank_end} held too few candidates outside the margin; random negatives are "
             "easy ones (widen the window or lower mining.relative_margin to mine more)")
-    meta.update({**{k: int(v) for k, v in stats.items()}, "rank_window": f"{knobs.rank_start}-{knobs.rank_end}",
-                 "round_trip_k": knobs.round_trip_k,
+    meta.update({**stats, "random_negative_share": round(share, 4),
+                 "rank_window": f"{knobs.rank_start}-{knobs.rank_end}", "round_trip_k": knobs.round_trip_k,
                  "relative_margin": knobs.relative_margin, **table_metadata(rows)})
     return dg.Output(rows, metadata=meta)

@@ -7,7 +7,9 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from embtune_pipeline.lib.data.chunking import chunk_doc_ids, chunk_texts
 from embtune_pipeline.lib.evaluation.retrieval import top_k
+from embtune_pipeline.lib.queries.pairs import is_real
 
 
 def mine_hard_negatives(
@@ -104,3 +106,30 @@ def training_rows(pairs: pd.DataFrame, negatives: list[list[int]], positive_scor
     rows["provenance"] = kept["provenance"].values
     rows["positive_score"] = positive_scores[complete]
     return rows
+
+
+def mine_training_rows(pairs: pd.DataFrame, query_vecs: np.ndarray, positive_vecs: np.ndarray,
+                       corpus_vecs: np.ndarray, chunks: pd.DataFrame, *, rank_start: int, rank_end: int,
+                       relative_margin: float, per_query: int, round_trip_k: int,
+                       seed: int) -> tuple[pd.DataFrame, dict]:
+    """From (query, positive) pairs and the base model's vectors to the trainer's rows: generated queries that
+    fail the round trip are dropped (real ones always train), negatives are mined from the rank window, pairs
+    short of negatives are topped up at random, and pairs still short are dropped. Returns the rows and the
+    counts of each decision (for the asset's metadata)."""
+    docs = chunk_doc_ids(chunks)
+    known = pairs.groupby("query")["positive_doc_id"].agg(lambda d: {x for x in d if isinstance(x, str)})
+    known_per_pair = [known[q] for q in pairs["query"]]
+    keep = round_trip_kept(query_vecs, corpus_vecs, docs, known_per_pair, round_trip_k) | is_real(pairs).to_numpy()
+    pairs = pairs[keep].reset_index(drop=True)
+    query_vecs, positive_vecs = query_vecs[keep], positive_vecs[keep]
+    known_per_pair = [k for k, ok in zip(known_per_pair, keep) if ok]
+    positive_scores = np.einsum("ij,ij->i", query_vecs, positive_vecs)
+    negatives, stats = mine_hard_negatives(query_vecs, positive_scores, corpus_vecs, docs, known_per_pair,
+                                           rank_start, rank_end, relative_margin, per_query)
+    stats["random_fill"], stats["pairs_with_random_negative"] = fill_random(negatives, known_per_pair, docs,
+                                                                            per_query, seed)
+    rows = training_rows(pairs, negatives, positive_scores, chunk_texts(chunks), chunks["chunk_id"].tolist(),
+                         per_query)
+    stats.update({"rejected_round_trip": int((~keep).sum()), "mined_pairs": len(pairs),
+                  "dropped_without_negative": len(pairs) - len(rows)})
+    return rows, {k: int(v) for k, v in stats.items()}

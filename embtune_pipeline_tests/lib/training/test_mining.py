@@ -64,3 +64,23 @@ def test_training_rows_keep_complete_pairs_with_their_negatives_and_origin():
     assert rows["negative_1"].tolist() == ["t2", "t0"] and rows["negative_2"].tolist() == ["t0", "t1"]
     assert rows["mined_chunk_ids"].tolist() == [["c2", "c0"], ["c0", "c1"]]
     assert rows["positive_score"].tolist() == [0.9, 0.7] and rows["source"].tolist() == ["synthetic", "synthetic"]
+
+
+def test_mining_training_rows_keeps_real_queries_and_counts_each_decision():
+    import pandas as pd
+
+    from embtune_pipeline.lib.training.mining import mine_training_rows
+
+    chunks = pd.DataFrame({"chunk_id": [f"d{i}#0" for i in range(4)], "doc_id": [f"d{i}" for i in range(4)],
+                           "title": [""] * 4, "text": [f"text {i}" for i in range(4)],
+                           "alias_doc_ids": [[] for _ in range(4)]})
+    corpus = np.eye(4, dtype=np.float32)
+    pairs = pd.DataFrame({"query": ["gen lost", "real lost", "gen found"], "positive": ["p0", "p1", "p2"],
+                          "positive_doc_id": ["d0", "d1", "d2"], "source": ["synthetic", "qa_pairs", "synthetic"],
+                          "provenance": ["a", "b", "c"]})
+    queries = np.array([[0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=np.float32)  # the first two miss
+    rows, stats = mine_training_rows(pairs, queries, corpus[:3], corpus, chunks, rank_start=0, rank_end=4,
+                                     relative_margin=0.0, per_query=1, round_trip_k=1, seed=0)
+    assert rows["anchor"].tolist() == ["real lost", "gen found"]  # a real query trains even when it misses
+    assert stats["rejected_round_trip"] == 1 and stats["mined_pairs"] == 2
+    assert stats["dropped_without_negative"] == 0 and len(rows) == 2

@@ -1,0 +1,59 @@
+"""Where everything under data_dir lives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+
+class Layout:
+    """Where everything under data_dir lives: the one path rule."""
+
+    def __init__(self, data_dir: Path):
+        self.root = Path(data_dir)
+
+    def asset(self, name: str, partition: Optional[str] = None, suffix: str = ".parquet") -> Path:
+        """assets/<name>.<suffix>, or assets/<name>/<base model>/<snapshot>.<suffix> for a partition
+        ("base|snapshot" multi-partition keys become folders)."""
+        base = self.root / "assets" / name
+        return (base / f"{partition.replace('|', '/')}{suffix}") if partition else base.with_suffix(suffix)
+
+    def snapshot(self, key: str) -> Path:
+        """The documents of a registered corpus snapshot, frozen so any snapshot can be rebuilt or backfilled."""
+        return self.root / "snapshots" / f"{key}.parquet"
+
+    @property
+    def index_bindings(self) -> Path:
+        return self.root / "index_bindings.json"
+
+    @property
+    def llm_cache(self) -> Path:
+        return self.root / "cache" / "llm.sqlite"
+
+    def embeddings(self, model_key: str) -> Path:
+        return self.root / "cache" / "embeddings" / model_key
+
+    def model(self, name: str) -> Path:
+        return self.root / "models" / name
+
+    @property
+    def downloaded_models(self) -> Path:
+        return self.root / "cache" / "registry"
+
+    def checkpoints(self, name: str) -> Path:
+        return self.root / "checkpoints" / name
+
+    def reports(self, partition: Optional[str] = None) -> Path:
+        base = self.root / "reports"
+        return base / partition.replace("|", "/") if partition else base
+
+    def quarantine(self, source: str) -> Path:
+        return self.root / "quarantine" / f"{source}.jsonl"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"
