@@ -93,6 +93,7 @@ def opens_an_image(page, row) -> tuple[int, int]:
     row.get_by_text("Show Markdown").click()
     image = page.get_by_role("dialog").locator("img")
     image.wait_for()
+    page.wait_for_timeout(1000)  # the dialog fades in: let the screenshot see it whole
     return image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
 
 

@@ -95,7 +95,7 @@ def loss_curve_png(history: list[tuple[int, float]], validation: list[tuple[int,
     """Training loss by step, and the validation nDCG@10 measured along the way (step 0: the base) on a second
     axis: where the loss still falls but validation stops rising, more training only overfits."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = plt.subplots(figsize=(6, 3.6))
     if history:
         ax.plot([s for s, _ in history], [v for _, v in history], marker=".", label="training loss")
     ax.set_xlabel("step")
@@ -105,8 +105,8 @@ def loss_curve_png(history: list[tuple[int, float]], validation: list[tuple[int,
         ax2.plot([s for s, _ in validation], [v for _, v in validation], "o--", color="tab:orange",
                  label="validation nDCG@10")
         ax2.set_ylabel("validation nDCG@10")
-        fig.legend(loc="upper right")
-    return _save(fig, path)
+    fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)  # under the axes: never over a curve
+    return _save(fig, path, rect=(0, 0.07, 1, 1))
 
 
 def history_png(history, path: Path) -> Path:
@@ -131,10 +131,10 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, rect=(0, 0, 1, 1)) -> Path:
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
