@@ -76,7 +76,7 @@ def chart_png(rows: list[dict], path: Path, title: str) -> Path:
     """Base and tuned means per metric (one panel per dimension), each bar with its 95% bootstrap interval."""
     plt = _pyplot()
     dims = list(dict.fromkeys(r["dim"] for r in rows))
-    fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 3.9), squeeze=False)
     for ax, dim in zip(axes[0], dims):
         sub = [r for r in rows if r["dim"] == dim]
         x = range(len(sub))
@@ -86,9 +86,10 @@ def chart_png(rows: list[dict], path: Path, title: str) -> Path:
         ax.set_xticks(list(x), [r["metric"] for r in sub])
         ax.set_ylim(0, 1.08)  # room above 1 for the intervals' caps
         ax.set_title(f"dim {dim} (error bars: 95% CI)")
-        ax.legend(loc="lower right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)  # under the bars
     fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, rect=(0, 0.06, 1, 1))
 
 
 def loss_curve_png(history: list[tuple[int, float]], validation: list[tuple[int, float]], path: Path) -> Path:
