@@ -77,9 +77,10 @@ def _summarize(instance, run_id: str) -> bool:
     """Print what the run found and where its results are; True when it failed."""
     from embtune_pipeline.runner import run_outcome
 
-    for line in summary_lines(run_outcome(instance, run_id)):
+    outcome = run_outcome(instance, run_id)
+    for line in summary_lines(outcome):
         print(line, flush=True)
-    return instance.get_run_by_id(run_id).status.value != "SUCCESS"
+    return outcome.status != "success"
 
 
 def summary_lines(outcome) -> list[str]:

@@ -71,7 +71,7 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
                                                     progress)
         pos_vecs, positives_encoded = encode_cached(store, model, training_pairs["positive"].tolist(),
                                                     emb["batch_size"], progress, "encoding positives")
-        meta.update(cache_metadata(len({text_hash(t) for t in texts}), queries_encoded + positives_encoded))
+        meta.update(cache_metadata(len(set(texts)), queries_encoded + positives_encoded))
         rows, stats = mine_training_rows(training_pairs, query_vecs, pos_vecs, corpus_vecs, corpus,
                                          rank_start=knobs.rank_start, rank_end=knobs.rank_end,
                                          relative_margin=knobs.relative_margin, per_query=knobs.negatives_per_query,

@@ -27,8 +27,8 @@ NOT_TRAINING = {"keep_checkpoints"}  # knobs that change no weight: outside the 
 
 
 def training_columns(rows: pd.DataFrame) -> list[str]:
-    """The columns the trainer reads: anchor, positive, negative_1..n."""
-    return [c for c in rows.columns if c in ("anchor", "positive") or c.startswith("negative_")]
+    """The columns the trainer reads, in the order its losses take them: anchor, positive, negative_1..n."""
+    return ["anchor", "positive", *(c for c in rows.columns if c.startswith("negative_"))]
 
 
 def read_model_record(model_dir: Path) -> Optional[dict]:
@@ -68,8 +68,7 @@ def to_dataset(pairs: pd.DataFrame):
     """anchor, positive, negative_1..n columns, as the trainer's losses expect."""
     from datasets import Dataset
 
-    cols = ["anchor", "positive"] + sorted(c for c in pairs.columns if c.startswith("negative_"))
-    return Dataset.from_pandas(pairs[cols].reset_index(drop=True), preserve_index=False)
+    return Dataset.from_pandas(pairs[training_columns(pairs)].reset_index(drop=True), preserve_index=False)
 
 
 def training_data(pairs: pd.DataFrame, batch_size: int, balance_sources: bool):
