@@ -12,16 +12,15 @@ import argparse
 import json
 from pathlib import Path
 
-import pandas as pd
-
 import embtune_pipeline  # noqa: F401  (its import sets the process environment, before torch loads)
 
 
-def stored(data: Path, asset: str, suffix: str) -> Path:
-    found = sorted((data / "assets").glob(f"{asset}/*/*{suffix}")) or sorted((data / "assets").glob(f"{asset}{suffix}"))
+def the_partition(data: Path) -> str:
+    """The one retune partition a gain.py run stored ("base|snapshot")."""
+    found = sorted((data / "assets" / "finetuned_model").glob("*/*.json"))
     if len(found) != 1:
-        raise SystemExit(f"expected one stored {asset} under {data / 'assets'}, found {found}")
-    return found[0]
+        raise SystemExit(f"expected one stored finetuned_model under {data / 'assets'}, found {found}")
+    return f"{found[0].parent.name}|{found[0].stem}"
 
 
 def main() -> None:
@@ -30,25 +29,23 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, action="append", required=True)
     args = ap.parse_args()
 
-    from embtune_pipeline.assets._common import model_store
-    from embtune_pipeline.lib.embeddings import measure_model
     from embtune_pipeline.lib.evaluation.evaluate import paired_comparison, summarize
-    from embtune_pipeline.lib.training.train import interpolate_weights
+    from embtune_pipeline.lib.training.interpolation import interpolate_weights
+    from embtune_pipeline.resources.embeddings import EmbeddingCache
+    from embtune_pipeline.resources.settings import SettingsResource
     from embtune_pipeline.settings import load_settings
 
     out = args.out_dir.resolve()
     s = load_settings(out / "settings.yaml")
-    data = out / "data"
-    model = json.loads(stored(data, "finetuned_model", ".json").read_text())
-    chunks = pd.read_parquet(stored(data, "corpus", ".parquet"))
-    evals = pd.read_parquet(stored(data, "eval_set", ".parquet"))
-    base_pq = pd.read_parquet(stored(data, "base_model_eval", ".parquet"))
+    partition = the_partition(s.layout.root)
+    model, chunks, evals, base_pq = (s.layout.read_asset(a, partition)
+                                     for a in ("finetuned_model", "corpus", "eval_set", "base_model_eval"))
+    embeddings = EmbeddingCache(settings=SettingsResource.of(s))
     max_seq, batch = model["max_seq_length"], s.run.embed.batch_size
     for alpha in args.alpha:
         mixed = interpolate_weights(Path(model["base_model_path"]), Path(model["model_dir"]), alpha,
                                     out / f"interpolated-{alpha}")
-        store = model_store(s, mixed, max_seq)
-        pq = measure_model(mixed, max_seq, store, chunks, evals, batch)
+        pq = embeddings.measure(mixed, max_seq, chunks, evals, batch).per_query
         summary = summarize(pq, 200)
         comparison = paired_comparison(base_pq, pq, "ndcg@10", 1000)
         print(json.dumps({"alpha": alpha, "base_ndcg@10": round(float(base_pq["ndcg@10"].mean()), 4),

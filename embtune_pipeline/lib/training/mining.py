@@ -115,7 +115,7 @@ def mine_training_rows(pairs: pd.DataFrame, query_vecs: np.ndarray, positive_vec
     """From (query, positive) pairs and the base model's vectors to the trainer's rows: generated queries that
     fail the round trip are dropped (real ones always train), negatives are mined from the rank window, pairs
     short of negatives are topped up at random, and pairs still short are dropped. Returns the rows and the
-    counts of each decision (for the asset's metadata)."""
+    counts of each decision and the share of pairs with a random negative (for the asset's metadata)."""
     docs = chunk_doc_ids(chunks)
     known = pairs.groupby("query")["positive_doc_id"].agg(lambda d: {x for x in d if isinstance(x, str)})
     known_per_pair = [known[q] for q in pairs["query"]]
@@ -132,4 +132,15 @@ def mine_training_rows(pairs: pd.DataFrame, query_vecs: np.ndarray, positive_vec
                          per_query)
     stats.update({"rejected_round_trip": int((~keep).sum()), "mined_pairs": len(pairs),
                   "dropped_without_negative": len(pairs) - len(rows)})
-    return rows, {k: int(v) for k, v in stats.items()}
+    counts = {k: int(v) for k, v in stats.items()}
+    return rows, {**counts, "random_negative_share": counts["pairs_with_random_negative"] / max(len(pairs), 1)}
+
+
+def random_negative_warning(stats: dict, rank_start: int, rank_end: int) -> str | None:
+    """What an operator should hear when pairs got random (easy) negatives, and what to change; None if none."""
+    random_pairs = stats["pairs_with_random_negative"]
+    if not random_pairs:
+        return None
+    return (f"{random_pairs} of {stats['mined_pairs']} pairs ({stats['random_negative_share']:.0%}) got a random "
+            f"negative: the rank window {rank_start}-{rank_end} held too few candidates outside the margin; random "
+            "negatives are easy ones (widen the window or lower mining.relative_margin to mine more)")

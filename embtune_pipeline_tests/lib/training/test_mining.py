@@ -1,6 +1,11 @@
 import numpy as np
 
-from embtune_pipeline.lib.training.mining import fill_random, mine_hard_negatives, round_trip_kept
+from embtune_pipeline.lib.training.mining import (
+    fill_random,
+    mine_hard_negatives,
+    random_negative_warning,
+    round_trip_kept,
+)
 
 
 def _unit(v):
@@ -84,3 +89,12 @@ def test_mining_training_rows_keeps_real_queries_and_counts_each_decision():
     assert rows["anchor"].tolist() == ["real lost", "gen found"]  # a real query trains even when it misses
     assert stats["rejected_round_trip"] == 1 and stats["mined_pairs"] == 2
     assert stats["dropped_without_negative"] == 0 and len(rows) == 2
+    assert stats["random_negative_share"] == stats["pairs_with_random_negative"] / 2
+
+
+def test_random_negatives_are_warned_about_with_the_window_to_widen():
+    assert random_negative_warning({"pairs_with_random_negative": 0, "mined_pairs": 9,
+                                    "random_negative_share": 0.0}, 3, 30) is None
+    said = random_negative_warning({"pairs_with_random_negative": 3, "mined_pairs": 9,
+                                    "random_negative_share": 1 / 3}, 3, 30)
+    assert said.startswith("3 of 9 pairs (33%) got a random negative") and "rank window 3-30" in said

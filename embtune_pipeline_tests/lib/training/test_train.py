@@ -1,24 +1,10 @@
-import pandas as pd
 import pytest
 import torch
 
 from embtune_pipeline.lib.models import load_model
-from embtune_pipeline.lib.training.train import (
-    TrainSpec,
-    interpolate_weights,
-    train_model,
-    training_data,
-    training_key,
-    validation_steps,
-)
-
-
-def _pairs(n=24):
-    return pd.DataFrame({
-        "anchor": [f"how do I reset jaguar {i}" for i in range(n)],
-        "positive": [f"Jaguar {i} resets when the button is held for {i} seconds." for i in range(n)],
-        "negative_1": [f"The Ocelot {i} battery lasts {i} hours." for i in range(n)],
-    })
+from embtune_pipeline.lib.training.interpolation import interpolate_weights
+from embtune_pipeline.lib.training.train import TrainSpec, train_model, validation_steps
+from embtune_pipeline_tests.lib.training.rows import mixed, pairs
 
 
 def _spec(tiny_model, **kw) -> TrainSpec:
@@ -27,13 +13,13 @@ def _spec(tiny_model, **kw) -> TrainSpec:
 
 
 def _train(tiny_model, tmp_path, **kw):
-    return train_model(_spec(tiny_model, **kw), _pairs(), tmp_path / "model", tmp_path / "ckpt")
+    return train_model(_spec(tiny_model, **kw), pairs(), tmp_path / "model", tmp_path / "ckpt")
 
 
 def test_training_saves_a_loadable_model_that_changed(tiny_model, tmp_path):
     result = _train(tiny_model, tmp_path, matryoshka_dims=[16, 8])
     assert result.steps == 3 and result.loss_history and result.used == {"batch_size": 8, "save_steps": 2}
-    small = train_model(_spec(tiny_model, batch_size=64), _pairs(), tmp_path / "small", tmp_path / "ckpt-small")
+    small = train_model(_spec(tiny_model, batch_size=64), pairs(), tmp_path / "small", tmp_path / "ckpt-small")
     assert small.used["batch_size"] == 24  # never larger than the data: what MLflow logs as used_batch_size
     base, tuned = load_model(tiny_model), load_model(result.model_dir)
     a, b = base.encode(["jaguar reset"]), tuned.encode(["jaguar reset"])
@@ -45,7 +31,7 @@ def test_training_reports_progress_and_live_metrics(tiny_model, tmp_path):
     from embtune_pipeline.lib.progress import Reporter
     from embtune_pipeline.lib.training.validation import split_validation
 
-    split = split_validation(_pairs(120).assign(source="qa_pairs"), 0.25, 100, 10, 80, seed=0)
+    split = split_validation(pairs(120).assign(source="qa_pairs"), 0.25, 100, 10, 80, seed=0)
     lines, metrics = [], []
     result = train_model(_spec(tiny_model, save_steps=100), split.train_rows[["anchor", "positive", "negative_1"]],
                          tmp_path / "model", tmp_path / "ckpt", split.validation, Reporter(lines.append, every=0),
@@ -75,15 +61,6 @@ def test_lora_is_merged_into_a_plain_model(tiny_model, tmp_path):
     assert abs(tuned.encode(["x"]) - load_model(tiny_model).encode(["x"])).max() > 1e-5
 
 
-def test_training_key_changes_with_inputs():
-    p = _pairs()
-    k = training_key(p, {"epochs": 1}, "fp", 64)
-    assert k == training_key(p.copy(), {"epochs": 1}, "fp", 64)
-    others = [training_key(p, {"epochs": 2}, "fp", 64), training_key(p.head(3), {"epochs": 1}, "fp", 64),
-              training_key(p, {"epochs": 1}, "other-base", 64), training_key(p, {"epochs": 1}, "fp", 128)]
-    assert len({k, *others}) == 5  # each input changes the key, and no two changes give the same one
-
-
 def test_interpolated_weights_lie_between_base_and_tuned(tiny_model, tmp_path):
     tuned = load_model(tiny_model)
     with torch.no_grad():
@@ -103,7 +80,7 @@ def test_interpolated_weights_lie_between_base_and_tuned(tiny_model, tmp_path):
 def test_validation_keeps_the_best_checkpoint_and_ratio(tiny_model, tmp_path, lora):
     from embtune_pipeline.lib.training.validation import split_validation
 
-    rows = _pairs(120).assign(source="qa_pairs")
+    rows = pairs(120).assign(source="qa_pairs")
     split = split_validation(rows, 0.25, 100, 10, 80, seed=0)
     spec = _spec(tiny_model, epochs=2, lora=lora, save_steps=100, interpolation_alphas=(0.5, 0.0))
     result = train_model(spec, split.train_rows[["anchor", "positive", "negative_1"]], tmp_path / "model",
@@ -139,31 +116,10 @@ def test_an_unknown_loss_is_refused(tiny_model, tmp_path):
         _train(tiny_model, tmp_path, loss="triplet")
 
 
-def _mixed(n_real, n_synthetic):
-    real = _pairs(n_real).assign(source="qa_pairs")
-    synthetic = pd.DataFrame({
-        "anchor": [f"what does the Ocelot manual say about page {i}" for i in range(n_synthetic)],
-        "positive": [f"Page {i} of the Ocelot manual covers charging." for i in range(n_synthetic)],
-        "negative_1": [f"Page {i} of the Lynx manual covers storage." for i in range(n_synthetic)],
-    }).assign(source="synthetic")
-    return pd.concat([real, synthetic], ignore_index=True)
-
-
-def test_balanced_data_takes_as_many_synthetic_batches_as_real_ones():
-    data, batches, pairs = training_data(_mixed(40, 200), batch_size=8, balance_sources=True)
-    assert set(data) == {"real", "synthetic"} and len(data["real"]) == 40 and len(data["synthetic"]) == 200
-    assert (batches, pairs) == (10, 80)
-    assert "source" not in data["real"].column_names  # the loss sees text columns only
-    # unbalanced, or more real pairs than synthetic: one dataset, every pair in every epoch
-    assert training_data(_mixed(40, 200), 8, balance_sources=False)[1:] == (30, 240)
-    whole, batches, pairs = training_data(_mixed(200, 40), 8, balance_sources=True)
-    assert len(whole) == 240 and (batches, pairs) == (30, 240)
-
-
-def test_balanced_training_is_paced_by_the_real_pairs(tiny_model, tmp_path):
+def test_balanced_training_is_paced_by_the_realpairs(tiny_model, tmp_path):
     from embtune_pipeline.lib.training.validation import split_validation
 
-    split = split_validation(_mixed(120, 400), 0.25, 100, 10, 80, seed=0)
+    split = split_validation(mixed(120, 400), 0.25, 100, 10, 80, seed=0)
     assert split.validation.source == "real"
     n_real = int((split.train_rows["source"] != "synthetic").sum())
     result = train_model(_spec(tiny_model, epochs=2, save_steps=100), split.train_rows, tmp_path / "model",
@@ -179,13 +135,3 @@ def test_with_validation_a_checkpoint_comes_at_least_every_save_steps():
     assert validation_steps(epoch_batches=100, evaluations_per_epoch=2, save_steps=200) == 50  # as asked
     assert validation_steps(epoch_batches=1000, evaluations_per_epoch=2, save_steps=200) == 200  # not 500
     assert validation_steps(epoch_batches=1, evaluations_per_epoch=4, save_steps=200) == 1
-
-
-def test_a_model_is_reused_only_once_its_record_is_written(tmp_path):
-    from embtune_pipeline.lib.training.train import read_model_record, training_columns, write_model_record
-
-    assert read_model_record(tmp_path / "model") is None  # not trained, or interrupted before the record
-    write_model_record(tmp_path, {"name": "m", "steps": 3})
-    assert read_model_record(tmp_path) == {"name": "m", "steps": 3}
-    assert training_columns(_pairs().assign(source="x", negative_2="n")) == ["anchor", "positive", "negative_1",
-                                                                             "negative_2"]

@@ -1,0 +1,49 @@
+"""The record beside a trained model: what produced it, so a rerun with the same inputs reuses it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from embtune_pipeline.lib.storage import write_atomically
+
+MODEL_RECORD = "embtune.json"  # beside a saved model: what produced it, so a rerun with the same inputs reuses it
+NOT_TRAINING = {"keep_checkpoints"}  # knobs that change no weight: outside the training key
+
+
+def training_key(pairs: pd.DataFrame, knobs: dict, base_fingerprint: str, max_seq_length: int) -> str:
+    """Names a training run by its inputs: the same inputs resume the same checkpoints."""
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(pairs, index=False).values.tobytes())
+    h.update(json.dumps([knobs, base_fingerprint, max_seq_length], sort_keys=True).encode())
+    return h.hexdigest()[:12]
+
+
+def read_model_record(model_dir: Path) -> Optional[dict]:
+    """The record of a model already trained into model_dir, or None when there is none (not trained, or
+    interrupted before it was recorded)."""
+    record = Path(model_dir) / MODEL_RECORD
+    return json.loads(record.read_text()) if record.exists() else None
+
+
+def write_model_record(model_dir: Path, record: dict) -> None:
+    """Written last, once the model is saved and logged: its presence means the model is complete."""
+    text = json.dumps(record, indent=2)
+    write_atomically(Path(model_dir) / MODEL_RECORD, lambda tmp: tmp.write_text(text))
+
+
+def model_record(name: str, model_dir: Path, base: dict, snapshot: str, knobs: dict, training_key: str,
+                 mlflow_run: dict, fit_rows: pd.DataFrame, result) -> dict:
+    """What the record says of a trained model: where it is, what it came from (base, snapshot, knobs, pairs by
+    source), where MLflow holds it, and what the validation split chose. `base`: the base_corpus_embeddings
+    value; `mlflow_run`: mlflow_run_id, mlflow_model_uri, mlflow_run_url; `result`: the TrainResult."""
+    return {"name": name, "model_dir": str(model_dir), "base_model": base["base_model"], "snapshot": snapshot,
+            "base_model_path": base["model_path"], "max_seq_length": base["max_seq_length"],
+            "matryoshka_dims": knobs["matryoshka_dims"], "lora": knobs["lora"], "training_key": training_key,
+            **mlflow_run, "training_pairs": len(fit_rows), "pairs_per_epoch": result.epoch_pairs,
+            "steps": result.steps, "validation": result.validation,
+            "training_pairs_by_source": fit_rows["source"].value_counts().to_dict()}
