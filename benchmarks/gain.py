@@ -54,7 +54,7 @@ def main() -> None:
     import dagster as dg
 
     from embtune_pipeline.definitions import build_definitions
-    from embtune_pipeline.lib.training.train import MODEL_RECORD
+    from embtune_pipeline.lib.training.record import read_model_record
     from embtune_pipeline.runner import execute_retune, register_snapshot
     from embtune_pipeline.settings import load_settings
 
@@ -75,11 +75,10 @@ def main() -> None:
 
     seconds = {e.step_key: round(e.event_specific_data.duration_ms / 1000, 1)
                for e in result.all_events if e.is_step_success}
-    report_file = s.layout.reports(f"{base}|{snapshot.key}") / "eval_report.json"
-    if not report_file.exists():
+    report = s.layout.read_asset("eval_report", f"{base}|{snapshot.key}")
+    if report is None:
         sys.exit(f"the run failed before eval_report (run {result.run_id}); see the log above")
-    report = json.loads(report_file.read_text())
-    record = json.loads((Path(report["model_dir"]) / MODEL_RECORD).read_text())
+    record = read_model_record(Path(report["model_dir"]))
     model_out = out / "model"
     if model_out.exists():
         shutil.rmtree(model_out)

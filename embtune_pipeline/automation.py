@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from embtune_pipeline.lib.data.snapshots import SnapshotStore, changed_fraction, read_current_documents, snapshot_key
+from embtune_pipeline.lib.data.snapshots import changed_fraction, snapshot_key
 from embtune_pipeline.partitions import BASE_MODELS, RETUNE_PARTITIONS, SNAPSHOTS, retune_key
+from embtune_pipeline.resources.corpus import CorpusSource
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.runner import release_dead_runs
 from embtune_pipeline.settings import Settings
@@ -28,13 +29,13 @@ upgrade_job = dg.define_asset_job(
     description="New base zero-shot vs champion vs new base tuned, on one snapshot: re-tune, skip or switch.")
 
 
-def corpus_change(s: Settings, last_snapshot: str | None, known_base_models: set[str],
+def corpus_change(s: Settings, source: CorpusSource, last_snapshot: str | None, known_base_models: set[str],
                   latest_snapshot: str | None) -> dg.SensorResult | dg.SkipReason:
     """The sensor's decision, apart from Dagster's context so it can be tested and reasoned about alone."""
     new_bases = [k for k in s.base_model_keys if k not in known_base_models]
-    docs, quarantined = read_current_documents(s)
+    docs, quarantined = source.read_current()
     key = snapshot_key(docs)
-    store = SnapshotStore(s.layout.snapshot)
+    store = source.snapshots()
     why_not = None
     if key == last_snapshot:
         why_not = f"corpus unchanged: snapshot {key}"
@@ -49,7 +50,7 @@ def corpus_change(s: Settings, last_snapshot: str | None, known_base_models: set
     if new_bases:
         partitions.append(BASE_MODELS.build_add_request(new_bases))
     if why_not is None:
-        snapshot = store.register(docs, quarantined, source=str(s.corpus.path or s.corpus.format))
+        snapshot = store.register(docs, quarantined, source=source.name)
         partitions.append(SNAPSHOTS.build_add_request([snapshot.key]))
         requests += [dg.RunRequest(partition_key=retune_key(b, snapshot.key), run_key=f"{b}|{snapshot.key}")
                      for b in s.base_model_keys]
@@ -67,14 +68,15 @@ def build_automation(s: Settings) -> tuple[list, list]:
                default_status=dg.DefaultSensorStatus.RUNNING,
                description="Re-tunes when the corpus content changed by at least retune.min_changed_fraction, "
                "and tunes any base model newly listed in settings.")
-    def corpus_change_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
+    def corpus_change_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource,
+                             corpus_source: CorpusSource):
         for run_id in release_dead_runs(context.instance):
             context.log.warning(f"run {run_id} had died without ending: marked failed, its concurrency slots freed")
         snapshots = context.instance.get_dynamic_partitions(SNAPSHOTS.name)
         latest = snapshots[-1] if snapshots else None
         # no cursor yet (a new sensor, a new daemon): compare with the latest snapshot `embtune run` registered,
         # so a corpus already tuned is not tuned again
-        return corpus_change(settings.get(), context.cursor or latest,
+        return corpus_change(settings.get(), corpus_source, context.cursor or latest,
                              set(context.instance.get_dynamic_partitions(BASE_MODELS.name)),
                              latest)
 

@@ -25,7 +25,13 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from embtune_pipeline.lib.registry.versions import registry_for  # light: mlflow is imported on use
+
+def _registry(s):
+    """The registry client, built by the MLflow resource as in the code location."""
+    from embtune_pipeline.resources.mlflow import MlflowResource
+    from embtune_pipeline.resources.settings import SettingsResource
+
+    return MlflowResource(settings=SettingsResource.of(s)).registry()
 
 
 def _instance():
@@ -161,7 +167,7 @@ def cmd_snapshot(s, args) -> int:
 def cmd_champion(s, args) -> int:
     from embtune_pipeline.lib.registry.versions import CHALLENGER, CHAMPION
 
-    registry = registry_for(s)
+    registry = _registry(s)
     for alias in (CHAMPION, CHALLENGER):
         v = registry.by_alias(alias)
         if v is None:
@@ -174,7 +180,7 @@ def cmd_champion(s, args) -> int:
 
 
 def cmd_promote(s, args) -> int:
-    registry = registry_for(s)
+    registry = _registry(s)
     version = registry.get(args.version)
     if version.tags.get("promotable") != "True":
         sys.exit(f"embtune: {registry.name} v{args.version} is not promotable: it did not beat its base on real "
@@ -186,7 +192,7 @@ def cmd_promote(s, args) -> int:
 
 
 def cmd_rollback(s, args) -> int:
-    registry = registry_for(s)
+    registry = _registry(s)
     try:
         old, new = registry.rollback()
     except ValueError as e:
@@ -198,7 +204,7 @@ def cmd_rollback(s, args) -> int:
 def cmd_bind_index(s, args) -> int:
     from embtune_pipeline.lib.registry.versions import bind_index
 
-    registry = registry_for(s)
+    registry = _registry(s)
     version = args.version
     if version is None:
         champion = registry.champion()
@@ -214,7 +220,7 @@ def cmd_bind_index(s, args) -> int:
 def cmd_indexes(s, args) -> int:
     from embtune_pipeline.lib.registry.versions import read_bindings, stale_indexes
 
-    registry = registry_for(s)
+    registry = _registry(s)
     champion = registry.champion()
     bindings = read_bindings(s.layout.index_bindings)
     stale = stale_indexes(bindings, registry.name, champion.version if champion else None)

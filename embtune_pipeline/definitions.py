@@ -7,7 +7,10 @@ import dagster as dg  # noqa: E402
 from embtune_pipeline.assets import corpus, evaluation, monitoring, negatives, queries, registry, training  # noqa: E402
 from embtune_pipeline.automation import JOBS, build_automation  # noqa: E402
 from embtune_pipeline.checks import CHECKS  # noqa: E402
+from embtune_pipeline.resources.corpus import CorpusSource  # noqa: E402
+from embtune_pipeline.resources.embeddings import EmbeddingCache  # noqa: E402
 from embtune_pipeline.resources.io_managers import TableIOManager  # noqa: E402
+from embtune_pipeline.resources.llm import QueryGenerator  # noqa: E402
 from embtune_pipeline.resources.mlflow import MlflowResource  # noqa: E402
 from embtune_pipeline.resources.settings import SettingsResource  # noqa: E402
 from embtune_pipeline.settings import load_settings  # noqa: E402
@@ -26,8 +29,14 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
         jobs=JOBS,
         sensors=sensors,
         schedules=schedules,
-        resources={"settings": settings, "mlflow": MlflowResource(settings=settings),
-                   "io_manager": TableIOManager(settings=settings)},
+        resources={  # every outside system, configured from the settings file: a deployment swaps one here
+            "settings": settings,
+            "mlflow": MlflowResource(settings=settings),
+            "corpus_source": CorpusSource(settings=settings),
+            "embeddings": EmbeddingCache(settings=settings),
+            "generator": QueryGenerator(settings=settings),
+            "io_manager": TableIOManager(settings=settings),
+        },
         executor=executor,
     )
 

@@ -19,8 +19,10 @@ from typing import Callable, Optional
 
 import dagster as dg
 
-from embtune_pipeline.lib.data.snapshots import Snapshot, SnapshotStore, read_current_documents
+from embtune_pipeline.lib.data.snapshots import Snapshot
 from embtune_pipeline.partitions import BASE_MODELS, RETUNE_PARTITIONS, SNAPSHOTS, add_missing, retune_key
+from embtune_pipeline.resources.corpus import CorpusSource
+from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import Settings
 
 RETUNE_JOB = "retune"
@@ -106,11 +108,11 @@ def open_instance() -> dg.DagsterInstance:
     return instance
 
 
-def register_snapshot(instance: dg.DagsterInstance, s: Settings) -> Snapshot:
-    """Freeze the corpus as it is now and make it, and every base model in settings, a partition."""
-    docs, quarantined = read_current_documents(s)
-    snapshot = SnapshotStore(s.layout.snapshot).register(docs, quarantined, source=str(s.corpus.path or
-                                                                                         s.corpus.format))
+def register_snapshot(instance: dg.DagsterInstance, s: Settings, source: CorpusSource | None = None) -> Snapshot:
+    """Freeze the corpus as it is now and make it, and every base model in settings, a partition. `source`:
+    the code location's corpus resource; by default the one the settings file describes."""
+    source = source or CorpusSource(settings=SettingsResource.of(s))
+    snapshot = source.register_current()
     add_missing(instance, SNAPSHOTS, [snapshot.key])
     add_missing(instance, BASE_MODELS, s.base_model_keys)
     return snapshot

@@ -7,6 +7,7 @@ import pytest
 
 from embtune_pipeline.definitions import build_definitions
 from embtune_pipeline.partitions import RETUNE_PARTITIONS
+from embtune_pipeline.resources.corpus import CorpusSource
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline_tests.conftest import write_jsonl
 
@@ -30,9 +31,11 @@ class Tick:
 
 def tick(defs, instance, settings_path, cursor=None) -> Tick:
     sensor = defs.get_sensor_def("corpus_change_sensor")
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                                      resources={"settings": SettingsResource(config_path=str(settings_path))})
-    return Tick(sensor(context))
+    settings = SettingsResource(config_path=str(settings_path))
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                 resources={"settings": settings,
+                                            "corpus_source": CorpusSource(settings=settings)}) as context:
+        return Tick(sensor(context))
 
 
 def apply(instance, data: Tick):

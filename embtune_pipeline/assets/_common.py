@@ -17,7 +17,7 @@ K = TypeVar("K", bound=BaseModel)
 
 def optional_config(knobs: type[BaseModel], name: str) -> type[dg.Config]:
     """A Dagster Config with the knobs' fields, each optional: unset means the settings file's value, so the
-    defaults live in one place (settings.py) and a run can still override any of them from the launchpad."""
+    defaults live in one place (settings/schema.py) and a run can still override any of them from the launchpad."""
     fields = {
         n: (Optional[f.annotation], Field(None, description=f"{f.description or n} (unset: settings file)"))
         for n, f in knobs.model_fields.items()
@@ -84,19 +84,3 @@ def png_markdown(path, alt: str) -> dg.MetadataValue:
 
     data = base64.b64encode(Path(path).read_bytes()).decode()
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
-
-
-def embedding_store(s, key: str):
-    """The embedding cache of one model at one max_seq_length (`key`): vectors keyed by content, never encoded
-    twice. Every store the code location opens is opened here or by model_store."""
-    from embtune_pipeline.lib.embeddings import EmbeddingStore
-
-    return EmbeddingStore(s.layout.embeddings(key))
-
-
-def model_store(s, model_path, max_seq_length: int):
-    """The embedding cache of the model in `model_path` (keyed by a hash of its weights)."""
-    from embtune_pipeline.lib.embeddings import embedding_key
-    from embtune_pipeline.lib.models import model_fingerprint
-
-    return embedding_store(s, embedding_key(model_fingerprint(model_path), max_seq_length))

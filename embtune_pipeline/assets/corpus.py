@@ -7,8 +7,8 @@ import pandas as pd
 from embtune_pipeline.assets._common import effective, optional_config, table_metadata, timed
 from embtune_pipeline.lib.data.chunking import snapshot_id
 from embtune_pipeline.lib.data.sampling import stable_sample
-from embtune_pipeline.lib.data.snapshots import SnapshotStore, chunk_as_configured
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
+from embtune_pipeline.resources.corpus import CorpusSource
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import SampleKnobs
 
@@ -16,16 +16,17 @@ SampleConfig = optional_config(SampleKnobs, "SampleConfig")
 
 
 @dg.asset(group_name="data", kinds={"pandas", "parquet"}, partitions_def=RETUNE_PARTITIONS)
-def corpus(context: dg.AssetExecutionContext, settings: SettingsResource) -> dg.Output[pd.DataFrame]:
+def corpus(context: dg.AssetExecutionContext, settings: SettingsResource,
+           corpus_source: CorpusSource) -> dg.Output[pd.DataFrame]:
     """The snapshot's documents, normalized and chunked with the base model's tokenizer (token-aware,
     overlapping), exact duplicates collapsed, one content hash per chunk."""
     s = settings.get()
     base_model, snapshot = keys_of(context)
-    store = SnapshotStore(s.layout.snapshot)
+    store = corpus_source.snapshots()
     meta: dict = {}
     with timed(meta):
         docs = store.load(snapshot)
-        chunks, duplicates = chunk_as_configured(s, docs, s.base_model_ref(base_model))
+        chunks, duplicates = corpus_source.chunk(docs, s.base_model_ref(base_model))
     info = store.info(snapshot)
     quarantined = int(info.get("quarantined_rows", 0))
     meta.update({

@@ -7,7 +7,6 @@ import pandas as pd
 from embtune_pipeline.assets._common import (
     cache_metadata,
     effective,
-    embedding_store,
     optional_config,
     reporter,
     table_metadata,
@@ -16,8 +15,9 @@ from embtune_pipeline.assets._common import (
 from embtune_pipeline.lib.data.chunking import chunk_texts, text_hash
 from embtune_pipeline.lib.embeddings import embedding_key, encode_cached, model_if_needed
 from embtune_pipeline.lib.models import model_fingerprint, resolve_model_path
-from embtune_pipeline.lib.training.mining import mine_training_rows
+from embtune_pipeline.lib.training.mining import mine_training_rows, random_negative_warning
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
+from embtune_pipeline.resources.embeddings import EmbeddingCache
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import EmbedKnobs, MiningKnobs
 
@@ -27,7 +27,7 @@ MiningConfig = optional_config(MiningKnobs, "MiningConfig")
 
 @dg.asset(group_name="training", kinds={"sentence_transformers", "numpy"}, partitions_def=RETUNE_PARTITIONS)
 def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfig, settings: SettingsResource,
-                           corpus: pd.DataFrame) -> dg.Output[dict]:
+                           embeddings: EmbeddingCache, corpus: pd.DataFrame) -> dg.Output[dict]:
     """The base model's vector for every chunk, computed once per (base model, chunk content): cached on disk
     by content hash, so mining and evaluation share it and a new snapshot encodes only its new chunks."""
     s = settings.get()
@@ -38,7 +38,7 @@ def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfi
     base_model = s.base_model_ref(keys_of(context)[0])
     path = resolve_model_path(base_model)
     key = embedding_key(model_fingerprint(path), knobs.max_seq_length)
-    store = embedding_store(s, key)
+    store = embeddings.store(key)
     meta: dict = {}
     with timed(meta):
         model = model_if_needed(store, corpus["chunk_hash"], path, knobs.max_seq_length)
@@ -53,14 +53,14 @@ def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfi
 
 @dg.asset(group_name="training", kinds={"parquet", "numpy"}, partitions_def=RETUNE_PARTITIONS)
 def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, settings: SettingsResource,
-                   training_pairs: pd.DataFrame,
+                   embeddings: EmbeddingCache, training_pairs: pd.DataFrame,
                    corpus: pd.DataFrame, base_corpus_embeddings: dict) -> dg.Output[pd.DataFrame]:
     """Training rows (anchor, positive, negative_1..n): negatives from a rank window of the base model, minus
     known positives and anything scored within a margin of the positive (likely unlabelled positives)."""
     s = settings.get()
     knobs = effective(s.run.mining, config)
     emb = base_corpus_embeddings
-    store = embedding_store(s, emb["key"])
+    store = embeddings.store(emb["key"])
     meta: dict = {}
     with timed(meta):
         corpus_vecs = store.get(corpus["chunk_hash"].tolist())
@@ -76,14 +76,9 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
                                          rank_start=knobs.rank_start, rank_end=knobs.rank_end,
                                          relative_margin=knobs.relative_margin, per_query=knobs.negatives_per_query,
                                          round_trip_k=knobs.round_trip_k, seed=knobs.seed)
-    random_pairs = stats["pairs_with_random_negative"]
-    share = random_pairs / max(stats["mined_pairs"], 1)
-    if random_pairs:
-        context.log.warning(
-            f"{random_pairs} of {stats['mined_pairs']} pairs ({share:.0%}) got a random negative: the rank window "
-            f"{knobs.rank_start}-{knobs.rank_end} held too few candidates outside the margin; random negatives are "
-            "easy ones (widen the window or lower mining.relative_margin to mine more)")
-    meta.update({**stats, "random_negative_share": round(share, 4),
+    if warning := random_negative_warning(stats, knobs.rank_start, knobs.rank_end):
+        context.log.warning(warning)
+    meta.update({**stats, "random_negative_share": round(stats["random_negative_share"], 4),
                  "rank_window": f"{knobs.rank_start}-{knobs.rank_end}", "round_trip_k": knobs.round_trip_k,
                  "relative_margin": knobs.relative_margin, **table_metadata(rows)})
     return dg.Output(rows, metadata=meta)

@@ -5,15 +5,12 @@ import dagster as dg
 import pandas as pd
 
 from embtune_pipeline.assets._common import effective, optional_config, reporter, table_metadata, timed
-from embtune_pipeline.lib.data.ingest import normalize_query, settle_problems
-from embtune_pipeline.lib.queries.cache import AnswerCache
+from embtune_pipeline.lib.data.ingest import settle_problems
 from embtune_pipeline.lib.queries.filters import filter_queries
-from embtune_pipeline.lib.queries.generate import DEFAULT_PROMPT, ICT, generate_queries
 from embtune_pipeline.lib.queries.pairs import (
     USER_PAIR_COLUMNS,
     attach_targets,
     choose_eval_set,
-    held_out,
     judged_eval_set,
     read_pairs_file,
     style_examples,
@@ -22,6 +19,7 @@ from embtune_pipeline.lib.queries.pairs import (
     training_pairs as build_training_pairs,
 )
 from embtune_pipeline.partitions import RETUNE_PARTITIONS
+from embtune_pipeline.resources.llm import QueryGenerator
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import GenerateKnobs, Settings
 
@@ -48,51 +46,31 @@ def user_pairs(settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd
     return dg.Output(result, metadata={**meta, **table_metadata(result)})
 
 
-def _real_eval_queries(s: Settings) -> set[str]:
-    if s.eval_set is None:
-        return set()
-    raw, _ = read_pairs_file(s.eval_set)
-    return set(raw["query"].map(normalize_query))
+def _eval_file_queries(s: Settings) -> set[str]:
+    """The queries of the eval set file, when one is configured."""
+    return set(read_pairs_file(s.eval_set)[0]["query"]) if s.eval_set is not None else set()
 
 
 @dg.asset(group_name="data", kinds={"parquet", "litellm"}, partitions_def=RETUNE_PARTITIONS)
 def synthetic_queries(context: dg.AssetExecutionContext, config: GenerateConfig, settings: SettingsResource,
-                      corpus_sample: pd.DataFrame,
+                      generator: QueryGenerator, corpus_sample: pd.DataFrame,
                       user_pairs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """N queries per sampled chunk, from the configured generator; filtered (length, echo, duplicates).
 
     LLM answers are cached on disk by (model, prompt): a rerun or a new snapshot pays only for new chunks."""
     s = settings.get()
-    g = s.generator
     knobs = effective(s.run.generate, config)
-    split = s.run.eval_split
-    avoid = _real_eval_queries(s) | set(held_out(user_pairs, split.holdout_fraction, split.seed)["query"]
-                                        .map(normalize_query))
-    examples = style_examples(user_pairs, avoid, g.style_examples, seed=split.seed)
-    template_path = g.prompt_template or DEFAULT_PROMPT
+    examples = style_examples(user_pairs, _eval_file_queries(s), s.generator.style_examples,
+                              s.run.eval_split.holdout_fraction, s.run.eval_split.seed)
     meta: dict = {}
-    cache = AnswerCache(s.layout.llm_cache) if g.model != ICT else None
-    try:
-        with timed(meta):
-            generated, stats = generate_queries(
-                corpus_sample, knobs.queries_per_chunk, g.model, cache=cache, template=template_path.read_text(),
-                examples=examples, params=g.params, concurrency=g.concurrency, max_failures=g.max_failures,
-                request_timeout=g.request_timeout_seconds, max_retry_seconds=g.max_retry_seconds,
-                reporter=reporter(context, s))
-            kept, rejects = filter_queries(generated)
-    finally:
-        if cache is not None:
-            cache.close()
+    with timed(meta):
+        generated, stats = generator.generate(corpus_sample, knobs.queries_per_chunk, examples, reporter(context, s))
+        kept, rejects = filter_queries(generated)
     meta.update({
-        "generator": g.model,
-        "prompt_template": str(template_path),
-        "style_examples": len(examples),
-        "queries_per_chunk": knobs.queries_per_chunk,
-        "generated": len(generated),
-        "kept": len(kept),
-        **{f"rejected_{k}": v for k, v in rejects.items()},
-        **stats.as_metadata(),
-        **table_metadata(kept),
+        "generator": generator.model, "prompt_template": str(generator.prompt_template),
+        "style_examples": len(examples), "queries_per_chunk": knobs.queries_per_chunk,
+        "generated": len(generated), "kept": len(kept), **{f"rejected_{k}": v for k, v in rejects.items()},
+        **stats.as_metadata(), **table_metadata(kept),
     })
     if stats.errors:
         meta["llm_errors"] = dg.MetadataValue.json(stats.errors)

@@ -5,8 +5,14 @@ import dagster as dg
 import pandas as pd
 
 from embtune_pipeline.assets._common import table_metadata
-from embtune_pipeline.lib.evaluation.evaluate import METRICS
-from embtune_pipeline.lib.registry.versions import CHALLENGER, CHAMPION, choose_alias, read_bindings, stale_indexes
+from embtune_pipeline.lib.registry.versions import (
+    CHALLENGER,
+    CHAMPION,
+    choose_alias,
+    read_bindings,
+    stale_indexes,
+    version_tags,
+)
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
@@ -24,14 +30,8 @@ def registered_model(context: dg.AssetExecutionContext, mlflow: MlflowResource, 
     version = registry.version_for_run(model["mlflow_run_id"])  # a rerun that reused the model: same version
     if version is None:
         logged = model.get("mlflow_model_uri") or f"runs:/{model['mlflow_run_id']}/model"  # older records: plain files
-        version = registry.register(model["mlflow_run_id"], logged, {
-            "base_model": model["base_model"], "base_model_key": base_key, "snapshot": snapshot,
-            "dagster_run_id": context.run_id, "model_dir": model["model_dir"], "training_key": model["training_key"],
-            "eval_source": report["eval_set"]["source"], "eval_synthetic": report["eval_set"]["synthetic"],
-            "eval_queries": report["eval_set"]["queries"], "promotable": report["promotable"],
-            **{f"base_{m}": round(report["base"][m], 4) for m in METRICS},
-            **{f"tuned_{m}": round(report["finetuned"][m], 4) for m in METRICS},
-            "ndcg@10_delta_ci_low": round(report["comparison"]["ci_low"], 4)})
+        version = registry.register(model["mlflow_run_id"], logged,
+                                    version_tags(model, report, base_key, snapshot, context.run_id))
     champion = registry.champion()
     alias, why = choose_alias(int(version.version), report["promotable"], report["eval_set"]["synthetic"], base_key,
                               int(champion.version) if champion else None,

@@ -17,15 +17,15 @@ from embtune_pipeline.assets._common import (
     rounded,
 )
 from embtune_pipeline.lib.evaluation.report import loss_curve_png
-from embtune_pipeline.lib.training.train import (
+from embtune_pipeline.lib.training.data import training_columns
+from embtune_pipeline.lib.training.record import (
     NOT_TRAINING,
-    TrainSpec,
+    model_record,
     read_model_record,
-    train_model,
-    training_columns,
     training_key,
     write_model_record,
 )
+from embtune_pipeline.lib.training.train import TrainSpec, train_model
 from embtune_pipeline.lib.training.validation import split_validation
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.mlflow import MlflowResource
@@ -48,45 +48,49 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
     s = settings.get()
     knobs = effective(s.run.train, config)
     emb = base_corpus_embeddings
+    base_key, snapshot = keys_of(context)
     columns = training_columns(hard_negatives)
     # the source column decides which queries validate, so it names the run too
     key = training_key(hard_negatives[[*columns, "source"]], knobs.model_dump(exclude=NOT_TRAINING), emb["key"],
                        emb["max_seq_length"])
-    base_key, snapshot = keys_of(context)
-    name, tracker = f"{base_key}-{key}", mlflow.tracker()
+    name = f"{base_key}-{key}"
     out_dir, checkpoints = s.layout.model(name), s.layout.checkpoints(name)
     if (record := read_model_record(out_dir)) is not None:
         context.log.info(f"model {name} already trained from these inputs; reusing {out_dir}")
-        return dg.Output(record, metadata={"reused": True, "model_dir": dg.MetadataValue.path(str(out_dir)),
-                                           "mlflow_run": dg.MetadataValue.url(record["mlflow_run_url"])})
+        return dg.Output(record, metadata={"reused": True, **_links(record)})
     split = split_validation(hard_negatives, knobs.validation_fraction, knobs.validation_max_queries,
                              knobs.validation_min_queries, knobs.validation_corpus_size, knobs.seed)
     if split.validation is None:
         context.log.warning(f"no validation split ({split.reason}): the last checkpoint is kept, unselected")
     fit_rows = split.train_rows[[*columns, "source"]]
+    tags = _tags(context, emb, snapshot, key, hard_negatives)
+    result, curve, mlflow_run = _train_tracked(context, s, mlflow.tracker(), knobs, emb, fit_rows, split, name, tags)
+    record = model_record(name, out_dir, emb, snapshot, knobs.model_dump(), key, mlflow_run, fit_rows, result)
+    write_model_record(out_dir, record)
+    if not knobs.keep_checkpoints:  # the model is saved and recorded: a rerun reuses it, not the checkpoints
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    return dg.Output(record, metadata=_metadata(result, split.reason, curve, knobs.epochs, record))
+
+
+def _train_tracked(context: dg.AssetExecutionContext, s, tracker, knobs, emb: dict, fit_rows: pd.DataFrame, split,
+                   name: str, tags: dict):
+    """Train inside the model's MLflow run (opened first, so loss and validation curves are live); returns the
+    TrainResult, the loss chart and the run's ids."""
     spec = TrainSpec(emb["model_path"], emb["max_seq_length"], **knobs.model_dump(include=TrainSpec.knob_names()))
-    with tracker.training_run(checkpoints, name, _params(s, knobs, emb, fit_rows, split),
-                              _tags(context, emb, snapshot, key, hard_negatives)) as run_id:
+    out_dir = s.layout.model(name)
+    with tracker.training_run(s.layout.checkpoints(name), name, _params(s, knobs, emb, fit_rows, split),
+                              tags) as run_id:
         context.log.info(f"training {name}: {len(fit_rows)} pairs; live loss and validation curves in MLflow: "
                          f"{tracker.run_url(run_id)}")
-        result = train_model(spec, fit_rows, out_dir, checkpoints, split.validation, reporter(context, s),
-                             partial(tracker.log_metrics, run_id))
+        result = train_model(spec, fit_rows, out_dir, s.layout.checkpoints(name), split.validation,
+                             reporter(context, s), partial(tracker.log_metrics, run_id))
         curve = loss_curve_png(result.loss_history, _validation_points(result.validation),
                                s.layout.reports(context.partition_key) / f"loss_{name}.png")
         logged = tracker.finish_training(run_id, out_dir, {
             "pairs_per_epoch": result.epoch_pairs, "interpolation_alpha": result.validation.get("alpha", 1.0),
             **{f"used_{k}": v for k, v in result.used.items()}}, {}, files=(curve,))
-    record = {"name": name, "model_dir": str(out_dir), "base_model": emb["base_model"], "snapshot": snapshot,
-              "base_model_path": emb["model_path"], "max_seq_length": emb["max_seq_length"],
-              "matryoshka_dims": knobs.matryoshka_dims, "lora": knobs.lora, "training_key": key,
-              "mlflow_run_id": logged.run_id, "mlflow_model_uri": logged.model_uri,
-              "mlflow_run_url": tracker.run_url(logged.run_id), "training_pairs": len(fit_rows),
-              "pairs_per_epoch": result.epoch_pairs, "steps": result.steps, "validation": result.validation,
-              "training_pairs_by_source": fit_rows["source"].value_counts().to_dict()}
-    write_model_record(out_dir, record)
-    if not knobs.keep_checkpoints:  # the model is saved and recorded: a rerun reuses it, not the checkpoints
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    return dg.Output(record, metadata=_metadata(result, split.reason, curve, knobs.epochs, record))
+    return result, curve, {"mlflow_run_id": logged.run_id, "mlflow_model_uri": logged.model_uri,
+                           "mlflow_run_url": tracker.run_url(logged.run_id)}
 
 
 def _params(s, knobs, emb: dict, fit_rows: pd.DataFrame, split) -> dict:
@@ -113,9 +117,13 @@ def _metadata(result, validation_reason: str, curve, epochs: float, record: dict
         "train_seconds": round(result.train_seconds, 1),
         "pairs_per_second": round(result.epoch_pairs * epochs / max(result.train_seconds, 1e-9), 2),
         "resumed_from_checkpoint": result.resumed_from or "",
-        "model_dir": dg.MetadataValue.path(record["model_dir"]),
-        "mlflow_run": dg.MetadataValue.url(record["mlflow_run_url"]),
+        **_links(record),
     }
+
+
+def _links(record: dict) -> dict:
+    return {"model_dir": dg.MetadataValue.path(record["model_dir"]),
+            "mlflow_run": dg.MetadataValue.url(record["mlflow_run_url"])}
 
 
 def _validation_points(chosen: dict) -> list[tuple[int, float]]:

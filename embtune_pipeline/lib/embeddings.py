@@ -113,19 +113,3 @@ def model_if_needed(store: EmbeddingStore, hashes, model_path, max_seq_length: i
     from embtune_pipeline.lib.models import load_model
 
     return load_model(model_path, max_seq_length) if store.missing(hashes) else None
-
-
-def measure_model(model_path, max_seq_length: int, store: EmbeddingStore, chunks: pd.DataFrame,
-                  eval_set: pd.DataFrame, batch_size: int = 64, dim: int | None = None) -> pd.DataFrame:
-    """Per-query metrics of one model on one eval set over one chunked corpus. Vectors come from the model's
-    store; the model is loaded only when something is not stored yet."""
-    from embtune_pipeline.lib.data.chunking import chunk_doc_ids, chunk_texts
-    from embtune_pipeline.lib.evaluation.evaluate import evaluate_vectors, qrels_of
-
-    qids, texts, gains = qrels_of(eval_set)
-    corpus_hashes = chunks["chunk_hash"].tolist()
-    needed = set(corpus_hashes) | {text_hash(t) for t in texts}
-    model = model_if_needed(store, needed, model_path, max_seq_length)
-    corpus_vecs, _ = store.encode(model, corpus_hashes, chunk_texts(chunks), batch_size)
-    query_vecs, _ = encode_cached(store, model, texts, batch_size)
-    return evaluate_vectors(query_vecs, corpus_vecs, chunk_doc_ids(chunks), qids, gains, dim)

@@ -32,9 +32,9 @@ class TableIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext):
         partition = context.asset_partition_key if context.has_asset_partitions else None
-        for suffix in (".parquet", ".json"):
-            path = self._path(context.asset_key, partition, suffix)
-            if path.exists():
-                return pd.read_parquet(path) if suffix == ".parquet" else json.loads(path.read_text())
-        raise FileNotFoundError(f"no stored value for {context.asset_key.to_user_string()} under "
-                                f"{self.settings.get().layout.root}; materialize it first")
+        layout = self.settings.get().layout
+        value = layout.read_asset("__".join(context.asset_key.path), partition)
+        if value is None:
+            raise FileNotFoundError(f"no stored value for {context.asset_key.to_user_string()} under "
+                                    f"{layout.root}; materialize it first")
+        return value

@@ -9,17 +9,19 @@ from embtune_pipeline.resources.settings import SettingsResource
 
 
 class MlflowResource(dg.ConfigurableResource):
-    """Builds the tracker and the registry from the settings: lib.registry.versions.registry_for and
-    lib.registry.tracking.tracker_for are the one place either client is constructed, shared with the CLI."""
+    """The one place the tracker and the registry client are built from the settings (the CLI builds this
+    resource too)."""
 
     settings: SettingsResource
 
     def tracker(self):
-        from embtune_pipeline.lib.registry.tracking import tracker_for
+        from embtune_pipeline.lib.registry.tracking import Tracker
 
-        return tracker_for(self.settings.get())
+        s = self.settings.get()
+        return Tracker(s.mlflow_tracking_uri, s.mlflow.experiment, s.layout.mlflow_artifacts, s.mlflow.ui_url)
 
     def registry(self):
-        from embtune_pipeline.lib.registry.versions import registry_for
+        from embtune_pipeline.lib.registry.versions import ModelRegistry
 
-        return registry_for(self.settings.get())
+        s = self.settings.get()
+        return ModelRegistry(s.mlflow_tracking_uri, s.registry.model_name, s.mlflow.ui_url)

@@ -25,6 +25,13 @@ class SettingsResource(dg.ConfigurableResource):
             release_dead_runs(context.instance)
             record_run_process(context.instance, context.run_id)
 
+    @classmethod
+    def of(cls, settings: Settings) -> "SettingsResource":
+        """A resource over settings already loaded (the CLI and the benchmarks hold them): not read again."""
+        resource = cls()
+        resource._settings = settings
+        return resource
+
     def get(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config_path)

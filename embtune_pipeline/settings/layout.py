@@ -18,6 +18,19 @@ class Layout:
         base = self.root / "assets" / name
         return (base / f"{partition.replace('|', '/')}{suffix}") if partition else base.with_suffix(suffix)
 
+    def read_asset(self, name: str, partition: Optional[str] = None):
+        """The stored value of an asset (a DataFrame from Parquet, else the JSON value), None when it was never
+        materialized: the one reader of what the IO manager wrote, for it and for whoever reads other
+        partitions (the monitoring assets, the benchmarks)."""
+        import json
+
+        import pandas as pd
+
+        table, record = self.asset(name, partition, ".parquet"), self.asset(name, partition, ".json")
+        if table.exists():
+            return pd.read_parquet(table)
+        return json.loads(record.read_text()) if record.exists() else None
+
     def snapshot(self, key: str) -> Path:
         """The documents of a registered corpus snapshot, frozen so any snapshot can be rebuilt or backfilled."""
         return self.root / "snapshots" / f"{key}.parquet"

@@ -141,7 +141,8 @@ def test_embtune_runs_as_a_service(postgres, processes, jaguar_beir, write_setti
     run1 = proc.stdout.split("run ", 1)[1].split(":")[0]
     assert postgres.query("dagster", "SELECT pipeline_name, status FROM runs WHERE run_id = %s", (run1,)) == [
         ("retune", "SUCCESS")]
-    report = json.loads(next((tmp_path / "data" / "reports").glob(f"*/{first_snapshot}/eval_report.json")).read_text())
+    stored_reports = tmp_path / "data" / "assets" / "eval_report"  # the report, as the IO manager stored it
+    report = json.loads(next(stored_reports.glob(f"*/{first_snapshot}.json")).read_text())
     assert report["promotable"] is True
 
     # the UI sees the same run under the retune job

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from embtune_pipeline.lib.data.ingest import DOC_COLUMNS, read_documents, settle_problems
-from embtune_pipeline.lib.errors import file_problem
+from embtune_pipeline.lib.data.ingest import DOC_COLUMNS
 from embtune_pipeline.lib.storage import utc_now, write_atomically
 
 
@@ -77,24 +76,3 @@ class SnapshotStore:
 
     def exists(self, key: str) -> bool:
         return Path(self._path_of(key)).exists()
-
-
-def read_current_documents(settings) -> tuple[pd.DataFrame, int]:
-    """The corpus as its source files hold it now; bad rows fail or go to quarantine, as settings say."""
-    c = settings.corpus
-    docs, problems = read_documents(c.path, c.format, c.id_col, c.title_column, c.text_column, c.modules,
-                                    c.max_document_chars)
-    quarantined = settle_problems(problems, c.bad_rows, settings.layout.quarantine("corpus"))
-    if docs.empty:
-        raise file_problem(c.path or c.format, "the corpus has no usable document")
-    return docs, quarantined
-
-
-def chunk_as_configured(settings, docs: pd.DataFrame, base_model: str) -> tuple[pd.DataFrame, int]:
-    """Chunks of `docs` as the settings ask, with the base model's tokenizer (or corpus.tokenizer); returns the
-    chunks and the number of duplicate chunks collapsed."""
-    from embtune_pipeline.lib.data.chunking import chunk_documents
-    from embtune_pipeline.lib.models import load_tokenizer
-
-    c = settings.corpus
-    return chunk_documents(docs, load_tokenizer(c.tokenizer or base_model), c.chunk_tokens, c.chunk_overlap)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from embtune_pipeline.lib.evaluation.evaluate import METRICS
+import pandas as pd
+
+from embtune_pipeline.lib.data.chunking import chunk_doc_ids
+from embtune_pipeline.lib.evaluation.evaluate import METRICS, compare_by_dim, qrels_of
+from embtune_pipeline.lib.evaluation.measure import Measurement
 
 
 def comparison_rows(base: dict, tuned: dict) -> list[dict]:
@@ -158,3 +162,43 @@ def build_report(model: dict, eval_info: dict, base_by_dim: dict, tuned_by_dim: 
         "comparison": comparison,
         "promotable": bool(comparison["better"]) and not eval_info["synthetic"],
     }
+
+
+def evaluation_report(model: dict, eval_set: pd.DataFrame, chunks: pd.DataFrame, base: Measurement,
+                      tuned: Measurement, base_full: pd.DataFrame, samples: int) -> dict:
+    """Tuned vs base on one eval set, at full dimension and at each Matryoshka dimension the model trained: the
+    JSON document (build_report). `base_full`: the base's per-query result measured before tuning."""
+    qids, _, gains = qrels_of(eval_set)
+    base_by_dim, tuned_by_dim, comparison = compare_by_dim(
+        base.query_vectors, base.corpus_vectors, tuned.query_vectors, tuned.corpus_vectors, base_full,
+        chunk_doc_ids(chunks), qids, gains, model.get("matryoshka_dims"), samples)
+    eval_info = {"source": eval_set["eval_source"].iloc[0], "synthetic": bool(eval_set["synthetic"].iloc[0]),
+                 "queries": len(qids)}
+    return build_report(model, eval_info, base_by_dim, tuned_by_dim, comparison, str(base.corpus_vectors.shape[1]))
+
+
+def report_rows(report: dict) -> list[dict]:
+    """comparison_rows of a report document: one row per (dim, metric)."""
+    by_dim = report["by_dim"]
+    return comparison_rows({d: v["base"] for d, v in by_dim.items()}, {d: v["finetuned"] for d, v in by_dim.items()})
+
+
+def write_report_files(report: dict, directory: Path) -> tuple[Path, Path]:
+    """The report for people: a Markdown table and a chart with 95% intervals (the JSON document is the
+    eval_report asset itself). Returns (chart, table)."""
+    rows = report_rows(report)
+    synthetic = report["eval_set"]["synthetic"]
+    directory.mkdir(parents=True, exist_ok=True)
+    kind = "synthetic" if synthetic else "real"
+    chart = chart_png(rows, directory / "eval_report.png",
+                      f"{report['model_name']} vs its base, {report['eval_set']['queries']} {kind} queries")
+    table = directory / "eval_report.md"
+    table.write_text(markdown_table(rows, synthetic) + "\n")
+    return chart, table
+
+
+def report_metrics(report: dict) -> dict[str, float]:
+    """The report's headline numbers as MLflow metrics of the training's run."""
+    return {**{f"base_{m}": report["base"][m] for m in METRICS},
+            **{f"tuned_{m}": report["finetuned"][m] for m in METRICS},
+            "ndcg@10_delta_ci_low": report["comparison"]["ci_low"]}

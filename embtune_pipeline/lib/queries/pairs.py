@@ -66,10 +66,14 @@ def held_out(user_pairs: pd.DataFrame, holdout_fraction: float, seed: int) -> pd
     return user_pairs[mask]
 
 
-def style_examples(user_pairs: pd.DataFrame, avoid: set[str], k: int, seed: int) -> list[str]:
-    """Real user queries to show the LLM for style; never one that is (or may become) an eval query."""
+def style_examples(user_pairs: pd.DataFrame, eval_queries: set[str], k: int, holdout_fraction: float,
+                   seed: int) -> list[str]:
+    """Real user queries to show the LLM for style; never one that is (eval_queries: the eval set file's) or
+    may become (held out of user_pairs for evaluation) an eval query."""
     if k == 0 or user_pairs.empty:
         return []
+    avoid = {normalize_query(q) for q in eval_queries}
+    avoid |= set(held_out(user_pairs, holdout_fraction, seed)["query"].map(normalize_query))
     candidates = user_pairs[~user_pairs["query"].map(normalize_query).isin(avoid)]
     unique = pd.DataFrame({"query": candidates["query"].drop_duplicates()})
     return stable_sample(unique, k, seed, key_column="query")["query"].tolist()

@@ -3,6 +3,9 @@ and after a base-model upgrade, re-tune, skip or switch (no Dagster here)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Optional
+
 import pandas as pd
 
 from embtune_pipeline.lib.evaluation.evaluate import paired_comparison
@@ -75,3 +78,48 @@ def recommend_upgrade(champion_pq: pd.DataFrame, zero_shot_pq: pd.DataFrame, tun
                      f"({out.get('tuned_vs_champion', {}).get('delta', float('nan')):+.4f}) beats the champion "
                      "with a 95% interval above zero")
     return out
+
+
+@dataclass
+class StoredRetune:
+    """What a retune run stored for one base model on one snapshot (None: not materialized)."""
+
+    zero_shot: Optional[pd.DataFrame]  # base_model_eval
+    chunks: Optional[pd.DataFrame]  # corpus
+    report: Optional[dict]  # eval_report
+
+
+def upgrade_eval_set(stored_eval_sets: list[Optional[pd.DataFrame]], snapshot: str) -> pd.DataFrame:
+    """The eval set base models are compared on: the first one stored (the champion's partition first); it
+    must be real, since a synthetic set flatters whichever model was tuned on its sibling queries."""
+    evals = next((e for e in stored_eval_sets if e is not None), None)
+    if evals is None:
+        raise ValueError(f"snapshot {snapshot} has no eval set yet: run the retune job for it first")
+    if bool(evals["synthetic"].iloc[0]):
+        raise ValueError("base models can only be compared on real eval queries; this snapshot's eval set is "
+                         "synthetic (configure eval_set)")
+    return evals
+
+
+def upgrade_candidates(champion_pq: pd.DataFrame, stored: dict[str, StoredRetune],
+                       measure: Callable[[str, pd.DataFrame], pd.DataFrame], partition_of: Callable[[str], str],
+                       samples: int) -> dict[str, dict]:
+    """recommend_upgrade for each other base model that a retune measured ("measure first" for one that was
+    not); `measure(model_dir, chunks)` scores its tuned model, when it has one, on the same eval set."""
+    out = {}
+    for key, run in stored.items():
+        if run.zero_shot is None or run.chunks is None:
+            out[key] = {"recommendation": "measure first",
+                        "reason": f"run the retune job for partition {partition_of(key)}"}
+            continue
+        tuned_pq = measure(run.report["model_dir"], run.chunks) if run.report else None
+        out[key] = recommend_upgrade(champion_pq, run.zero_shot, tuned_pq, samples)
+    return out
+
+
+def upgrade_rows(candidates: dict[str, dict]) -> list[dict]:
+    """One row per measured candidate: zero-shot, tuned and champion nDCG@10, and the recommendation."""
+    return [{"base_model": key, "zero_shot": round(c["zero_shot_ndcg@10"], 4),
+             "tuned": round(c["tuned_ndcg@10"], 4) if "tuned_ndcg@10" in c else None,
+             "champion": round(c["champion_ndcg@10"], 4), "recommendation": c["recommendation"]}
+            for key, c in candidates.items() if "zero_shot_ndcg@10" in c]

@@ -133,14 +133,11 @@ class Tracker:
             return False
         return info.experiment_id == self.experiment_id and info.lifecycle_stage == "active"
 
-    def log_evaluation(self, run_id: str, metrics: dict[str, float], files: list[Path]) -> None:
+    def log_evaluation(self, run_id: str, metrics: dict[str, float], report: dict, files: list[Path]) -> None:
+        """The evaluation into the training's run: metrics, the report document as eval/eval_report.json, and
+        the files for people (chart, table)."""
         with self.mlflow.start_run(run_id=run_id):
             self.mlflow.log_metrics({tag_key(k): v for k, v in metrics.items()})
+            self.mlflow.log_dict(report, "eval/eval_report.json")
             for f in files:
                 self.mlflow.log_artifact(str(f), artifact_path="eval")
-
-
-def tracker_for(settings) -> Tracker:
-    """The tracker a settings file describes (the MLflow resource and the benchmarks build it here)."""
-    return Tracker(settings.mlflow_tracking_uri, settings.mlflow.experiment, settings.layout.mlflow_artifacts,
-                   settings.mlflow.ui_url)

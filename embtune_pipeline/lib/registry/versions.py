@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from embtune_pipeline.lib.evaluation.evaluate import METRICS
 from embtune_pipeline.lib.storage import utc_now, write_atomically
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -39,6 +40,18 @@ def choose_alias(version: int, promotable: bool, synthetic: bool, base_key: str,
         return CHALLENGER, "not promotable: it did not beat its base on real queries"
     return CHALLENGER, (f"promotable, but champion v{champion_version} has another base model "
                         f"({champion_base_key}): see base_model_upgrade, then `embtune promote`")
+
+
+def version_tags(model: dict, report: dict, base_key: str, snapshot: str, dagster_run_id: str) -> dict:
+    """A registered version's tags: where it came from (base model, snapshot, run, training key) and how it
+    measured (eval set, base and tuned metrics, the gain's lower bound), so the registry alone tells them apart."""
+    return {"base_model": model["base_model"], "base_model_key": base_key, "snapshot": snapshot,
+            "dagster_run_id": dagster_run_id, "model_dir": model["model_dir"], "training_key": model["training_key"],
+            "eval_source": report["eval_set"]["source"], "eval_synthetic": report["eval_set"]["synthetic"],
+            "eval_queries": report["eval_set"]["queries"], "promotable": report["promotable"],
+            **{f"base_{m}": round(report["base"][m], 4) for m in METRICS},
+            **{f"tuned_{m}": round(report["finetuned"][m], 4) for m in METRICS},
+            "ndcg@10_delta_ci_low": round(report["comparison"]["ci_low"], 4)}
 
 
 @dataclass
@@ -152,11 +165,6 @@ class ModelRegistry:
 
     def version_url(self, version: str) -> str:
         return f"{self.ui_url or '(start `mlflow ui`)'}/#/models/{self.name}/versions/{version}"
-
-
-def registry_for(settings) -> ModelRegistry:
-    """The registry a settings file describes."""
-    return ModelRegistry(settings.mlflow_tracking_uri, settings.registry.model_name, settings.mlflow.ui_url)
 
 
 def _version(mv) -> Version:

@@ -44,3 +44,37 @@ def test_the_comparison_reads_as_narrow_rounded_rows_and_charts_with_intervals(t
     assert chart_png(rows, tmp_path / "chart.png", "t").stat().st_size > 5000
     curve = loss_curve_png([(1, 2.0), (2, 1.5)], [(0, 0.5), (2, 0.6)], tmp_path / "loss.png")
     assert curve.stat().st_size > 5000
+
+
+def test_the_report_compares_on_the_same_queries_and_writes_a_table_and_a_chart(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from embtune_pipeline.lib.evaluation.evaluate import evaluate_vectors
+    from embtune_pipeline.lib.evaluation.measure import Measurement
+    from embtune_pipeline.lib.evaluation.report import evaluation_report, report_metrics, write_report_files
+
+    chunks = pd.DataFrame({"doc_id": ["d0", "d1", "d2", "d3"], "alias_doc_ids": [[], [], [], []]})
+    eval_set = pd.DataFrame({"query_id": ["q0", "q1", "q2", "q3"], "query": ["a", "b", "c", "d"],
+                             "doc_id": ["d0", "d1", "d2", "d3"], "score": 1, "eval_source": "labels.jsonl",
+                             "synthetic": False})
+    corpus = np.eye(4, dtype=np.float32)
+    tuned_queries = corpus.copy()  # each query finds its document first
+    base_queries = np.roll(corpus, 1, axis=1)  # each query finds its neighbour's first
+
+    def measured(queries):
+        per_query = evaluate_vectors(queries, corpus, [["d0"], ["d1"], ["d2"], ["d3"]], ["q0", "q1", "q2", "q3"],
+                                     [{"d0": 1}, {"d1": 1}, {"d2": 1}, {"d3": 1}])
+        return Measurement(per_query, queries, corpus, 8, 0)
+
+    base, tuned = measured(base_queries), measured(tuned_queries)
+    model = {"model_dir": "/m", "name": "m", "base_model": "b", "mlflow_run_id": "r", "training_pairs": 10}
+    report = evaluation_report(model, eval_set, chunks, base, tuned, base.per_query, 200)
+    assert report["eval_set"] == {"source": "labels.jsonl", "synthetic": False, "queries": 4}
+    assert report["finetuned"]["ndcg@10"] == 1.0 and report["base"]["ndcg@10"] < 1.0
+    assert report["comparison"]["delta"] == pytest.approx(report["finetuned"]["ndcg@10"] - report["base"]["ndcg@10"])
+    assert set(report["by_dim"]) == {"4"}
+    assert report_metrics(report)["tuned_ndcg@10"] == 1.0
+    chart, table = write_report_files(report, tmp_path / "reports")
+    assert chart.read_bytes()[:4] == b"\x89PNG" and "| ndcg@10 |" in table.read_text()
+    assert not (tmp_path / "reports" / "eval_report.json").exists()  # the document is the asset's value

@@ -52,8 +52,12 @@ def test_style_examples_never_show_a_held_out_query():
     pairs, _ = attach_targets(raw, CHUNKS, "click_logs")
     held = set(held_out(pairs, 0.3, 0)["query"])
     assert 30 < len(held) < 90
-    examples = style_examples(pairs, held, k=20, seed=0)
+    examples = style_examples(pairs, set(), k=20, holdout_fraction=0.3, seed=0)
     assert len(examples) == 20 and not set(examples) & held
+    from_eval_file = {"query 1", "QUERY 2 ", *examples[:5]}  # compared as normalized queries
+    again = style_examples(pairs, from_eval_file, k=200, holdout_fraction=0.3, seed=0)
+    assert not {"query 1", "query 2", *examples[:5]} & set(again) and not set(again) & held
+    assert len(again) == 200 - len(held | {"query 1", "query 2", *examples[:5]})
 
 
 def test_judged_irrelevant_pairs_never_train_and_held_out_synthetic_chunks_stay_out():

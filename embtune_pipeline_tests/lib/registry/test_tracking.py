@@ -14,12 +14,13 @@ def test_training_run_is_live_before_the_model_and_logs_a_loadable_sentence_tran
     assert [m.value for m in t.client.get_metric_history(run_id, "train_loss")] == [2.0, 1.5]
     assert t.start_training("run", {}, {}, resume_run_id=run_id) == run_id  # a resumed training goes on in it
     logged = t.finish_training(run_id, tiny_model, {"pairs_per_epoch": 10}, {"training_key": "k"})
-    t.log_evaluation(logged.run_id, {"tuned_ndcg@10": 0.5}, [tiny_model / "modules.json"])
+    t.log_evaluation(logged.run_id, {"tuned_ndcg@10": 0.5}, {"promotable": False}, [tiny_model / "modules.json"])
     run = t.mlflow.get_run(logged.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["epochs"] == "1" and run.data.params["pairs_per_epoch"] == "10"
     assert run.data.tags["base_model"] == "m" and run.data.tags["training_key"] == "k"
     assert run.data.metrics["tuned_ndcg_at_10"] == 0.5
+    assert t.mlflow.artifacts.load_dict(f"runs:/{logged.run_id}/eval/eval_report.json") == {"promotable": False}
     experiment = t.mlflow.get_experiment(t.experiment_id)  # opens as model development, not GenAI traces
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert logged.model_uri.startswith("models:/m-")

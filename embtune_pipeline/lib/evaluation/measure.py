@@ -1,0 +1,42 @@
+"""The one measurement path: encode an eval set and a chunked corpus with one model (through its embedding
+cache), then score every query. Used by base_model_eval, eval_report, the monitoring assets and the benchmarks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from embtune_pipeline.lib.data.chunking import chunk_doc_ids, chunk_texts, text_hash
+from embtune_pipeline.lib.embeddings import EmbeddingStore, encode_cached, model_if_needed
+from embtune_pipeline.lib.evaluation.evaluate import evaluate_vectors, qrels_of
+from embtune_pipeline.lib.progress import SILENT, Reporter
+
+
+@dataclass
+class Measurement:
+    per_query: pd.DataFrame  # one row per query: query_id and each metric at the full dimension
+    query_vectors: np.ndarray
+    corpus_vectors: np.ndarray
+    distinct_texts: int  # chunks and queries it needed
+    encoded: int  # of which not in the cache: encoded by this call
+
+    @property
+    def cache_hits(self) -> int:
+        return self.distinct_texts - self.encoded
+
+
+def measure(model_path, max_seq_length: int, store: EmbeddingStore, chunks: pd.DataFrame, eval_set: pd.DataFrame,
+            batch_size: int = 64, reporter: Reporter = SILENT, model_label: str = "the model") -> Measurement:
+    """Per-query metrics of one model on one eval set over one chunked corpus. Vectors come from the model's
+    store; the model is loaded only when something is not stored yet, and only what is missing is encoded."""
+    qids, texts, gains = qrels_of(eval_set)
+    corpus_hashes = chunks["chunk_hash"].tolist()
+    needed = set(corpus_hashes) | {text_hash(t) for t in texts}
+    model = model_if_needed(store, needed, model_path, max_seq_length)
+    corpus_vectors, corpus_encoded = store.encode(model, corpus_hashes, chunk_texts(chunks), batch_size, reporter,
+                                                  f"encoding the corpus with {model_label}")
+    query_vectors, queries_encoded = encode_cached(store, model, texts, batch_size, reporter)
+    per_query = evaluate_vectors(query_vectors, corpus_vectors, chunk_doc_ids(chunks), qids, gains)
+    return Measurement(per_query, query_vectors, corpus_vectors, len(needed), corpus_encoded + queries_encoded)

@@ -1,0 +1,43 @@
+"""The query generator (an LLM reached through litellm, the local SmolLM2, or model-free ICT) as a Dagster
+resource: the settings file's `generator:` section. A deployment swaps the model by configuration; the answer
+cache under data_dir makes a rerun or a new snapshot pay only for new chunks."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from embtune_pipeline.resources.settings import SettingsResource
+
+
+class QueryGenerator(dg.ConfigurableResource):
+    settings: SettingsResource
+
+    @property
+    def model(self) -> str:
+        return self.settings.get().generator.model
+
+    @property
+    def prompt_template(self):
+        from embtune_pipeline.lib.queries.generate import DEFAULT_PROMPT
+
+        return self.settings.get().generator.prompt_template or DEFAULT_PROMPT
+
+    def generate(self, chunks: pd.DataFrame, queries_per_chunk: int, examples: list[str], reporter=None):
+        """lib.queries.generate.generate_queries as the settings configure it; returns (queries, stats)."""
+        from embtune_pipeline.lib.progress import SILENT
+        from embtune_pipeline.lib.queries.cache import AnswerCache
+        from embtune_pipeline.lib.queries.generate import ICT, generate_queries
+
+        s = self.settings.get()
+        g = s.generator
+        cache = AnswerCache(s.layout.llm_cache) if g.model != ICT else None
+        try:
+            return generate_queries(
+                chunks, queries_per_chunk, g.model, cache=cache, template=self.prompt_template.read_text(),
+                examples=examples, params=g.params, concurrency=g.concurrency, max_failures=g.max_failures,
+                request_timeout=g.request_timeout_seconds, max_retry_seconds=g.max_retry_seconds,
+                reporter=reporter or SILENT)
+        finally:
+            if cache is not None:
+                cache.close()
