@@ -48,7 +48,7 @@ def eval_history(settings: SettingsResource, mlflow: MlflowResource, embeddings:
     with timed(meta):
         base_ref = champion.tags["base_model"]
         chunks, _ = corpus_source.chunk(corpus_source.read_current()[0], base_ref)
-        evals, _ = judged_eval_set(ps, chunks, s.corpus.bad_rows, s.layout.quarantine("monitoring_eval_set"),
+        evals, _ = judged_eval_set(ps.source, chunks, s.corpus.bad_rows, s.layout.quarantine("monitoring_eval_set"),
                                    s.run.eval_split.max_queries, s.run.eval_split.seed)
         base_pq = _measure(s, embeddings, evals, resolve_model_path(base_ref), chunks)
         champion_pq = _measure(s, embeddings, evals, registry.local_dir(champion, s.layout.downloaded_models), chunks)

@@ -35,7 +35,7 @@ def user_pairs(settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd
         for source, ps in (("click_logs", s.click_logs), ("qa_pairs", s.qa_pairs)):
             if ps is None:
                 continue
-            raw, problems = read_pairs_file(ps)
+            raw, problems = read_pairs_file(ps.source)
             pairs, unknown = attach_targets(raw, corpus, source)
             meta[f"{source}_pairs"] = len(pairs)
             meta[f"{source}_quarantined_rows"] = settle_problems(problems + unknown, s.corpus.bad_rows,
@@ -48,7 +48,7 @@ def user_pairs(settings: SettingsResource, corpus: pd.DataFrame) -> dg.Output[pd
 
 def _eval_file_queries(s: Settings) -> set[str]:
     """The queries of the eval set file, when one is configured."""
-    return set(read_pairs_file(s.eval_set)[0]["query"]) if s.eval_set is not None else set()
+    return set(read_pairs_file(s.eval_set.source)[0]["query"]) if s.eval_set is not None else set()
 
 
 @dg.asset(group_name="data", kinds={"parquet", "litellm"}, partitions_def=RETUNE_PARTITIONS)
@@ -107,7 +107,7 @@ def eval_set(settings: SettingsResource, corpus: pd.DataFrame, user_pairs: pd.Da
 
 def _build_eval_set(s: Settings, knobs, corpus, user_pairs, synthetic_queries, meta: dict) -> pd.DataFrame:
     if s.eval_set is not None:
-        result, meta["quarantined_rows"] = judged_eval_set(s.eval_set, corpus, s.corpus.bad_rows,
+        result, meta["quarantined_rows"] = judged_eval_set(s.eval_set.source, corpus, s.corpus.bad_rows,
                                                            s.layout.quarantine("eval_set"), knobs.max_queries,
                                                            knobs.seed)
         return result

@@ -82,6 +82,14 @@ class PairsSettings(_Strict):
     score_column: Optional[str] = None
 
     @property
+    def source(self):
+        """This section as the plain value lib reads pairs files from."""
+        from embtune_pipeline.lib.data.ingest import PairsSource
+
+        return PairsSource(self.path, self.resolved_format, self.split, self.query_column, self.doc_id_column,
+                           self.answer_column, self.score_column)
+
+    @property
     def resolved_format(self) -> str:
         if self.format:
             return self.format

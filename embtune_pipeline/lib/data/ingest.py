@@ -8,6 +8,7 @@ import json
 import re
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -292,6 +293,20 @@ def _documented(module, name: str):
 
 
 # ---------------------------------------------------------------- pairs
+
+
+@dataclass(frozen=True)
+class PairsSource:
+    """Where a pairs file is and how to read it (the settings' click_logs, qa_pairs, eval_set sections give
+    one each): the lib reads files from this plain value, never from the settings object."""
+
+    path: Path
+    format: str  # beir, jsonl, parquet or csv
+    split: str = "train"
+    query_column: str = "query"
+    doc_id_column: Optional[str] = "doc_id"
+    answer_column: Optional[str] = None
+    score_column: Optional[str] = None
 
 
 def read_pairs(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from embtune_pipeline.lib.data.ingest import normalize_query, read_pairs, settle_problems
+from embtune_pipeline.lib.data.ingest import PairsSource, normalize_query, read_pairs, settle_problems
 from embtune_pipeline.lib.data.sampling import stable_fraction, stable_sample
 from embtune_pipeline.lib.errors import RowProblem
 
@@ -139,20 +139,20 @@ def training_pairs(synthetic: pd.DataFrame, user_pairs: pd.DataFrame, chunks: pd
     return pairs, counts
 
 
-def read_pairs_file(ps) -> tuple[pd.DataFrame, list[RowProblem]]:
-    """The rows of a pairs file as its settings section (settings.PairsSettings) describes them."""
-    return read_pairs(ps.path, ps.resolved_format, ps.split, ps.query_column, ps.doc_id_column, ps.answer_column,
-                      ps.score_column)
+def read_pairs_file(source: PairsSource) -> tuple[pd.DataFrame, list[RowProblem]]:
+    """The rows of a pairs file, and the rows that could not be used."""
+    return read_pairs(source.path, source.format, source.split, source.query_column, source.doc_id_column,
+                      source.answer_column, source.score_column)
 
 
-def judged_eval_set(ps, chunks: pd.DataFrame, bad_rows: str, quarantine_file, max_queries: int,
+def judged_eval_set(source: PairsSource, chunks: pd.DataFrame, bad_rows: str, quarantine_file, max_queries: int,
                     seed: int) -> tuple[pd.DataFrame, int]:
     """An eval set from a file of labelled queries: rows aimed at documents the corpus lacks fail or are
     quarantined (bad_rows); returns the eval rows and the count set aside."""
-    raw, problems = read_pairs_file(ps)
+    raw, problems = read_pairs_file(source)
     known, unknown = drop_unknown_documents(raw, chunks)
     quarantined = settle_problems(problems + unknown, bad_rows, quarantine_file)
-    return eval_from_judgments(known[known["doc_id"].notna()], str(ps.path), max_queries, seed), quarantined
+    return eval_from_judgments(known[known["doc_id"].notna()], str(source.path), max_queries, seed), quarantined
 
 
 def choose_eval_set(user_pairs: pd.DataFrame, synthetic_queries: pd.DataFrame, chunks: pd.DataFrame,
