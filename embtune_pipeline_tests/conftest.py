@@ -4,7 +4,6 @@ import json
 import random
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
@@ -167,8 +166,11 @@ def stored(data_dir: Path, asset: str, suffix: str = ".parquet", partition: str 
 
 
 def read_stored(data_dir: Path, asset: str, suffix: str = ".parquet", partition: str | None = None):
+    """An asset's stored value, read as the IO manager reads it (Layout.read_asset)."""
+    from embtune_pipeline.settings.layout import Layout
+
     path = stored(data_dir, asset, suffix, partition)
-    return pd.read_parquet(path) if suffix == ".parquet" else json.loads(path.read_text())
+    return Layout(Path(data_dir)).read_asset(asset, partition or f"{path.parent.name}|{path.stem}")
 
 
 def report_of(data_dir: Path, partition: str | None = None) -> dict:

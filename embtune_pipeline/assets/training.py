@@ -28,6 +28,7 @@ from embtune_pipeline.lib.training.record import (
 from embtune_pipeline.lib.training.train import TrainSpec, train_model
 from embtune_pipeline.lib.training.validation import split_validation
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
+from embtune_pipeline.resources.io_managers import STORED_BESIDE_MODEL
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import TrainKnobs, settings_digest
@@ -37,7 +38,7 @@ LOSS_CHART = "chart: training loss and validation nDCG@10"
 
 
 @dg.asset(group_name="training", kinds={"sentence_transformers", "pytorch", "mlflow"}, partitions_def=RETUNE_PARTITIONS,
-          pool="gpu")
+          pool="gpu", metadata={STORED_BESIDE_MODEL: True})
 def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, settings: SettingsResource,
                     mlflow: MlflowResource, hard_negatives: pd.DataFrame,
                     base_corpus_embeddings: dict) -> dg.Output[dict]:

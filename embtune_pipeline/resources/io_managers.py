@@ -9,10 +9,16 @@ import dagster as dg
 import pandas as pd
 
 from embtune_pipeline.lib.storage import write_atomically
+from embtune_pipeline.lib.training.record import record_pointer
 from embtune_pipeline.resources.settings import SettingsResource
+
+STORED_BESIDE_MODEL = "stored beside the model"  # an asset's definition metadata: its value is a model record
 
 
 class TableIOManager(dg.ConfigurableIOManager):
+    """Writes each value once; a model record (an asset marked STORED_BESIDE_MODEL) is already stored beside its
+    model, so only where it is goes here."""
+
     settings: SettingsResource
 
     def _path(self, asset_key: dg.AssetKey, partition: str | None, suffix: str) -> Path:
@@ -27,6 +33,8 @@ class TableIOManager(dg.ConfigurableIOManager):
         if table:
             write_atomically(path, lambda tmp: obj.to_parquet(tmp, index=False))
         else:
+            if context.definition_metadata.get(STORED_BESIDE_MODEL):
+                obj = record_pointer(obj)
             write_atomically(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, default=str)))
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 

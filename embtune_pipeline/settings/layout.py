@@ -21,15 +21,17 @@ class Layout:
     def read_asset(self, name: str, partition: Optional[str] = None):
         """The stored value of an asset (a DataFrame from Parquet, else the JSON value), None when it was never
         materialized: the one reader of what the IO manager wrote, for it and for whoever reads other
-        partitions (the monitoring assets, the benchmarks)."""
+        partitions (the monitoring assets, the benchmarks). A model record is read from beside its model."""
         import json
 
         import pandas as pd
 
+        from embtune_pipeline.lib.training.record import resolve_record_pointer
+
         table, record = self.asset(name, partition, ".parquet"), self.asset(name, partition, ".json")
         if table.exists():
             return pd.read_parquet(table)
-        return json.loads(record.read_text()) if record.exists() else None
+        return resolve_record_pointer(json.loads(record.read_text())) if record.exists() else None
 
     def snapshot(self, key: str) -> Path:
         """The documents of a registered corpus snapshot, frozen so any snapshot can be rebuilt or backfilled."""

@@ -13,6 +13,7 @@ from embtune_pipeline.lib.storage import write_atomically
 
 MODEL_RECORD = "embtune.json"  # beside a saved model: what produced it, so a rerun with the same inputs reuses it
 NOT_TRAINING = {"keep_checkpoints"}  # knobs that change no weight: outside the training key
+RECORD_POINTER = "model_record"  # a stored value {RECORD_POINTER: path} stands for the record at that path
 
 
 def training_key(pairs: pd.DataFrame, knobs: dict, base_fingerprint: str, max_seq_length: int) -> str:
@@ -47,3 +48,23 @@ def model_record(name: str, model_dir: Path, base: dict, snapshot: str, knobs: d
             **mlflow_run, "training_pairs": len(fit_rows), "pairs_per_epoch": result.epoch_pairs,
             "steps": result.steps, "validation": result.validation,
             "training_pairs_by_source": fit_rows["source"].value_counts().to_dict()}
+
+
+def record_pointer(record: dict) -> dict:
+    """What an asset store keeps for a model's record: where it is, so the record is stored once (beside the
+    model, where a rerun finds it to reuse the model)."""
+    path = Path(record["model_dir"]) / MODEL_RECORD
+    if not path.exists() or json.loads(path.read_text()) != json.loads(json.dumps(record)):
+        raise ValueError(f"{path} does not hold this record: write_model_record it before it is stored")
+    return {RECORD_POINTER: str(path)}
+
+
+def resolve_record_pointer(value):
+    """A stored value, with a record pointer replaced by the record it points at."""
+    if not (isinstance(value, dict) and set(value) == {RECORD_POINTER}):
+        return value
+    path = Path(value[RECORD_POINTER])
+    if not path.exists():
+        raise FileNotFoundError(f"the model record {path} is gone (was the model directory deleted?); "
+                                "re-materialize finetuned_model")
+    return json.loads(path.read_text())
