@@ -26,12 +26,16 @@ from functools import partial
 from pathlib import Path
 
 
-def _registry(s):
-    """The registry client, built by the MLflow resource as in the code location."""
-    from embtune_pipeline.resources.mlflow import MlflowResource
-    from embtune_pipeline.resources.settings import SettingsResource
+def _resource(args, key: str):
+    """A resource as the code location configures it (definitions.py), so the CLI reads the corpus and the
+    registry that a deployment configured there, not a second copy of them."""
+    from embtune_pipeline.definitions import build_definitions
 
-    return MlflowResource(settings=SettingsResource.of(s)).registry()
+    return build_definitions(args.config).resources[key]
+
+
+def _registry(args):
+    return _resource(args, "mlflow").registry()
 
 
 def _instance():
@@ -50,7 +54,7 @@ def cmd_run(s, args) -> int:
     unknown = [b for b in bases if b not in s.base_model_keys]
     if unknown:
         sys.exit(f"embtune: {unknown} not in the settings' base_models {s.base_model_keys}")
-    snapshot = register_snapshot(instance, s)
+    snapshot = register_snapshot(instance, s, _resource(args, "corpus_source"))
     if daemon_serves_queue(instance):
         return _queue_runs(instance, bases, snapshot.key, args)
     return _run_here(instance, bases, snapshot.key, args)
@@ -156,7 +160,7 @@ def cmd_snapshot(s, args) -> int:
     from embtune_pipeline.partitions import retune_key
     from embtune_pipeline.runner import register_snapshot
 
-    snapshot = register_snapshot(_instance(), s)
+    snapshot = register_snapshot(_instance(), s, _resource(args, "corpus_source"))
     print(f"snapshot {snapshot.key} ({len(snapshot.documents)} documents, "
           f"{'new' if snapshot.new else 'already registered'})")
     for base in s.base_model_keys:
@@ -167,7 +171,7 @@ def cmd_snapshot(s, args) -> int:
 def cmd_champion(s, args) -> int:
     from embtune_pipeline.lib.registry.versions import CHALLENGER, CHAMPION
 
-    registry = _registry(s)
+    registry = _registry(args)
     for alias in (CHAMPION, CHALLENGER):
         v = registry.by_alias(alias)
         if v is None:
@@ -180,7 +184,7 @@ def cmd_champion(s, args) -> int:
 
 
 def cmd_promote(s, args) -> int:
-    registry = _registry(s)
+    registry = _registry(args)
     version = registry.get(args.version)
     if version.tags.get("promotable") != "True":
         sys.exit(f"embtune: {registry.name} v{args.version} is not promotable: it did not beat its base on real "
@@ -192,7 +196,7 @@ def cmd_promote(s, args) -> int:
 
 
 def cmd_rollback(s, args) -> int:
-    registry = _registry(s)
+    registry = _registry(args)
     try:
         old, new = registry.rollback()
     except ValueError as e:
@@ -204,7 +208,7 @@ def cmd_rollback(s, args) -> int:
 def cmd_bind_index(s, args) -> int:
     from embtune_pipeline.lib.registry.versions import bind_index
 
-    registry = _registry(s)
+    registry = _registry(args)
     version = args.version
     if version is None:
         champion = registry.champion()
@@ -220,7 +224,7 @@ def cmd_bind_index(s, args) -> int:
 def cmd_indexes(s, args) -> int:
     from embtune_pipeline.lib.registry.versions import read_bindings, stale_indexes
 
-    registry = _registry(s)
+    registry = _registry(args)
     champion = registry.champion()
     bindings = read_bindings(s.layout.index_bindings)
     stale = stale_indexes(bindings, registry.name, champion.version if champion else None)

@@ -110,7 +110,7 @@ def open_instance() -> dg.DagsterInstance:
 
 def register_snapshot(instance: dg.DagsterInstance, s: Settings, source: CorpusSource | None = None) -> Snapshot:
     """Freeze the corpus as it is now and make it, and every base model in settings, a partition. `source`:
-    the code location's corpus resource; by default the one the settings file describes."""
+    the code location's corpus_source resource (the CLI passes it); by default one built from `s`."""
     source = source or CorpusSource(settings=SettingsResource.of(s))
     snapshot = source.register_current()
     add_missing(instance, SNAPSHOTS, [snapshot.key])
