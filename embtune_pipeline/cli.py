@@ -22,16 +22,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
+
+
+@cache
+def _definitions(config: str | None):
+    """The code location's Definitions, built once per command."""
+    from embtune_pipeline.definitions import build_definitions
+
+    return build_definitions(config)
 
 
 def _resource(args, key: str):
     """A resource as the code location configures it (definitions.py), so the CLI reads the corpus and the
     registry that a deployment configured there, not a second copy of them."""
-    from embtune_pipeline.definitions import build_definitions
-
-    return build_definitions(args.config).resources[key]
+    return _definitions(args.config).resources[key]
 
 
 def _registry(args):
@@ -62,11 +68,10 @@ def cmd_run(s, args) -> int:
 
 def _run_here(instance, bases: list[str], snapshot: str, args) -> int:
     """The embedded default (no daemon): each `retune` run executes in this process."""
-    from embtune_pipeline.definitions import build_definitions
     from embtune_pipeline.partitions import retune_key
     from embtune_pipeline.runner import execute_retune, find_workspace
 
-    defs = build_definitions(args.config)
+    defs = _definitions(args.config)
     try:
         workspace = find_workspace(args.workspace)
     except FileNotFoundError as e:

@@ -69,17 +69,19 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
     emb, model = base_corpus_embeddings, finetuned_model
     meta: dict = {}
     with timed(meta):
+        progress = reporter(context, s)  # the base's vectors were stored by base_model_eval: none to encode
         base = embeddings.measure(emb["model_path"], emb["max_seq_length"], corpus, eval_set, emb["batch_size"],
-                                  store=embeddings.store(emb["key"]))  # stored by base_model_eval: nothing encoded
+                                  progress, "the base model", store=embeddings.store(emb["key"]))
         tuned = embeddings.measure(model["model_dir"], model["max_seq_length"], corpus, eval_set, emb["batch_size"],
-                                   reporter(context, s), "the tuned model")
+                                   progress, "the tuned model")
         report = evaluation_report(model, eval_set, corpus, base, tuned, base_model_eval, knobs.bootstrap_samples)
     base_key, snapshot = keys_of(context)
     report["partition"] = {"base_model": base_key, "snapshot": snapshot}
     chart, table = write_report_files(report, s.layout.reports(context.partition_key))
     mlflow.tracker().log_evaluation(model["mlflow_run_id"], report_metrics(report), report, [chart, table])
     return dg.Output(report, metadata={
-        **_report_metadata(report, chart), **cache_metadata(tuned.distinct_texts, tuned.encoded),
+        **_report_metadata(report, chart),
+        **cache_metadata(base.distinct_texts + tuned.distinct_texts, base.encoded + tuned.encoded),
         "report_file": dg.MetadataValue.path(str(s.layout.asset("eval_report", context.partition_key, ".json"))),
         "mlflow_run": dg.MetadataValue.url(model["mlflow_run_url"]), **meta})
 

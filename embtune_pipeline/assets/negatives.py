@@ -13,8 +13,8 @@ from embtune_pipeline.assets._common import (
     timed,
 )
 from embtune_pipeline.lib.data.chunking import chunk_texts, text_hash
-from embtune_pipeline.lib.embeddings import embedding_key, encode_cached, model_if_needed
-from embtune_pipeline.lib.models import model_fingerprint, resolve_model_path
+from embtune_pipeline.lib.embeddings import encode_cached, model_if_needed
+from embtune_pipeline.lib.models import resolve_model_path
 from embtune_pipeline.lib.training.mining import mine_training_rows, random_negative_warning
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.embeddings import EmbeddingCache
@@ -37,7 +37,7 @@ def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfi
                             f"{s.corpus.chunk_tokens}: the tails of long chunks are cut when embedded")
     base_model = s.base_model_ref(keys_of(context)[0])
     path = resolve_model_path(base_model)
-    key = embedding_key(model_fingerprint(path), knobs.max_seq_length)
+    key = embeddings.key_for(path, knobs.max_seq_length)
     store = embeddings.store(key)
     meta: dict = {}
     with timed(meta):

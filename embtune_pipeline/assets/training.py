@@ -20,6 +20,7 @@ from embtune_pipeline.lib.evaluation.report import loss_curve_png
 from embtune_pipeline.lib.training.data import training_columns
 from embtune_pipeline.lib.training.record import (
     NOT_TRAINING,
+    model_name,
     model_record,
     read_model_record,
     training_key,
@@ -54,7 +55,7 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
     # the source column decides which queries validate, so it names the run too
     key = training_key(hard_negatives[[*columns, "source"]], knobs.model_dump(exclude=NOT_TRAINING), emb["key"],
                        emb["max_seq_length"])
-    name = f"{base_key}-{key}"
+    name = model_name(base_key, key)
     out_dir, checkpoints = s.layout.model(name), s.layout.checkpoints(name)
     if (record := read_model_record(out_dir)) is not None:
         context.log.info(f"model {name} already trained from these inputs; reusing {out_dir}")

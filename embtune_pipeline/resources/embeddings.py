@@ -20,12 +20,17 @@ class EmbeddingCache(dg.ConfigurableResource):
 
         return EmbeddingStore(self.settings.get().layout.embeddings(key))
 
-    def for_model(self, model_path, max_seq_length: int):
-        """The store of the model in `model_path`, keyed by a hash of its weights."""
+    def key_for(self, model_path, max_seq_length: int) -> str:
+        """The key of the model in `model_path` at max_seq_length: a hash of its weights, so a model moved or
+        renamed keeps its vectors and a retrained one gets new ones."""
         from embtune_pipeline.lib.embeddings import embedding_key
         from embtune_pipeline.lib.models import model_fingerprint
 
-        return self.store(embedding_key(model_fingerprint(model_path), max_seq_length))
+        return embedding_key(model_fingerprint(model_path), max_seq_length)
+
+    def for_model(self, model_path, max_seq_length: int):
+        """The store of the model in `model_path`."""
+        return self.store(self.key_for(model_path, max_seq_length))
 
     def measure(self, model_path, max_seq_length: int, chunks, eval_set, batch_size: int, reporter=None,
                 model_label: str = "the model", store=None):

@@ -9,12 +9,14 @@ import yaml
 
 from embtune_pipeline.lib.data.ingest import normalize_query
 from embtune_pipeline.lib.registry.versions import ModelRegistry
+from embtune_pipeline.lib.training.record import MODEL_RECORD, read_model_record
 from embtune_pipeline_tests.conftest import (
     asset_metadata,
     jaguar_docs,
     read_stored,
     report_of,
     run_pipeline,
+    stored,
     write_jsonl,
 )
 
@@ -64,7 +66,11 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     assert tuned["validation_source"] == "real" and tuned["validation_queries"] >= 10
     assert tuned["training_pairs"] < len(negatives)  # the validation queries did not train
     assert 0 < tuned["pairs_per_epoch"] <= tuned["training_pairs"]  # fewer when sources are balanced
-    record = json.loads((Path(report["model_dir"]) / "embtune.json").read_text())
+    record = read_model_record(Path(report["model_dir"]))
+    # the record and the report are stored once: the record beside the model, the report as the asset's value
+    assert json.loads(stored(data, "finetuned_model", ".json").read_text()) == {
+        "model_record": str(Path(report["model_dir"]) / MODEL_RECORD)}
+    assert not list((data / "reports").rglob("*.json"))
     assert sum(record["training_pairs_by_source"].values()) == tuned["training_pairs"]
     assert record["pairs_per_epoch"] == tuned["pairs_per_epoch"]
     assert not list((settings.parent / "data" / "checkpoints").glob("*/checkpoint-*"))  # removed after success

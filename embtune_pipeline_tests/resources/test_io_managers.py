@@ -43,7 +43,7 @@ def test_a_model_record_is_stored_once_beside_its_model(tmp_path):
     model_dir = tmp_path / "models" / "m"
     record = {"model_dir": str(model_dir), "steps": 3, "validation": {"scores": [(5, 0.5)]}}
     marked = {STORED_BESIDE_MODEL: True}
-    with pytest.raises(ValueError, match="does not hold this record"):  # never a pointer to nothing
+    with pytest.raises(ValueError, match="does not exist: write_model_record"):  # never a pointer to nothing
         io.handle_output(dg.build_output_context(asset_key=dg.AssetKey("finetuned_model"),
                                                  definition_metadata=marked), record)
     write_model_record(model_dir, record)

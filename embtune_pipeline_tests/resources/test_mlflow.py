@@ -1,16 +1,15 @@
 """The MLflow resource."""
 
-import json
 
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline_tests.resources.corpus_settings import corpus_settings
 
 
-def test_the_mlflow_resource_builds_both_clients_from_thecorpus_settings(write_settings, tmp_path):
+def test_the_mlflow_resource_builds_both_clients_from_the_settings(write_settings, tmp_path):
     settings = corpus_settings(write_settings, tmp_path)
     mlflow = MlflowResource(settings=settings)
     s = settings.get()
     assert mlflow.registry().name == s.registry.model_name
     assert mlflow.tracker().run_url("abc").startswith(s.mlflow.ui_url)
-    assert json.dumps(SettingsResource.of(s).get().model_dump(mode="json")) == json.dumps(s.model_dump(mode="json"))
+    assert SettingsResource.of(s).get() is s  # settings already loaded are not read again

@@ -116,7 +116,7 @@ def test_an_unknown_loss_is_refused(tiny_model, tmp_path):
         _train(tiny_model, tmp_path, loss="triplet")
 
 
-def test_balanced_training_is_paced_by_the_realpairs(tiny_model, tmp_path):
+def test_balanced_training_is_paced_by_the_real_pairs(tiny_model, tmp_path):
     from embtune_pipeline.lib.training.validation import split_validation
 
     split = split_validation(mixed(120, 400), 0.25, 100, 10, 80, seed=0)
