@@ -21,32 +21,31 @@ def embedding_key(fingerprint: str, max_seq_length: int) -> str:
 
 
 class EmbeddingStore:
-    """Append-only shards of (hash, vector) under one directory per model key."""
+    """Append-only shards of (hash, vector) under one directory per model key. Shards are read memory-mapped and
+    rows are gathered on request, so a large cache is not loaded into RAM as a whole."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self._loaded: tuple[dict[str, int], np.ndarray | None] | None = None
+        self._loaded: tuple[dict[str, tuple[int, int]], list[np.ndarray]] | None = None
 
-    def _load(self) -> tuple[dict[str, int], np.ndarray | None]:
-        """Read the shards once per instance; later calls see this instance's own writes."""
+    def _load(self) -> tuple[dict[str, tuple[int, int]], list[np.ndarray]]:
+        """The index (hash -> shard, row) and the shards, read once per instance; later calls see this
+        instance's own writes."""
         if self._loaded is None:
             self._loaded = self._read_shards()
         return self._loaded
 
-    def _read_shards(self) -> tuple[dict[str, int], np.ndarray | None]:
-        index, blocks = {}, []
-        offset = 0
+    def _read_shards(self) -> tuple[dict[str, tuple[int, int]], list[np.ndarray]]:
+        index, shards = {}, []
         for meta in sorted(self.root.glob("shard-*.json")):
             vec_file = meta.with_suffix(".npy")
             if not vec_file.exists():
                 continue  # a shard whose write was interrupted
             hashes = json.loads(meta.read_text())
-            vecs = np.load(vec_file)
-            for i, h in enumerate(hashes):
-                index.setdefault(h, offset + i)
-            blocks.append(vecs)
-            offset += len(hashes)
-        return index, (np.concatenate(blocks) if blocks else None)
+            for row, h in enumerate(hashes):
+                index.setdefault(h, (len(shards), row))
+            shards.append(np.load(vec_file, mmap_mode="r"))
+        return index, shards
 
     def missing(self, hashes) -> set[str]:
         index, _ = self._load()
@@ -54,18 +53,33 @@ class EmbeddingStore:
 
     def get(self, hashes: list[str]) -> np.ndarray:
         """Stored vectors in order; a hash never encoded is an error (the producing step did not run)."""
-        index, stored = self._load()
+        index, shards = self._load()
         missing = [h for h in hashes if h not in index]
         if missing:
             raise KeyError(f"{len(missing)} vectors missing from {self.root} (e.g. {missing[0]}); "
                            "re-materialize base_corpus_embeddings")
-        return stored[[index[h] for h in hashes]]
+        return self._gather([index[h] for h in hashes], shards)
+
+    @staticmethod
+    def _gather(places: list[tuple[int, int]], shards: list[np.ndarray]) -> np.ndarray:
+        """Rows from their shards, in the order asked, reading only those rows."""
+        if not places:
+            return np.zeros((0, 0), dtype=np.float32)
+        out = np.empty((len(places), shards[places[0][0]].shape[1]), dtype=np.float32)
+        by_shard: dict[int, tuple[list[int], list[int]]] = {}
+        for position, (shard, row) in enumerate(places):
+            positions, rows = by_shard.setdefault(shard, ([], []))
+            positions.append(position)
+            rows.append(row)
+        for shard, (positions, rows) in by_shard.items():
+            out[positions] = shards[shard][rows]
+        return out
 
     def encode(self, model, hashes: list[str], texts: list[str], batch_size: int = 64,
                reporter: Reporter = SILENT, what: str = "encoding") -> tuple[np.ndarray, int]:
         """Vectors for the texts in order; only hashes not yet stored are encoded, a block at a time, each block
         a shard of its own (an interrupted encoding keeps the blocks it finished). Returns (vectors, encoded)."""
-        index, stored = self._load()
+        index, shards = self._load()
         missing = {}
         for h, t in zip(hashes, texts):
             if h not in index and h not in missing:
@@ -74,22 +88,16 @@ class EmbeddingStore:
             progress = reporter.track(what, len(missing), "texts")
             todo = list(missing.items())
             block = batch_size * BATCHES_PER_SHARD
-            blocks = [] if stored is None else [stored]
             for start in range(0, len(todo), block):
                 part = dict(todo[start:start + block])
                 vectors = model.encode(list(part.values()), batch_size=batch_size, convert_to_numpy=True,
                                        normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
                 self._write_shard(list(part), vectors)
-                blocks.append(vectors)
+                for row, h in enumerate(part):
+                    index[h] = (len(shards), row)
+                shards.append(vectors)
                 progress.advance(len(part))
-            base = 0 if stored is None else len(stored)
-            for i, h in enumerate(missing):
-                index[h] = base + i
-            stored = np.concatenate(blocks)
-            self._loaded = (index, stored)
-        if not hashes:
-            return np.zeros((0, 0), dtype=np.float32), 0
-        return stored[[index[h] for h in hashes]], len(missing)
+        return self._gather([index[h] for h in hashes], shards), len(missing)
 
     def _write_shard(self, hashes: list[str], vectors: np.ndarray) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -55,3 +55,17 @@ def test_a_long_encoding_reports_progress_and_keeps_the_blocks_it_finished(tmp_p
     vectors, encoded = EmbeddingStore(tmp_path).encode(model, hashes, texts, batch_size=1)
     assert encoded == BATCHES_PER_SHARD and model.encoded == texts[2 * BATCHES_PER_SHARD:]
     assert np.allclose(vectors[:, 0], [len(t) for t in texts])
+
+
+def test_stored_vectors_are_read_memory_mapped_and_gathered_across_shards(tmp_path):
+    """A large cache is not loaded into RAM: shards stay on disk, and only the rows asked for are read."""
+    writer = EmbeddingStore(tmp_path)
+    for i in range(3):  # three encodings: three shards
+        writer.encode(CountingModel(), [f"h{i}a", f"h{i}b"], ["x" * (10 * i + 1), "x" * (10 * i + 2)])
+    reader = EmbeddingStore(tmp_path)
+    order = ["h2b", "h0a", "h1b", "h2a", "h0a"]
+    assert np.allclose(reader.get(order)[:, 0], [22, 1, 12, 21, 1])
+    _, shards = reader._load()
+    assert len(shards) == 3 and all(isinstance(s, np.memmap) for s in shards)
+    vectors, encoded = reader.encode(CountingModel(), ["h1a", "new"], ["x" * 11, "x" * 5])
+    assert encoded == 1 and np.allclose(vectors[:, 0], [11, 5])
