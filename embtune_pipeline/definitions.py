@@ -7,6 +7,7 @@ import dagster as dg  # noqa: E402
 from embtune_pipeline.assets import corpus, evaluation, monitoring, negatives, queries, registry, training  # noqa: E402
 from embtune_pipeline.automation import JOBS, build_automation  # noqa: E402
 from embtune_pipeline.checks import CHECKS  # noqa: E402
+from embtune_pipeline.executors import executor_for  # noqa: E402
 from embtune_pipeline.resources.corpus import CorpusSource  # noqa: E402
 from embtune_pipeline.resources.embeddings import EmbeddingCache  # noqa: E402
 from embtune_pipeline.resources.io_managers import TableIOManager  # noqa: E402
@@ -21,7 +22,6 @@ ASSET_MODULES = [corpus, queries, negatives, training, evaluation, registry, mon
 def build_definitions(config_path: str | None = None) -> dg.Definitions:
     settings = SettingsResource(config_path=config_path)
     s = load_settings(config_path)
-    executor = dg.in_process_executor if s.executor == "in_process" else dg.multiprocess_executor
     sensors, schedules = build_automation(s)
     return dg.Definitions(
         assets=dg.load_assets_from_modules(ASSET_MODULES),
@@ -37,7 +37,7 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
             "generator": QueryGenerator(settings=settings),
             "io_manager": TableIOManager(settings=settings),
         },
-        executor=executor,
+        executor=executor_for(s),
     )
 
 

@@ -33,6 +33,7 @@ WORKSPACE_ENV = "EMBTUNE_WORKSPACE"
 INSTANCE_LOCK = ".embtune-instance.lock"
 PROCESS_TAG = "embtune/process"  # host:pid:start time of the process that executes a run's steps
 LIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+STEP_POD_ENV = "DAGSTER_RUN_STEP_KEY"  # set by dagster-k8s's k8s_job_executor in each step's pod
 
 
 def this_process() -> str:
@@ -62,11 +63,12 @@ def process_gone(tag: str, host: str) -> bool:
 
 def record_run_process(instance: dg.DagsterInstance, run_id: str) -> None:
     """Tag the run with the process executing it, so a crash can be told from a long step. Only the run's own
-    process records itself: a step process of the multiprocess executor ends after its step while the run goes
-    on, so such runs carry no tag and are left to Dagster's run monitoring."""
+    process records itself: a step process of the multiprocess executor, or a step pod of the k8s executor
+    (DAGSTER_RUN_STEP_KEY set), ends after its step while the run goes on, so such runs carry no tag and are
+    left to Dagster's run monitoring."""
     import multiprocessing
 
-    if multiprocessing.parent_process() is not None:
+    if multiprocessing.parent_process() is not None or os.environ.get(STEP_POD_ENV):
         return
     tag = this_process()
     run = instance.get_run_by_id(run_id)

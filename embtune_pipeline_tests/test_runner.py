@@ -13,6 +13,7 @@ from embtune_pipeline.runner import (
     find_workspace,
     process_gone,
     queue_is_served,
+    record_run_process,
     release_dead_runs,
     this_process,
 )
@@ -47,6 +48,17 @@ def test_release_dead_runs_fails_only_runs_whose_process_is_gone():
     assert release_dead_runs(instance) == [dead.run_id]
     assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
     assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+def test_only_a_run_s_own_process_tags_the_run_never_a_step_pod(monkeypatch):
+    instance = dg.DagsterInstance.ephemeral()
+    run = instance.create_run_for_job(dg.GraphDefinition("g").to_job(), status=dg.DagsterRunStatus.STARTED)
+    monkeypatch.setenv("DAGSTER_RUN_STEP_KEY", "finetuned_model")  # as dagster-k8s sets it in a step's pod
+    record_run_process(instance, run.run_id)
+    assert "embtune/process" not in instance.get_run_by_id(run.run_id).tags  # the pod ends before the run
+    monkeypatch.delenv("DAGSTER_RUN_STEP_KEY")
+    record_run_process(instance, run.run_id)
+    assert instance.get_run_by_id(run.run_id).tags["embtune/process"] == this_process()
 
 
 def test_the_workspace_is_the_one_named_else_dagster_home_s(tmp_path, monkeypatch):

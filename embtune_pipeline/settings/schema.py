@@ -246,6 +246,27 @@ class RegistrySettings(_Strict):
     model_name: str = Field("embtune", description="the MLflow registered model every version goes to")
 
 
+class KubernetesSettings(_Strict):
+    """With `executor: k8s`, dagster-k8s's k8s_job_executor runs each step in its own pod (pip install
+    "embtune[k8s]"); these say what the pods get. Secrets reach pods only as Kubernetes Secrets named here."""
+
+    image: Optional[str] = Field(None, description="the step pods' image; default: the code location's image "
+                                 "(the Helm chart's user deployment sets it)")
+    namespace: Optional[str] = Field(None, description="default: the run launcher's namespace")
+    gpu_steps: list[str] = Field(default_factory=lambda: ["finetuned_model"], description="steps whose pod "
+                                 "requests GPUs (add base_corpus_embeddings, eval_report to encode on GPU)")
+    gpus_per_step: int = Field(1, ge=1, description="nvidia.com/gpu requested by each GPU step's pod")
+    gpu_node_selector: dict[str, str] = Field(default_factory=dict, description="GPU steps' node selector, "
+                                              "e.g. {cloud.google.com/gke-accelerator: nvidia-l4}")
+    gpu_tolerations: list[dict] = Field(
+        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        description="GPU steps' tolerations (Kubernetes field names in snake_case)")
+    step_resources: dict = Field(default_factory=dict, description="every step pod's container resources, e.g. "
+                                 "{requests: {cpu: '2', memory: 8Gi}}")
+    env_secrets: list[str] = Field(default_factory=list, description="Kubernetes Secrets whose keys become "
+                                   "every step pod's environment (API keys): names only, never values")
+
+
 class RunDefaults(_Strict):
     """Defaults for the per-run knobs; a run's Dagster config overrides any of them (except eval_split, which
     two assets must agree on, so it is set here only)."""
@@ -270,9 +291,11 @@ class Settings(_Strict):
         description="model names or directories; each is a partition (`base_model: X` is short for [X])")
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
-    executor: Literal["in_process", "multiprocess"] = Field(
-        "in_process", description="in_process loads torch once; multiprocess runs steps side by side"
+    executor: Literal["in_process", "multiprocess", "k8s"] = Field(
+        "in_process", description="in_process loads torch once; multiprocess runs steps side by side; k8s runs "
+        "each step in its own Kubernetes pod (dagster-k8s), as the `k8s` section says"
     )
+    k8s: KubernetesSettings = Field(default_factory=KubernetesSettings)
     run: RunDefaults = Field(default_factory=RunDefaults)
     progress_seconds: float = Field(30.0, ge=0, description="long steps (encoding, LLM calls, training) log a "
                                     "progress line at most this often; 0: after each training step, LLM call or "
