@@ -42,10 +42,10 @@ def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfi
     meta: dict = {}
     with timed(meta):
         model = model_if_needed(store, corpus["chunk_hash"], path, knobs.max_seq_length)
-        vecs, encoded = store.encode(model, corpus["chunk_hash"].tolist(), chunk_texts(corpus), knobs.batch_size,
-                                     reporter(context, s), "encoding the corpus with the base model")
+        encoded = store.fill(model, corpus["chunk_hash"].tolist(), chunk_texts(corpus), knobs.batch_size,
+                             reporter(context, s), "encoding the corpus with the base model")
     value = {"base_model": base_model, "model_path": str(path), "key": key, "max_seq_length": knobs.max_seq_length,
-             "batch_size": knobs.batch_size, "chunks": len(corpus), "dim": int(vecs.shape[1])}
+             "batch_size": knobs.batch_size, "chunks": len(corpus), "dim": store.dim}
     meta.update({**cache_metadata(len(corpus), encoded),
                  **{k: v for k, v in value.items() if k != "model_path"}})
     return dg.Output(value, metadata=meta)

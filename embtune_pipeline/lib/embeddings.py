@@ -77,8 +77,15 @@ class EmbeddingStore:
 
     def encode(self, model, hashes: list[str], texts: list[str], batch_size: int = 64,
                reporter: Reporter = SILENT, what: str = "encoding") -> tuple[np.ndarray, int]:
-        """Vectors for the texts in order; only hashes not yet stored are encoded, a block at a time, each block
-        a shard of its own (an interrupted encoding keeps the blocks it finished). Returns (vectors, encoded)."""
+        """Vectors for the texts in order (see fill); returns (vectors, encoded)."""
+        encoded = self.fill(model, hashes, texts, batch_size, reporter, what)
+        return self.get(hashes), encoded
+
+    def fill(self, model, hashes: list[str], texts: list[str], batch_size: int = 64,
+             reporter: Reporter = SILENT, what: str = "encoding") -> int:
+        """Encode the hashes not yet stored, a block at a time, each block a shard of its own (an interrupted
+        encoding keeps the blocks it finished), and return how many were encoded. A block's vectors leave RAM
+        once written: the store reads them back memory-mapped."""
         index, shards = self._load()
         missing = {}
         for h, t in zip(hashes, texts):
@@ -92,21 +99,29 @@ class EmbeddingStore:
                 part = dict(todo[start:start + block])
                 vectors = model.encode(list(part.values()), batch_size=batch_size, convert_to_numpy=True,
                                        normalize_embeddings=True, show_progress_bar=False).astype(np.float32)
-                self._write_shard(list(part), vectors)
+                written = self._write_shard(list(part), vectors)
                 for row, h in enumerate(part):
                     index[h] = (len(shards), row)
-                shards.append(vectors)
+                shards.append(np.load(written, mmap_mode="r"))
                 progress.advance(len(part))
-        return self._gather([index[h] for h in hashes], shards), len(missing)
+        return len(missing)
 
-    def _write_shard(self, hashes: list[str], vectors: np.ndarray) -> None:
+    @property
+    def dim(self) -> int:
+        """The vectors' dimension (0 while nothing is stored)."""
+        _, shards = self._load()
+        return int(shards[0].shape[1]) if shards else 0
+
+    def _write_shard(self, hashes: list[str], vectors: np.ndarray) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         name = f"shard-{pd.Timestamp.now('UTC').strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
         (self.root / f"{name}.json").write_text(json.dumps(hashes))
         part = self.root / f"{name}.npy.part"
         with part.open("wb") as f:
             np.save(f, vectors)
-        part.replace(self.root / f"{name}.npy")  # renamed last: its presence marks the shard complete
+        vectors_file = self.root / f"{name}.npy"
+        part.replace(vectors_file)  # renamed last: its presence marks the shard complete
+        return vectors_file
 
 
 def encode_cached(store: EmbeddingStore, model, texts: list[str], batch_size: int = 64,

@@ -69,3 +69,7 @@ def test_stored_vectors_are_read_memory_mapped_and_gathered_across_shards(tmp_pa
     assert len(shards) == 3 and all(isinstance(s, np.memmap) for s in shards)
     vectors, encoded = reader.encode(CountingModel(), ["h1a", "new"], ["x" * 11, "x" * 5])
     assert encoded == 1 and np.allclose(vectors[:, 0], [11, 5])
+    # filling encodes what is missing and keeps no vector in RAM: what it wrote is read back from disk
+    assert writer.fill(CountingModel(), ["h0a", "more", "more"], ["x", "x" * 7, "x" * 7]) == 1
+    assert all(isinstance(s, np.memmap) for s in writer._load()[1]) and writer.dim == 2
+    assert np.allclose(writer.get(["more"])[:, 0], [7]) and EmbeddingStore(tmp_path / "none").dim == 0
