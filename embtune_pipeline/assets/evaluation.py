@@ -69,9 +69,9 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
     emb, model = base_corpus_embeddings, finetuned_model
     meta: dict = {}
     with timed(meta):
-        progress = reporter(context, s)  # the base's vectors were stored by base_model_eval: none to encode
+        progress = reporter(context, s)  # the base's vectors were stored, and scored, by base_model_eval
         base = embeddings.measure(emb["model_path"], emb["max_seq_length"], corpus, eval_set, emb["batch_size"],
-                                  progress, "the base model", store=embeddings.store(emb["key"]))
+                                  progress, "the base model", store=embeddings.store(emb["key"]), score=False)
         tuned = embeddings.measure(model["model_dir"], model["max_seq_length"], corpus, eval_set, emb["batch_size"],
                                    progress, "the tuned model")
         report = evaluation_report(model, eval_set, corpus, base, tuned, base_model_eval, knobs.bootstrap_samples)

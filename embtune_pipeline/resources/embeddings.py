@@ -33,11 +33,12 @@ class EmbeddingCache(dg.ConfigurableResource):
         return self.store(self.key_for(model_path, max_seq_length))
 
     def measure(self, model_path, max_seq_length: int, chunks, eval_set, batch_size: int, reporter=None,
-                model_label: str = "the model", store=None):
-        """lib.evaluation.measure.measure with this model's store (or `store`, when the caller has it open)."""
-        from embtune_pipeline.lib.evaluation.measure import measure
+                model_label: str = "the model", store=None, score: bool = True):
+        """lib.evaluation.measure.measure (score=False: encode_eval, the vectors alone) with this model's store,
+        or `store` when the caller has it open."""
+        from embtune_pipeline.lib.evaluation.measure import encode_eval, measure
         from embtune_pipeline.lib.progress import SILENT
 
         store = store or self.for_model(model_path, max_seq_length)
-        return measure(model_path, max_seq_length, store, chunks, eval_set, batch_size, reporter or SILENT,
-                       model_label)
+        return (measure if score else encode_eval)(model_path, max_seq_length, store, chunks, eval_set, batch_size,
+                                                   reporter or SILENT, model_label)

@@ -15,8 +15,9 @@ from embtune_pipeline.lib.progress import SILENT, Reporter
 
 
 @dataclass
-class Measurement:
-    per_query: pd.DataFrame  # one row per query: query_id and each metric at the full dimension
+class Encoded:
+    """One model's vectors of an eval set's queries and of a chunked corpus."""
+
     query_vectors: np.ndarray
     corpus_vectors: np.ndarray
     distinct_texts: int  # chunks and queries it needed
@@ -27,16 +28,30 @@ class Measurement:
         return self.distinct_texts - self.encoded
 
 
-def measure(model_path, max_seq_length: int, store: EmbeddingStore, chunks: pd.DataFrame, eval_set: pd.DataFrame,
-            batch_size: int = 64, reporter: Reporter = SILENT, model_label: str = "the model") -> Measurement:
-    """Per-query metrics of one model on one eval set over one chunked corpus. Vectors come from the model's
-    store; the model is loaded only when something is not stored yet, and only what is missing is encoded."""
-    qids, texts, gains = qrels_of(eval_set)
+@dataclass
+class Measurement(Encoded):
+    per_query: pd.DataFrame  # one row per query: query_id and each metric at the full dimension
+
+
+def encode_eval(model_path, max_seq_length: int, store: EmbeddingStore, chunks: pd.DataFrame,
+                eval_set: pd.DataFrame, batch_size: int = 64, reporter: Reporter = SILENT,
+                model_label: str = "the model") -> Encoded:
+    """The vectors measure scores. They come from the model's store; the model is loaded only when something is
+    not stored yet, and only what is missing is encoded."""
+    _, texts, _ = qrels_of(eval_set)
     corpus_hashes = chunks["chunk_hash"].tolist()
     needed = set(corpus_hashes) | {text_hash(t) for t in texts}
     model = model_if_needed(store, needed, model_path, max_seq_length)
     corpus_vectors, corpus_encoded = store.encode(model, corpus_hashes, chunk_texts(chunks), batch_size, reporter,
                                                   f"encoding the corpus with {model_label}")
     query_vectors, queries_encoded = encode_cached(store, model, texts, batch_size, reporter)
-    per_query = evaluate_vectors(query_vectors, corpus_vectors, chunk_doc_ids(chunks), qids, gains)
-    return Measurement(per_query, query_vectors, corpus_vectors, len(needed), corpus_encoded + queries_encoded)
+    return Encoded(query_vectors, corpus_vectors, len(needed), corpus_encoded + queries_encoded)
+
+
+def measure(model_path, max_seq_length: int, store: EmbeddingStore, chunks: pd.DataFrame, eval_set: pd.DataFrame,
+            batch_size: int = 64, reporter: Reporter = SILENT, model_label: str = "the model") -> Measurement:
+    """Per-query metrics of one model on one eval set over one chunked corpus (vectors from encode_eval)."""
+    e = encode_eval(model_path, max_seq_length, store, chunks, eval_set, batch_size, reporter, model_label)
+    qids, _, gains = qrels_of(eval_set)
+    per_query = evaluate_vectors(e.query_vectors, e.corpus_vectors, chunk_doc_ids(chunks), qids, gains)
+    return Measurement(e.query_vectors, e.corpus_vectors, e.distinct_texts, e.encoded, per_query)

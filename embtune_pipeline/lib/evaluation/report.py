@@ -8,7 +8,7 @@ import pandas as pd
 
 from embtune_pipeline.lib.data.chunking import chunk_doc_ids
 from embtune_pipeline.lib.evaluation.evaluate import METRICS, compare_by_dim, qrels_of
-from embtune_pipeline.lib.evaluation.measure import Measurement
+from embtune_pipeline.lib.evaluation.measure import Encoded
 
 
 def comparison_rows(base: dict, tuned: dict) -> list[dict]:
@@ -164,8 +164,8 @@ def build_report(model: dict, eval_info: dict, base_by_dim: dict, tuned_by_dim: 
     }
 
 
-def evaluation_report(model: dict, eval_set: pd.DataFrame, chunks: pd.DataFrame, base: Measurement,
-                      tuned: Measurement, base_full: pd.DataFrame, samples: int) -> dict:
+def evaluation_report(model: dict, eval_set: pd.DataFrame, chunks: pd.DataFrame, base: Encoded,
+                      tuned: Encoded, base_full: pd.DataFrame, samples: int) -> dict:
     """Tuned vs base on one eval set, at full dimension and at each Matryoshka dimension the model trained: the
     JSON document (build_report). `base_full`: the base's per-query result measured before tuning."""
     qids, _, gains = qrels_of(eval_set)

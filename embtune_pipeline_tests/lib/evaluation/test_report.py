@@ -65,7 +65,7 @@ def test_the_report_compares_on_the_same_queries_and_writes_a_table_and_a_chart(
     def measured(queries):
         per_query = evaluate_vectors(queries, corpus, [["d0"], ["d1"], ["d2"], ["d3"]], ["q0", "q1", "q2", "q3"],
                                      [{"d0": 1}, {"d1": 1}, {"d2": 1}, {"d3": 1}])
-        return Measurement(per_query, queries, corpus, 8, 0)
+        return Measurement(queries, corpus, 8, 0, per_query=per_query)
 
     base, tuned = measured(base_queries), measured(tuned_queries)
     model = {"model_dir": "/m", "name": "m", "base_model": "b", "mlflow_run_id": "r", "training_pairs": 10}
