@@ -50,6 +50,9 @@ def test_beir_corpus_brings_its_qa_pairs_and_eval_set(jaguar_beir, tmp_path):
     ({"corpus": {"format": "dir", "path": "."}, "run": {"mining": {"rank_start": 9, "rank_end": 9}}},
      "run.mining: Value error, rank_start (9) must be below rank_end (9)"),
     ({"corpus": {"format": "dir", "path": "missing"}}, "corpus.path: no such file or directory"),
+    ({"corpus": {"format": "dir", "path": "."}, "executor": "k8s", "k8s": {"image": "embtune:1", "gpus_per_step": 2},
+      "run": {"train": {"processes": 4}}},
+     "run.train.processes (4) must equal k8s.gpus_per_step (2)"),
 ])
 def test_errors_name_the_file_and_the_key(tmp_path, data, message):
     path = _write(tmp_path, data)

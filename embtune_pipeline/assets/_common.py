@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import BaseModel, Field, create_model
 
+from embtune_pipeline.lib.memory import peak_during
 from embtune_pipeline.lib.progress import Reporter
 
 K = TypeVar("K", bound=BaseModel)
@@ -72,8 +73,11 @@ def reporter(context: dg.AssetExecutionContext, s) -> Reporter:
 
 @contextmanager
 def timed(metadata: dict, key: str = "seconds"):
+    """The block's wall time, and its process's peak resident memory (peak_rss_mb, where Linux reports it): both
+    charted across materializations in the asset's Plots tab."""
     start = time.time()
-    yield
+    with peak_during(metadata):
+        yield
     metadata[key] = dg.MetadataValue.float(round(time.time() - start, 2))
 
 

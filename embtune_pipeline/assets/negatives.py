@@ -63,7 +63,8 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
     store = embeddings.store(emb["key"])
     meta: dict = {}
     with timed(meta):
-        corpus_vecs = store.get(corpus["chunk_hash"].tolist())
+        approximate = len(corpus) > knobs.approximate_above_chunks
+        corpus_index, index_reused = store.corpus_index(corpus["chunk_hash"].tolist(), approximate)
         texts = [*training_pairs["query"], *training_pairs["positive"]]
         model = model_if_needed(store, [text_hash(t) for t in texts], emb["model_path"], emb["max_seq_length"])
         progress = reporter(context, s)
@@ -72,7 +73,7 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
         pos_vecs, positives_encoded = encode_cached(store, model, training_pairs["positive"].tolist(),
                                                     emb["batch_size"], progress, "encoding positives")
         meta.update(cache_metadata(len(set(texts)), queries_encoded + positives_encoded))
-        rows, stats = mine_training_rows(training_pairs, query_vecs, pos_vecs, corpus_vecs, corpus,
+        rows, stats = mine_training_rows(training_pairs, query_vecs, pos_vecs, corpus_index, corpus,
                                          rank_start=knobs.rank_start, rank_end=knobs.rank_end,
                                          relative_margin=knobs.relative_margin, per_query=knobs.negatives_per_query,
                                          round_trip_k=knobs.round_trip_k, seed=knobs.seed)
@@ -80,5 +81,8 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
         context.log.warning(warning)
     meta.update({**stats, "random_negative_share": round(stats["random_negative_share"], 4),
                  "rank_window": f"{knobs.rank_start}-{knobs.rank_end}", "round_trip_k": knobs.round_trip_k,
-                 "relative_margin": knobs.relative_margin, **table_metadata(rows)})
+                 "relative_margin": knobs.relative_margin, "corpus_index": corpus_index.kind,
+                 "corpus_index_reused": index_reused,
+                 "corpus_index_build_seconds": round(corpus_index.build_seconds, 2),
+                 **table_metadata(rows)})
     return dg.Output(rows, metadata=meta)

@@ -117,6 +117,7 @@ def _metadata(result, validation_reason: str, curve, epochs: float, record: dict
         "training_pairs": record["training_pairs"],
         "pairs_per_epoch": result.epoch_pairs,
         "train_seconds": round(result.train_seconds, 1),
+        **({"peak_rss_mb": result.peak_rss_mb} if result.peak_rss_mb is not None else {}),
         "pairs_per_second": round(result.epoch_pairs * epochs / max(result.train_seconds, 1e-9), 2),
         "resumed_from_checkpoint": result.resumed_from or "",
         **_links(record),

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from embtune_pipeline.lib.data.chunking import text_hash
+from embtune_pipeline.lib.evaluation.retrieval import CorpusIndex, corpus_index_name
 from embtune_pipeline.lib.progress import SILENT, Reporter
 
 BATCHES_PER_SHARD = 32  # texts per shard = batch_size x this: progress and a resumable encoding, in few files
@@ -111,6 +112,19 @@ class EmbeddingStore:
         """The vectors' dimension (0 while nothing is stored)."""
         _, shards = self._load()
         return int(shards[0].shape[1]) if shards else 0
+
+    def corpus_index(self, hashes: list[str], approximate: bool) -> tuple[CorpusIndex, bool]:
+        """The search index over these vectors, row i being hashes[i], and whether it was read from disk. An
+        approximate (HNSW) index is built once per (model, chunk list) and kept under indexes/, so mining a
+        snapshot again, with other knobs or after a failure, does not rebuild it; an exact one is a copy of the
+        vectors, built when asked."""
+        path = self.root / "indexes" / corpus_index_name(hashes, approximate)
+        if approximate and path.exists():
+            return CorpusIndex.load(path), True
+        index = CorpusIndex.build(self.get(hashes), approximate)
+        if approximate:
+            index.save(path)
+        return index, False
 
     def _write_shard(self, hashes: list[str], vectors: np.ndarray) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -156,6 +156,9 @@ class MiningKnobs(_Strict):
     negatives_per_query: int = Field(1, ge=0)
     round_trip_k: int = Field(0, ge=0, description="keep a synthetic query only if its own document is in the "
                               "base model's top k for it; 0 keeps all")
+    approximate_above_chunks: int = Field(200_000, ge=0, description="a corpus of more chunks is mined through "
+                                          "an HNSW index (approximate), built once per base model and snapshot "
+                                          "and kept beside its vectors; at most this many: an exact scan")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -175,6 +178,9 @@ class TrainKnobs(_Strict):
                       "GISTEmbedLoss with the base model as guide against false negatives")
     mini_batch_size: int = Field(0, ge=0, description="> 0: the cached (GradCache) loss, so batch_size can "
                                  "exceed what fits in memory at once")
+    processes: int = Field(1, ge=1, description="> 1: data-parallel training in this many processes under "
+                           "torchrun (one per GPU with NCCL; gloo on CPU), batch_size being the global batch; the "
+                           "step still makes one model and one MLflow run")
     balance_sources: bool = Field(True, description="when real queries validate, each epoch takes as many "
                                   "synthetic pairs as real ones (a fresh draw each epoch) instead of all of them")
     lora: bool = False
@@ -345,6 +351,16 @@ class Settings(_Strict):
         if self.corpus.chunk_tokens > limit:
             raise ValueError(f"corpus.chunk_tokens ({self.corpus.chunk_tokens}) must be at most "
                              f"run.embed.max_seq_length - 2 ({limit}), or chunk tails are cut when embedded")
+        return self
+
+    @model_validator(mode="after")
+    def _a_gpu_per_rank(self):
+        """On Kubernetes the training pod gets k8s.gpus_per_step GPUs; NCCL ranks cannot share one."""
+        k8s, processes = self.k8s, self.run.train.processes
+        if (self.executor == "k8s" and "finetuned_model" in k8s.gpu_steps and processes > 1
+                and processes != k8s.gpus_per_step):
+            raise ValueError(f"run.train.processes ({processes}) must equal k8s.gpus_per_step "
+                             f"({k8s.gpus_per_step}): each training process takes one of the pod's GPUs")
         return self
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from embtune_pipeline_tests.conftest import (
     report_of,
     run_pipeline,
     stored,
+    tiny_run_defaults,
     write_jsonl,
 )
 
@@ -30,7 +31,9 @@ VALIDATES = {"ops": {"finetuned_model": {"config": {**LEARNS["ops"]["finetuned_m
 
 
 def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write_settings, tmp_path):
-    settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"})
+    run = tiny_run_defaults()
+    run["mining"]["approximate_above_chunks"] = 0  # mined through the HNSW index, as a large corpus is
+    settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"}, run=run)
     result = run_pipeline(settings, run_config=VALIDATES)
     assert result.success
     data = tmp_path / "data"
@@ -56,6 +59,8 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     for row in negatives.itertuples():
         assert len(row.mined_chunk_ids) == 1
         assert doc_of_chunk[row.mined_chunk_ids[0]] not in positives_of[row.anchor]
+    mined = asset_metadata(result, "hard_negatives")
+    assert (mined["corpus_index"], mined["corpus_index_reused"]) == ("hnsw", False)
 
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["eval_set_is_real"] is True and "promotion_gate" in checks
@@ -96,6 +101,7 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
 
     again = run_pipeline(settings, run_config=VALIDATES)
     assert asset_metadata(again, "base_corpus_embeddings")["embedding_cache_misses"] == 0
+    assert asset_metadata(again, "hard_negatives")["corpus_index_reused"] is True  # built once per snapshot
     assert asset_metadata(again, "finetuned_model")["reused"] is True
     assert asset_metadata(again, "registered_model")["version"] == registered["version"]  # not registered twice
 

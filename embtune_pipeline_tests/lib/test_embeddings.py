@@ -73,3 +73,25 @@ def test_stored_vectors_are_read_memory_mapped_and_gathered_across_shards(tmp_pa
     assert writer.fill(CountingModel(), ["h0a", "more", "more"], ["x", "x" * 7, "x" * 7]) == 1
     assert all(isinstance(s, np.memmap) for s in writer._load()[1]) and writer.dim == 2
     assert np.allclose(writer.get(["more"])[:, 0], [7]) and EmbeddingStore(tmp_path / "none").dim == 0
+
+
+class _RandomUnit:
+    rng = np.random.default_rng(0)
+
+    def encode(self, texts, **kwargs):
+        v = self.rng.standard_normal((len(texts), 16)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_an_approximate_corpus_index_is_built_once_and_read_back(tmp_path):
+    hashes = [f"h{i}" for i in range(300)]
+    store = EmbeddingStore(tmp_path)
+    store.fill(_RandomUnit(), hashes, hashes, batch_size=64)
+    index, reused = store.corpus_index(hashes, approximate=True)
+    assert (index.kind, reused, len(index)) == ("hnsw", False, 300)
+    again, reused = EmbeddingStore(tmp_path).corpus_index(hashes, approximate=True)
+    assert (again.kind, reused) == ("hnsw", True)
+    assert again.top_k(store.get(hashes[:5]), 1)[1][:, 0].tolist() == [0, 1, 2, 3, 4]
+    exact, reused = store.corpus_index(hashes[:50], approximate=False)
+    assert (exact.kind, reused) == ("exact", False)
+    assert len(list((tmp_path / "indexes").iterdir())) == 1  # an exact scan is never written

@@ -1,25 +1,78 @@
-"""Nearest chunks by inner product (vectors are unit length, so cosine), with faiss."""
+"""Nearest chunks by inner product (vectors are unit length, so cosine), with faiss: an exact scan, or an HNSW
+graph (approximate) for corpora too large to scan for every query."""
 
 from __future__ import annotations
 
+import hashlib
+import time
+from pathlib import Path
+
 import numpy as np
 
-EXACT_LIMIT = 200_000  # above this many chunks, an HNSW graph instead of a flat scan
+EXACT_LIMIT = 200_000  # above this many chunks, evaluation searches an HNSW graph instead of a flat scan
+HNSW_NEIGHBORS = 32  # faiss's M: graph degree (memory: about 2 x M x 4 bytes per vector beside the vector)
+HNSW_EF_CONSTRUCTION = 80
+
+
+class CorpusIndex:
+    """A faiss index over corpus rows, searched for the k nearest; exact (flat) or HNSW. An HNSW index is worth
+    saving: building it is the expensive part (see benchmarks/scale.py), searching it is cheap."""
+
+    def __init__(self, index, kind: str, build_seconds: float = 0.0):
+        self.index, self.kind, self.build_seconds = index, kind, build_seconds
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, approximate: bool) -> "CorpusIndex":
+        import faiss
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        start = time.perf_counter()
+        if approximate:
+            index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_NEIGHBORS, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        else:
+            index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        return cls(index, "hnsw" if approximate else "exact", time.perf_counter() - start)
+
+    def save(self, path: Path) -> Path:
+        """Written beside, then renamed: a reader never opens half an index."""
+        import faiss
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(path.name + ".part")
+        faiss.write_index(self.index, str(part))
+        part.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "CorpusIndex":
+        import faiss
+
+        index = faiss.read_index(str(path))
+        return cls(index, "hnsw" if isinstance(index, faiss.IndexHNSW) else "exact")
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def top_k(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows), each (n_queries, k'), best first; k' = min(k, corpus size); a row of -1 is none found."""
+        k = min(k, len(self))
+        if self.kind == "hnsw":
+            self.index.hnsw.efSearch = max(256, 2 * k)  # recall against exact: see benchmarks/scale.py
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+
+def corpus_index_name(chunk_hashes: list[str], approximate: bool) -> str:
+    """The file name of the index over these chunks in this order: the rows of an index are positions in the
+    list, so the same chunks in the same order (any snapshot) share one index."""
+    digest = hashlib.sha256("\n".join(chunk_hashes).encode()).hexdigest()[:24]
+    return f"{digest}-{'hnsw' + str(HNSW_NEIGHBORS) if approximate else 'flat'}.faiss"
 
 
 def top_k(queries: np.ndarray, corpus: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, indices), each (n_queries, k'), best first; k' = min(k, corpus size)."""
-    import faiss
-
-    k = min(k, len(corpus))
-    corpus = np.ascontiguousarray(corpus, dtype=np.float32)
-    if len(corpus) > EXACT_LIMIT:
-        index = faiss.IndexHNSWFlat(corpus.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = max(128, 2 * k)
-    else:
-        index = faiss.IndexFlatIP(corpus.shape[1])
-    index.add(corpus)
-    return index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    """(scores, indices), each (n_queries, k'), best first; k' = min(k, corpus size); searched once, not kept."""
+    return CorpusIndex.build(corpus, approximate=len(corpus) > EXACT_LIMIT).top_k(queries, k)
 
 
 def rank_documents(chunk_rows: np.ndarray, chunk_docs: list[list[str]], k: int) -> list[str]:

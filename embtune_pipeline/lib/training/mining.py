@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 
 from embtune_pipeline.lib.data.chunking import chunk_doc_ids, chunk_texts
-from embtune_pipeline.lib.evaluation.retrieval import top_k
+from embtune_pipeline.lib.evaluation.retrieval import CorpusIndex
 from embtune_pipeline.lib.queries.pairs import is_real
 
 
 def mine_hard_negatives(
     query_vecs: np.ndarray,
     positive_scores: np.ndarray,
-    corpus_vecs: np.ndarray,
+    corpus: CorpusIndex,
     chunk_docs: list[list[str]],
     known_positives: list[set[str]],
     rank_start: int,
@@ -33,7 +33,7 @@ def mine_hard_negatives(
     stats: Counter = Counter()
     if per_query == 0 or len(query_vecs) == 0:
         return [[] for _ in range(len(query_vecs))], dict(stats)
-    scores, rows = top_k(query_vecs, corpus_vecs, rank_end)
+    scores, rows = corpus.top_k(query_vecs, rank_end)
     out = []
     for i in range(len(query_vecs)):
         ceiling = (1.0 - relative_margin) * float(positive_scores[i])
@@ -57,13 +57,13 @@ def mine_hard_negatives(
     return out, dict(stats)
 
 
-def round_trip_kept(query_vecs: np.ndarray, corpus_vecs: np.ndarray, chunk_docs: list[list[str]],
+def round_trip_kept(query_vecs: np.ndarray, corpus: CorpusIndex, chunk_docs: list[list[str]],
                     known_positives: list[set[str]], k: int) -> np.ndarray:
     """Round-trip filter: True where one of the query's positive documents is in the base model's top k. A
     generated query its own passage does not answer, as the base model sees it, is more often noise than signal."""
     if k <= 0 or len(query_vecs) == 0:
         return np.ones(len(query_vecs), dtype=bool)
-    _, rows = top_k(query_vecs, corpus_vecs, k)
+    _, rows = corpus.top_k(query_vecs, k)
     return np.array([any(r >= 0 and positives.intersection(chunk_docs[r]) for r in row)
                      for row, positives in zip(rows, known_positives)], dtype=bool)
 
@@ -109,22 +109,23 @@ def training_rows(pairs: pd.DataFrame, negatives: list[list[int]], positive_scor
 
 
 def mine_training_rows(pairs: pd.DataFrame, query_vecs: np.ndarray, positive_vecs: np.ndarray,
-                       corpus_vecs: np.ndarray, chunks: pd.DataFrame, *, rank_start: int, rank_end: int,
+                       corpus_index: CorpusIndex, chunks: pd.DataFrame, *, rank_start: int, rank_end: int,
                        relative_margin: float, per_query: int, round_trip_k: int,
                        seed: int) -> tuple[pd.DataFrame, dict]:
     """From (query, positive) pairs and the base model's vectors to the trainer's rows: generated queries that
     fail the round trip are dropped (real ones always train), negatives are mined from the rank window, pairs
-    short of negatives are topped up at random, and pairs still short are dropped. Returns the rows and the
+    short of negatives are topped up at random, and pairs still short are dropped. `corpus_index` searches the
+    chunks' base-model vectors, row i being chunks' row i. Returns the rows and the
     counts of each decision and the share of pairs with a random negative (for the asset's metadata)."""
     docs = chunk_doc_ids(chunks)
     known = pairs.groupby("query")["positive_doc_id"].agg(lambda d: {x for x in d if isinstance(x, str)})
     known_per_pair = [known[q] for q in pairs["query"]]
-    keep = round_trip_kept(query_vecs, corpus_vecs, docs, known_per_pair, round_trip_k) | is_real(pairs).to_numpy()
+    keep = round_trip_kept(query_vecs, corpus_index, docs, known_per_pair, round_trip_k) | is_real(pairs).to_numpy()
     pairs = pairs[keep].reset_index(drop=True)
     query_vecs, positive_vecs = query_vecs[keep], positive_vecs[keep]
     known_per_pair = [k for k, ok in zip(known_per_pair, keep) if ok]
     positive_scores = np.einsum("ij,ij->i", query_vecs, positive_vecs)
-    negatives, stats = mine_hard_negatives(query_vecs, positive_scores, corpus_vecs, docs, known_per_pair,
+    negatives, stats = mine_hard_negatives(query_vecs, positive_scores, corpus_index, docs, known_per_pair,
                                            rank_start, rank_end, relative_margin, per_query)
     stats["random_fill"], stats["pairs_with_random_negative"] = fill_random(negatives, known_per_pair, docs,
                                                                             per_query, seed)

@@ -2,18 +2,21 @@
 and LoRA, resumable checkpoints. Runs on CPU, one GPU, or several under torchrun/accelerate.
 
 The concerns live beside it: data.py (rows to datasets, balancing), losses.py, lora.py, interpolation.py
-(WiSE-FT), callbacks.py (progress and live metrics), record.py (the record beside a saved model)."""
+(WiSE-FT), callbacks.py (progress and live metrics), record.py (the record beside a saved model), distributed.py
+(several processes under torchrun)."""
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import pandas as pd
 
+from embtune_pipeline.lib.memory import peak_during
 from embtune_pipeline.lib.models import load_model
 from embtune_pipeline.lib.progress import SILENT, Reporter
 from embtune_pipeline.lib.training.callbacks import VALIDATION_METRIC, progress_callback
@@ -36,6 +39,7 @@ class TrainResult:
     validation: dict = field(default_factory=dict)  # what the validation split chose, with its scores
     epoch_pairs: int = 0  # pairs in one epoch: fewer than the training pairs when sources are balanced
     used: dict = field(default_factory=dict)  # knobs as the training applied them (batch_size, save_steps)
+    peak_rss_mb: Optional[float] = None  # the training process's peak resident memory (rank 0's, distributed)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class TrainSpec:
     loss: str = "mnrl"
     mini_batch_size: int = 0
     balance_sources: bool = True
+    processes: int = 1  # > 1: data-parallel under torchrun, batch_size split across them (the global batch)
 
     @classmethod
     def knob_names(cls) -> set[str]:
@@ -74,9 +79,35 @@ def train_model(
     reporter: Reporter = SILENT,
     on_metrics: Optional[Callable[[int, dict], None]] = None,
 ) -> TrainResult:
-    """With a validation set, the model is scored every 1/evaluations_per_epoch epoch and the best checkpoint
-    is kept; then each WiSE-FT ratio in interpolation_alphas is scored and the best one saved. A "source" column
-    in pairs lets balance_sources apply (see training_data). `reporter` hears progress lines while it trains;
+    """Train in this process, or with spec.processes > 1 in that many under torchrun (lib.training.distributed:
+    NCCL on GPUs, gloo on CPU), which gives back the same TrainResult. See train_in_this_process."""
+    if spec.processes > 1:
+        from embtune_pipeline.lib.training.distributed import train_distributed
+
+        return train_distributed(spec, pairs, output_dir, checkpoint_dir, validation, reporter, on_metrics)
+    memory: dict = {}
+    with peak_during(memory):
+        result = train_in_this_process(spec, pairs, output_dir, checkpoint_dir, validation, reporter, on_metrics)
+    result.peak_rss_mb = memory.get("peak_rss_mb")
+    return result
+
+
+def train_in_this_process(
+    spec: TrainSpec,
+    pairs: pd.DataFrame,
+    output_dir: Path,
+    checkpoint_dir: Path,
+    validation: Optional[ValidationSet] = None,
+    reporter: Reporter = SILENT,
+    on_metrics: Optional[Callable[[int, dict], None]] = None,
+) -> Optional[TrainResult]:
+    """The whole training, or one rank of it under torchrun (the trainer joins the process group from the
+    environment torchrun sets: RANK, WORLD_SIZE). Rank 0 alone measures the base, chooses, saves the model and
+    returns the result; the other ranks return None.
+
+    With a validation set, the model is scored every 1/evaluations_per_epoch epoch and the best checkpoint is
+    kept; then each WiSE-FT ratio in interpolation_alphas is scored and the best one saved. A "source" column in
+    pairs lets balance_sources apply (see training_data). `reporter` hears progress lines while it trains;
     `on_metrics(step, {name: value})` each training loss and validation score as it is measured (step 0: the
     base's validation score)."""
     import time
@@ -87,19 +118,23 @@ def train_model(
     from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    main_rank = int(os.environ.get("RANK", "0")) == 0
     model = load_model(spec.base_model_path, max_seq_length=spec.max_seq_length)
     scorer = ValidationScorer(validation) if validation is not None else None
-    if scorer is not None:  # before LoRA layers are added: the base weights under their own names
+    if scorer is not None and main_rank:  # before LoRA layers are added: the base weights under their own names
         base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         base_score = scorer.score(model)
         if on_metrics is not None:
             on_metrics(0, {VALIDATION_METRIC: base_score})
     if spec.lora:
         add_lora(model, spec.lora_rank)
+    # in-batch negatives from every rank's batch: the loss sees the global batch, as in one process
     loss = training_loss(model, spec.loss, spec.mini_batch_size, spec.base_model_path, spec.max_seq_length,
-                         spec.matryoshka_dims)
+                         spec.matryoshka_dims, gather_across_devices=world > 1)
 
-    batch_size = max(2, min(spec.batch_size, len(pairs)))  # a batch is never larger than the data
+    per_device = max(1, max(2, min(spec.batch_size, len(pairs))) // world)  # a batch is never larger than the data
+    batch_size = per_device * world
     # balanced only when real queries are plentiful enough to validate on: then they can carry an epoch
     balance = spec.balance_sources and validation is not None and validation.source == "real"
     dataset, epoch_batches, epoch_pairs = training_data(pairs, batch_size, balance)
@@ -113,7 +148,7 @@ def train_model(
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=spec.epochs,
-        per_device_train_batch_size=batch_size,
+        per_device_train_batch_size=per_device,
         learning_rate=spec.learning_rate,
         warmup_steps=float(spec.warmup_ratio),  # a float in [0, 1) is a ratio of the steps (transformers 5)
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate in the batch would be a false in-batch negative
@@ -127,6 +162,7 @@ def train_model(
         disable_tqdm=True,
         dataloader_pin_memory=torch.cuda.is_available(),
         **selection,
+        **_data_parallel(world, torch.cuda.is_available()),
     )
     watcher = progress_callback(reporter, scorer.trainer_metric if scorer else None, on_metrics)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
@@ -138,6 +174,8 @@ def train_model(
     start = time.time()
     trainer.train(resume_from_checkpoint=last)
     seconds = time.time() - start
+    if not main_rank:
+        return None
     if spec.lora:
         merge_lora(model)
     chosen = {}
@@ -157,7 +195,16 @@ def train_model(
     history = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
     return TrainResult(model_dir=output_dir, steps=int(trainer.state.global_step), loss_history=history,
                        resumed_from=last, train_seconds=seconds, validation=chosen, epoch_pairs=epoch_pairs,
-                       used={"batch_size": batch_size, "save_steps": save_steps})
+                       used={"batch_size": batch_size, "save_steps": save_steps, "processes": world})
+
+
+def _data_parallel(world: int, cuda: bool) -> dict:
+    """The trainer's arguments for `world` ranks: NCCL on GPUs; on CPU gloo, which transformers only takes with
+    use_cpu (otherwise each rank trains alone on all the data). The last short batch is dropped so no rank waits
+    on a batch another rank lacks."""
+    if world <= 1:
+        return {}
+    return {"ddp_backend": "nccl" if cuda else "gloo", "use_cpu": not cuda, "dataloader_drop_last": True}
 
 
 def validation_steps(epoch_batches: int, evaluations_per_epoch: int, save_steps: int) -> int:

@@ -1,5 +1,6 @@
 import numpy as np
 
+from embtune_pipeline.lib.evaluation.retrieval import CorpusIndex
 from embtune_pipeline.lib.training.mining import (
     fill_random,
     mine_hard_negatives,
@@ -14,8 +15,12 @@ def _unit(v):
 
 
 def _corpus(scores):
-    """Unit vectors whose inner product with the query e0 is exactly the given score."""
-    return _unit([[s, np.sqrt(1 - s * s), 0] for s in scores])
+    """An exact index over unit vectors whose inner product with the query e0 is exactly the given score."""
+    return _exact(_unit([[s, np.sqrt(1 - s * s), 0] for s in scores]))
+
+
+def _exact(vectors):
+    return CorpusIndex.build(vectors, approximate=False)
 
 
 def test_window_skips_the_top_and_margin_protects_likely_positives():
@@ -46,7 +51,7 @@ def test_fill_random_tops_up_without_positives():
 
 
 def test_the_round_trip_filter_keeps_queries_whose_own_document_the_base_model_finds():
-    corpus = np.eye(4, dtype=np.float32)
+    corpus = _exact(np.eye(4, dtype=np.float32))
     docs = [["a"], ["b"], ["c"], ["d"]]
     queries = np.array([[1, 0.1, 0, 0], [0.9, 0.5, 0, 0], [0.2, 0.1, 0.05, 1]], dtype=np.float32)
     positives = [{"a"}, {"b"}, {"c"}]
@@ -84,7 +89,7 @@ def test_mining_training_rows_keeps_real_queries_and_counts_each_decision():
                           "positive_doc_id": ["d0", "d1", "d2"], "source": ["synthetic", "qa_pairs", "synthetic"],
                           "provenance": ["a", "b", "c"]})
     queries = np.array([[0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=np.float32)  # the first two miss
-    rows, stats = mine_training_rows(pairs, queries, corpus[:3], corpus, chunks, rank_start=0, rank_end=4,
+    rows, stats = mine_training_rows(pairs, queries, corpus[:3], _exact(corpus), chunks, rank_start=0, rank_end=4,
                                      relative_margin=0.0, per_query=1, round_trip_k=1, seed=0)
     assert rows["anchor"].tolist() == ["real lost", "gen found"]  # a real query trains even when it misses
     assert stats["rejected_round_trip"] == 1 and stats["mined_pairs"] == 2

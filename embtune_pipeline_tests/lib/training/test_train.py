@@ -18,7 +18,8 @@ def _train(tiny_model, tmp_path, **kw):
 
 def test_training_saves_a_loadable_model_that_changed(tiny_model, tmp_path):
     result = _train(tiny_model, tmp_path, matryoshka_dims=[16, 8])
-    assert result.steps == 3 and result.loss_history and result.used == {"batch_size": 8, "save_steps": 2}
+    assert result.steps == 3 and result.loss_history
+    assert result.used == {"batch_size": 8, "save_steps": 2, "processes": 1}
     small = train_model(_spec(tiny_model, batch_size=64), pairs(), tmp_path / "small", tmp_path / "ckpt-small")
     assert small.used["batch_size"] == 24  # never larger than the data: what MLflow logs as used_batch_size
     base, tuned = load_model(tiny_model), load_model(result.model_dir)
@@ -135,3 +136,36 @@ def test_with_validation_a_checkpoint_comes_at_least_every_save_steps():
     assert validation_steps(epoch_batches=100, evaluations_per_epoch=2, save_steps=200) == 50  # as asked
     assert validation_steps(epoch_batches=1000, evaluations_per_epoch=2, save_steps=200) == 200  # not 500
     assert validation_steps(epoch_batches=1, evaluations_per_epoch=4, save_steps=200) == 1
+
+
+def test_two_processes_under_torchrun_train_with_gloo_and_rank_0_alone_writes(tiny_model, tmp_path):
+    """Data-parallel on CPU: the step's process hears rank 0's progress and metrics live, gets one result, and
+    finds one model and the trainer's checkpoints, as a training in one process leaves them."""
+    from embtune_pipeline.lib.progress import Reporter
+    from embtune_pipeline.lib.training.validation import split_validation
+
+    split = split_validation(pairs(160).assign(source="qa_pairs"), 0.25, 100, 10, 80, seed=0)
+    lines, metrics = [], []
+    spec = _spec(tiny_model, epochs=2, processes=2, save_steps=100)
+    result = train_model(spec, split.train_rows[["anchor", "positive", "negative_1"]], tmp_path / "model",
+                         tmp_path / "ckpt", split.validation, Reporter(lines.append, every=0),
+                         on_metrics=lambda step, m: metrics.append((step, m)))
+    assert result.used == {"batch_size": 8, "save_steps": result.used["save_steps"], "processes": 2}
+    batches = len(split.train_rows) // 4  # full batches of 4, each rank takes every other one: the global batch is 8
+    assert result.steps == 2 * (batches // 2) and result.epoch_pairs == len(split.train_rows)
+    losses = [loss for _, loss in result.loss_history]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5  # it learns
+    assert [(s, m["train_loss"]) for s, m in metrics if "train_loss" in m] == result.loss_history  # relayed live
+    assert lines[-1].startswith(f"training step {result.steps}/{result.steps} (100%)")
+    chosen = result.validation  # the best checkpoint and ratio chosen, as in one process
+    assert chosen["scores"] and chosen["alpha_scores"][str(chosen["alpha"])] == max(chosen["alpha_scores"].values())
+    tuned = load_model(result.model_dir)
+    assert abs(tuned.encode(["jaguar reset"]) - load_model(tiny_model).encode(["jaguar reset"])).max() > 1e-4
+    assert {p.name for p in (tmp_path / "ckpt").glob("checkpoint-*")} and result.peak_rss_mb > 0
+
+
+def test_a_failed_distributed_launch_raises_with_the_tail_of_its_log(tmp_path):
+    absent = tmp_path / "no-such-model"
+    with pytest.raises(RuntimeError, match=r"distributed training \(2 processes\) exited with 1[\s\S]*no-such-model"):
+        train_model(_spec(absent, processes=2), pairs(), tmp_path / "model", tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "launch" / "torchrun.log").exists()
