@@ -5,12 +5,14 @@
 Evaluates on BEIR_DIR/qrels/test.tsv (or all.tsv when there is no test split). corpus-only trains on synthetic
 queries alone; with-train-queries adds qrels/train.tsv as Q&A pairs. Saves the tuned model to OUT_DIR/model and
 prints one JSON line: base and tuned nDCG@10, Recall@100, MRR@10, the training pairs (by source, and per
-epoch), what the validation split chose, the wall time and the seconds each asset took.
+epoch), what the validation split chose, the wall time, the seconds each asset took, each asset's peak resident
+memory (its step's own: see lib.memory) and the process's peak.
 `--set run.sample.sample_size=1000` overrides a settings value (dotted path).
 """
 
 import argparse
 import json
+import resource
 import shutil
 import sys
 import time
@@ -75,6 +77,10 @@ def main() -> None:
 
     seconds = {e.step_key: round(e.event_specific_data.duration_ms / 1000, 1)
                for e in result.all_events if e.is_step_success}
+    peaks = {}  # each step's own peak resident memory, from its materialization's metadata (see lib.memory)
+    for e in result.all_events:
+        if e.is_step_materialization and "peak_rss_mb" in e.materialization.metadata:
+            peaks[e.step_key] = e.materialization.metadata["peak_rss_mb"].value
     report = s.layout.read_asset("eval_report", f"{base}|{snapshot.key}")
     if report is None:
         sys.exit(f"the run failed before eval_report (run {result.run_id}); see the log above")
@@ -92,7 +98,8 @@ def main() -> None:
         "promotable": report["promotable"], "training_pairs": report.get("training_pairs"),
         "training_pairs_by_source": record.get("training_pairs_by_source"),
         "pairs_per_epoch": record.get("pairs_per_epoch"), "validation": record.get("validation"),
-        "wall_seconds": round(wall, 1), "asset_seconds": seconds, "model": str(model_out),
+        "wall_seconds": round(wall, 1), "asset_seconds": seconds, "asset_peak_rss_mb": peaks,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "model": str(model_out),
     }))
 
 

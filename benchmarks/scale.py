@@ -1,14 +1,16 @@
-"""The embedding store at scale: write and read time and memory at N chunks of D-dim vectors (synthetic vectors;
-the store's cost does not depend on the model that made them).
+"""The embedding store and the mining index at scale: time and memory at N chunks of D-dim vectors (synthetic,
+clustered vectors: neither the store's nor the index's cost depends on the model that made them).
 
     python benchmarks/scale.py --chunks 100000 1000000 [--dim 384] [--write-with fill|encode] [--out DIR]
 
 Each size runs in a fresh process and prints one JSON line: the seconds to write N vectors through
 EmbeddingStore.fill (in shards of batch_size x BATCHES_PER_SHARD, as base_corpus_embeddings writes them), to open the
-store and read 10,000 random vectors, and to read all N in order; the bytes on disk; and the process's resident
-memory after each stage (anon: its own; file: shard pages mapped from disk, reclaimable), its peak RSS while
-writing and its peak RSS overall.
-The ANN index and mining parts of issue 14 are not measured here yet.
+store and read 10,000 random vectors, and to read all N in order; the bytes on disk; the process's resident
+memory after each stage (anon: its own; file: shard pages mapped from disk, reclaimable). Then the mining index,
+as hard_negatives uses it: the seconds to build the HNSW index from the store (EmbeddingStore.corpus_index) and
+its size on disk, the seconds to load it again, mining (mine_hard_negatives, rank window 10-50) per 1,000 queries
+through it and through an exact scan, and recall@50 of the HNSW search against the exact one on 10,000 queries
+(corpus vectors moved a little: a query lies near its passage). Each stage's peak RSS is its own (lib.memory).
 """
 
 import argparse
@@ -20,22 +22,31 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from embtune_pipeline.lib.memory import peak_during
+
 BATCH_SIZE = 256
 
 
+TOPICS = 2000  # cluster centres: real embeddings cluster by topic; uniform random vectors have no neighbours
+SAMPLE_QUERIES = 10_000
+
+
 class RandomVectors:
-    """Stands in for a model: unit vectors, reproducible, at the cost of a random draw."""
+    """Stands in for a model: unit vectors around TOPICS centres, reproducible, at the cost of a random draw."""
 
     def __init__(self, dim: int):
         self.dim = dim
         self.rng = np.random.default_rng(0)
+        self.centres = self.rng.standard_normal((TOPICS, dim), dtype=np.float32)
 
     def encode(self, texts, **kwargs) -> np.ndarray:
-        v = self.rng.standard_normal((len(texts), self.dim), dtype=np.float32)
+        v = self.centres[self.rng.integers(0, TOPICS, len(texts))]
+        v = v + 0.9 * self.rng.standard_normal((len(texts), self.dim), dtype=np.float32)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
@@ -78,7 +89,63 @@ def measure(n: int, dim: int, root: Path, write_with: str) -> dict:
     everything = store.get(hashes)
     out.update(read_all_seconds=round(time.perf_counter() - start, 2), rss_mb_after_read_all=rss_mb())
     assert everything.shape == (n, dim)
+    del vectors, everything
+    out["peak_rss_mb_store"] = peak_rss_mb()
+    out.update(mining_index(root, hashes))
     out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+@contextmanager
+def stage(out: dict, name: str):
+    """out[name_seconds] and out[name_peak_rss_mb]: the stage's own time and peak resident memory."""
+    start = time.perf_counter()
+    memory: dict = {}
+    with peak_during(memory):
+        yield
+    out[f"{name}_seconds"] = round(time.perf_counter() - start, 2)
+    out[f"{name}_peak_rss_mb"] = memory.get("peak_rss_mb")
+
+
+def mining_index(root: Path, hashes: list[str]) -> dict:
+    """The HNSW index as hard_negatives builds and reuses it, mining through it, and its recall against exact."""
+    import faiss
+
+    from embtune_pipeline.lib.embeddings import EmbeddingStore
+    from embtune_pipeline.lib.evaluation.retrieval import CorpusIndex
+    from embtune_pipeline.lib.training.mining import mine_hard_negatives
+
+    out: dict = {}
+    with stage(out, "index_build"):
+        index, reused = EmbeddingStore(root).corpus_index(hashes, approximate=True)
+    assert not reused and index.kind == "hnsw"
+    out["index_disk_mb"] = round(sum(f.stat().st_size for f in (root / "indexes").iterdir()) / 2**20, 1)
+    del index
+    with stage(out, "index_load"):
+        index, reused = EmbeddingStore(root).corpus_index(hashes, approximate=True)
+    assert reused
+
+    corpus = EmbeddingStore(root).get(hashes)  # for the exact search and the queries: N x D in RAM from here
+    rng = np.random.default_rng(2)
+    rows = rng.choice(len(corpus), SAMPLE_QUERIES, replace=False)
+    queries = corpus[rows] + 0.02 * rng.standard_normal((SAMPLE_QUERIES, corpus.shape[1]), dtype=np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    with stage(out, "exact_search_10k"):
+        _, exact = faiss.knn(queries, corpus, 50, metric=faiss.METRIC_INNER_PRODUCT)
+    with stage(out, "hnsw_search_10k"):
+        _, approximate = index.top_k(queries, 50)
+    out["recall@50_hnsw_vs_exact"] = round(float(np.mean(
+        [len(set(a) & set(b)) / 50 for a, b in zip(approximate, exact)])), 4)
+
+    docs = [[str(i)] for i in range(len(corpus))]  # each chunk its own document; the query's own is a positive
+    mined_queries, known = queries[:1000], [{str(r)} for r in rows[:1000]]
+    positive_scores = np.einsum("ij,ij->i", mined_queries, corpus[rows[:1000]])
+    for kind, searched in (("hnsw", index), ("exact", None)):
+        with stage(out, f"mining_1k_queries_{kind}"):
+            searched = searched or CorpusIndex.build(corpus, approximate=False)  # a flat copy: built in the stage
+            negatives, _ = mine_hard_negatives(mined_queries, positive_scores, searched, docs, known,
+                                               rank_start=10, rank_end=50, relative_margin=0.05, per_query=1)
+        assert sum(map(len, negatives)) > 0
     return out
 
 

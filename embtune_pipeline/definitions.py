@@ -5,9 +5,10 @@ from __future__ import annotations
 import dagster as dg  # noqa: E402
 
 from embtune_pipeline.assets import corpus, evaluation, monitoring, negatives, queries, registry, training  # noqa: E402
+from embtune_pipeline.assets.negatives import STEP_OUTPUTS  # noqa: E402
 from embtune_pipeline.automation import JOBS, build_automation  # noqa: E402
 from embtune_pipeline.checks import CHECKS  # noqa: E402
-from embtune_pipeline.executors import executor_for  # noqa: E402
+from embtune_pipeline.executors import executor_for, unknown_gpu_steps  # noqa: E402
 from embtune_pipeline.resources.corpus import CorpusSource  # noqa: E402
 from embtune_pipeline.resources.embeddings import EmbeddingCache  # noqa: E402
 from embtune_pipeline.resources.io_managers import TableIOManager  # noqa: E402
@@ -23,7 +24,7 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
     settings = SettingsResource(config_path=config_path)
     s = load_settings(config_path)
     sensors, schedules = build_automation(s)
-    return dg.Definitions(
+    defs = dg.Definitions(
         assets=dg.load_assets_from_modules(ASSET_MODULES),
         asset_checks=CHECKS,
         jobs=JOBS,
@@ -36,9 +37,14 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
             "embeddings": EmbeddingCache(settings=settings),
             "generator": QueryGenerator(settings=settings),
             "io_manager": TableIOManager(settings=settings),
+            STEP_OUTPUTS: dg.FilesystemIOManager(base_dir=str(s.layout.step_outputs)),
         },
         executor=executor_for(s),
     )
+    if s.executor == "k8s" and (unknown := unknown_gpu_steps(defs, s.k8s.gpu_steps)):
+        raise ValueError(f"k8s.gpu_steps names no step: {unknown} (steps are ops: finetuned_model, "
+                         "encode_corpus_shard for the corpus encoding, eval_report, ...)")
+    return defs
 
 
 defs = build_definitions()

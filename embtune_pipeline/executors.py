@@ -53,3 +53,10 @@ def executor_for(s: Settings) -> dg.ExecutorDefinition:
     except ImportError as e:
         raise ImportError(f"executor: k8s needs dagster-k8s: {K8S_EXTRA}") from e
     return k8s_job_executor.configured(k8s_executor_config(s.k8s), name="embtune_k8s")
+
+
+def unknown_gpu_steps(defs: dg.Definitions, gpu_steps: list[str]) -> list[str]:
+    """Names in k8s.gpu_steps that no op of the code location's jobs has: dagster-k8s matches per-step config by
+    op name, so such a name would request no GPU, silently."""
+    ops = {op.name for job in defs.resolve_all_job_defs() for op in job.graph.iterate_op_defs()}
+    return sorted(set(gpu_steps) - ops)

@@ -64,7 +64,7 @@ def test_the_training_pod_requests_a_gpu_and_other_steps_none(monkeypatch):
     assert training["node_selector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert training["tolerations"] == [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule",
                                         "toleration_seconds": None, "value": None}]
-    for step in ("corpus", "synthetic_queries", "hard_negatives", "base_corpus_embeddings", "eval_report"):
+    for step in ("corpus", "synthetic_queries", "hard_negatives", "encode_corpus_shard", "eval_report"):
         spec = pod_spec(config, step)
         assert spec["containers"][0]["image"] == IMAGE
         assert GPU_RESOURCE not in json.dumps(spec) and not spec.get("tolerations") and not spec.get("node_selector")
@@ -77,8 +77,9 @@ def test_the_training_pod_requests_a_gpu_and_other_steps_none(monkeypatch):
 
 
 def test_encoding_steps_take_gpus_when_listed():
-    config = _k8s_config(gpu_steps=["finetuned_model", "base_corpus_embeddings"], gpus_per_step=2)
-    assert pod_spec(config, "base_corpus_embeddings")["containers"][0]["resources"]["limits"] == {GPU_RESOURCE: "2"}
+    config = _k8s_config(gpu_steps=["finetuned_model", "encode_corpus_shard"], gpus_per_step=2)
+    assert pod_spec(config, "encode_corpus_shard")["containers"][0]["resources"]["limits"] == {GPU_RESOURCE: "2"}
+    assert GPU_RESOURCE not in json.dumps(pod_spec(config, "plan_corpus_shards"))
     assert GPU_RESOURCE not in json.dumps(pod_spec(config, "eval_report"))
 
 
@@ -90,7 +91,22 @@ def test_settings_choose_the_k8s_executor(write_settings, tmp_path):
                               k8s={"image": IMAGE, "gpus_per_step": 4})
     job = build_definitions(str(settings)).get_job_def("retune")
     assert job.executor_def.name == "embtune_k8s"
+    # the executor matches per-step config by op name: each corpus-encoding shard's step is this op
+    from dagster._core.execution.api import create_execution_plan
+
+    ops = {step.key: step.node_handle.name for step in create_execution_plan(job).steps}
+    assert ops["base_corpus_embeddings.encode_corpus_shard[?]"] == "encode_corpus_shard"
     training = pod_spec(resolved(job.executor_def), "finetuned_model")
     assert training["containers"][0]["image"] == IMAGE
     assert training["containers"][0]["resources"]["limits"] == {GPU_RESOURCE: "4"}
 
+
+
+def test_a_gpu_step_that_names_no_op_is_refused(write_settings, tmp_path):
+    from embtune_pipeline.definitions import build_definitions
+
+    (tmp_path / "docs").mkdir()
+    settings = write_settings(corpus={"path": str(tmp_path / "docs"), "format": "dir"}, executor="k8s",
+                              k8s={"image": IMAGE, "gpu_steps": ["finetuned_model", "base_corpus_embeddings"]})
+    with pytest.raises(ValueError, match=r"k8s.gpu_steps names no step: \['base_corpus_embeddings'\]"):
+        build_definitions(str(settings))

@@ -13,7 +13,7 @@ from embtune_pipeline.assets._common import (
     timed,
 )
 from embtune_pipeline.lib.data.chunking import chunk_texts, text_hash
-from embtune_pipeline.lib.embeddings import encode_cached, model_if_needed
+from embtune_pipeline.lib.embeddings import encode_cached, encoding_shards, model_if_needed
 from embtune_pipeline.lib.models import resolve_model_path
 from embtune_pipeline.lib.training.mining import mine_training_rows, random_negative_warning
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
@@ -25,11 +25,13 @@ EmbedConfig = optional_config(EmbedKnobs, "EmbedConfig")
 MiningConfig = optional_config(MiningKnobs, "MiningConfig")
 
 
-@dg.asset(group_name="training", kinds={"sentence_transformers", "numpy"}, partitions_def=RETUNE_PARTITIONS)
-def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfig, settings: SettingsResource,
-                           embeddings: EmbeddingCache, corpus: pd.DataFrame) -> dg.Output[dict]:
-    """The base model's vector for every chunk, computed once per (base model, chunk content): cached on disk
-    by content hash, so mining and evaluation share it and a new snapshot encodes only its new chunks."""
+STEP_OUTPUTS = "step_io_manager"  # what one op of a graph asset hands the next: see Layout.step_outputs
+
+
+@dg.op(out={"plan": dg.Out(io_manager_key=STEP_OUTPUTS), "shards": dg.DynamicOut(io_manager_key=STEP_OUTPUTS)})
+def plan_corpus_shards(context: dg.OpExecutionContext, config: EmbedConfig, settings: SettingsResource,
+                       embeddings: EmbeddingCache, corpus: pd.DataFrame):
+    """Which chunks the base model has not encoded yet, cut into shards of run.embed.shard_chunks."""
     s = settings.get()
     knobs = effective(s.run.embed, config)
     if s.corpus.chunk_tokens > knobs.max_seq_length - 2:
@@ -38,17 +40,50 @@ def base_corpus_embeddings(context: dg.AssetExecutionContext, config: EmbedConfi
     base_model = s.base_model_ref(keys_of(context)[0])
     path = resolve_model_path(base_model)
     key = embeddings.key_for(path, knobs.max_seq_length)
-    store = embeddings.store(key)
-    meta: dict = {}
+    shards = encoding_shards(embeddings.store(key), corpus["chunk_hash"], knobs.shard_chunks)
+    context.log.info(f"{sum(map(len, shards))} of {len(corpus)} chunks to encode, in {len(shards)} shard(s)")
+    yield dg.Output({"base_model": base_model, "model_path": str(path), "key": key,
+                     "max_seq_length": knobs.max_seq_length, "batch_size": knobs.batch_size}, "plan")
+    for i, hashes in enumerate(shards):
+        yield dg.DynamicOutput(hashes, mapping_key=str(i), output_name="shards")
+
+
+@dg.op(out=dg.Out(io_manager_key=STEP_OUTPUTS))
+def encode_corpus_shard(context: dg.OpExecutionContext, settings: SettingsResource, embeddings: EmbeddingCache,
+                        plan: dict, shard: list[str], corpus: pd.DataFrame) -> dict:
+    """One shard of the chunks, encoded into the base model's store (a GPU step when k8s.gpu_steps names it)."""
+    store, meta = embeddings.store(plan["key"]), {}
     with timed(meta):
-        model = model_if_needed(store, corpus["chunk_hash"], path, knobs.max_seq_length)
-        encoded = store.fill(model, corpus["chunk_hash"].tolist(), chunk_texts(corpus), knobs.batch_size,
-                             reporter(context, s), "encoding the corpus with the base model")
-    value = {"base_model": base_model, "model_path": str(path), "key": key, "max_seq_length": knobs.max_seq_length,
-             "batch_size": knobs.batch_size, "chunks": len(corpus), "dim": store.dim}
-    meta.update({**cache_metadata(len(corpus), encoded),
-                 **{k: v for k, v in value.items() if k != "model_path"}})
-    return dg.Output(value, metadata=meta)
+        texts = dict(zip(corpus["chunk_hash"], chunk_texts(corpus)))
+        model = model_if_needed(store, shard, plan["model_path"], plan["max_seq_length"])
+        encoded = store.fill(model, shard, [texts[h] for h in shard], plan["batch_size"],
+                             reporter(context, settings.get()), f"encoding shard {context.get_mapping_key()}")
+    return {"encoded": encoded, **meta}
+
+
+@dg.op
+def merge_corpus_shards(plan: dict, shards: list[dict], embeddings: EmbeddingCache,
+                        corpus: pd.DataFrame) -> dg.Output[dict]:
+    """Every chunk's vector is in the store, whichever shard wrote it: the asset's value, and what it cost."""
+    store = embeddings.store(plan["key"])
+    if missing := store.missing(corpus["chunk_hash"]):
+        raise RuntimeError(f"{len(missing)} chunks have no vector in {store.root} after every shard ran")
+    encoded = sum(s["encoded"] for s in shards)
+    value = {**plan, "chunks": len(corpus), "dim": store.dim}
+    return dg.Output(value, metadata={
+        **cache_metadata(len(corpus), encoded), **{k: v for k, v in value.items() if k != "model_path"},
+        "shards": len(shards), "slowest_shard_seconds": max(s["seconds"] for s in shards),
+        "peak_rss_mb": max((s["peak_rss_mb"] for s in shards if "peak_rss_mb" in s), default=None)})
+
+
+@dg.graph_asset(group_name="training", kinds={"sentence_transformers", "numpy"}, partitions_def=RETUNE_PARTITIONS)
+def base_corpus_embeddings(corpus: pd.DataFrame):
+    """The base model's vector for every chunk, computed once per (base model, chunk content): cached on disk
+    by content hash, so mining and evaluation share it and a new snapshot encodes only its new chunks. The
+    chunks to encode are cut into shards, each a step of its own, so executors can run them side by side."""
+    plan, shards = plan_corpus_shards(corpus)
+    encoded = shards.map(lambda shard: encode_corpus_shard(plan, shard, corpus))
+    return merge_corpus_shards(plan, encoded.collect(), corpus)
 
 
 @dg.asset(group_name="training", kinds={"parquet", "numpy"}, partitions_def=RETUNE_PARTITIONS)
@@ -63,8 +98,8 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
     store = embeddings.store(emb["key"])
     meta: dict = {}
     with timed(meta):
-        approximate = len(corpus) > knobs.approximate_above_chunks
-        corpus_index, index_reused = store.corpus_index(corpus["chunk_hash"].tolist(), approximate)
+        corpus_index, index_reused = store.corpus_index(corpus["chunk_hash"].tolist(),
+                                                        approximate=len(corpus) > knobs.approximate_above_chunks)
         texts = [*training_pairs["query"], *training_pairs["positive"]]
         model = model_if_needed(store, [text_hash(t) for t in texts], emb["model_path"], emb["max_seq_length"])
         progress = reporter(context, s)
@@ -81,8 +116,12 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
         context.log.warning(warning)
     meta.update({**stats, "random_negative_share": round(stats["random_negative_share"], 4),
                  "rank_window": f"{knobs.rank_start}-{knobs.rank_end}", "round_trip_k": knobs.round_trip_k,
-                 "relative_margin": knobs.relative_margin, "corpus_index": corpus_index.kind,
-                 "corpus_index_reused": index_reused,
-                 "corpus_index_build_seconds": round(corpus_index.build_seconds, 2),
+                 "relative_margin": knobs.relative_margin, **_index_metadata(corpus_index, index_reused),
                  **table_metadata(rows)})
     return dg.Output(rows, metadata=meta)
+
+
+def _index_metadata(index, reused: bool) -> dict:
+    """How the corpus was searched: exact, or an HNSW index built in this step or reused from an earlier one."""
+    return {"corpus_index": index.kind, "corpus_index_reused": reused,
+            "corpus_index_build_seconds": round(index.build_seconds, 2)}

@@ -113,6 +113,11 @@ class EmbeddingStore:
         _, shards = self._load()
         return int(shards[0].shape[1]) if shards else 0
 
+    def blocks(self, hashes: list[str], size: int = 100_000):
+        """The vectors of `hashes` in order, `size` rows at a time (see get)."""
+        for start in range(0, len(hashes), size):
+            yield self.get(hashes[start:start + size])
+
     def corpus_index(self, hashes: list[str], approximate: bool) -> tuple[CorpusIndex, bool]:
         """The search index over these vectors, row i being hashes[i], and whether it was read from disk. An
         approximate (HNSW) index is built once per (model, chunk list) and kept under indexes/, so mining a
@@ -121,7 +126,7 @@ class EmbeddingStore:
         path = self.root / "indexes" / corpus_index_name(hashes, approximate)
         if approximate and path.exists():
             return CorpusIndex.load(path), True
-        index = CorpusIndex.build(self.get(hashes), approximate)
+        index = CorpusIndex.build_from_blocks(self.blocks(hashes), approximate)
         if approximate:
             index.save(path)
         return index, False
@@ -136,6 +141,15 @@ class EmbeddingStore:
         vectors_file = self.root / f"{name}.npy"
         part.replace(vectors_file)  # renamed last: its presence marks the shard complete
         return vectors_file
+
+
+def encoding_shards(store: EmbeddingStore, hashes, shard_size: int) -> list[list[str]]:
+    """The distinct hashes the store lacks, in order, cut into shards of at most shard_size: each can be encoded
+    by a separate process into the same store (each writes shards of its own; readers merge them by hash). At
+    least one shard, empty when nothing is missing, so the steps after it always run."""
+    missing = store.missing(hashes)
+    todo = list(dict.fromkeys(h for h in hashes if h in missing))
+    return [todo[i:i + shard_size] for i in range(0, len(todo), shard_size)] or [[]]
 
 
 def encode_cached(store: EmbeddingStore, model, texts: list[str], batch_size: int = 64,

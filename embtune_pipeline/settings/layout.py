@@ -48,6 +48,12 @@ class Layout:
     def embeddings(self, model_key: str) -> Path:
         return self.root / "cache" / "embeddings" / model_key
 
+    @property
+    def step_outputs(self) -> Path:
+        """What one step hands the next inside a graph (the corpus encoding's shard lists), pickled by Dagster's
+        filesystem IO manager: on the data volume, so steps in separate pods read each other's."""
+        return self.root / "steps"
+
     def model(self, name: str) -> Path:
         return self.root / "models" / name
 

@@ -215,6 +215,9 @@ class TrainKnobs(_Strict):
 class EmbedKnobs(_Strict):
     max_seq_length: int = Field(256, ge=8, description="the same in mining, training and every evaluation")
     batch_size: int = Field(64, ge=1)
+    shard_chunks: int = Field(100_000, ge=1, description="base_corpus_embeddings encodes the chunks it lacks in "
+                              "shards of this many, each a step of its own (side by side under the multiprocess "
+                              "or k8s executor: a pod each)")
 
 
 class EvalKnobs(_Strict):
@@ -260,7 +263,7 @@ class KubernetesSettings(_Strict):
                                  "(the Helm chart's user deployment sets it)")
     namespace: Optional[str] = Field(None, description="default: the run launcher's namespace")
     gpu_steps: list[str] = Field(default_factory=lambda: ["finetuned_model"], description="steps whose pod "
-                                 "requests GPUs (add base_corpus_embeddings, eval_report to encode on GPU)")
+                                 "requests GPUs, by op name (add encode_corpus_shard, eval_report to encode on GPU)")
     gpus_per_step: int = Field(1, ge=1, description="nvidia.com/gpu requested by each GPU step's pod")
     gpu_node_selector: dict[str, str] = Field(default_factory=dict, description="GPU steps' node selector, "
                                               "e.g. {cloud.google.com/gke-accelerator: nvidia-l4}")

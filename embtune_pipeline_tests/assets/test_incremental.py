@@ -44,7 +44,7 @@ def test_after_a_one_percent_change_a_retune_makes_at_most_two_percent_of_the_ll
         counting_llm, write_settings, tmp_path):
     corpus = write_jsonl(tmp_path / "docs.jsonl", docs(200))
     run = {"sample": {"sample_size": 1000}, "generate": {"queries_per_chunk": 2},
-           "embed": {"max_seq_length": 64, "batch_size": 16}}
+           "embed": {"max_seq_length": 64, "batch_size": 16, "shard_chunks": 64}}
     settings = write_settings(corpus={"path": str(corpus), "format": "jsonl"}, run=run,
                               generator={"model": "counting/fake", "concurrency": 2})
     steps = ["corpus", "corpus_sample", "user_pairs", "synthetic_queries", "base_corpus_embeddings"]
@@ -52,7 +52,10 @@ def test_after_a_one_percent_change_a_retune_makes_at_most_two_percent_of_the_ll
     full = run_pipeline(settings, selection=steps, instance=instance)
     full_calls = counting_llm.calls
     assert full_calls == 200 == asset_metadata(full, "synthetic_queries")["llm_calls"]
-    assert asset_metadata(full, "base_corpus_embeddings")["embedding_cache_misses"] == 200
+    encoded = asset_metadata(full, "base_corpus_embeddings")
+    assert encoded["embedding_cache_misses"] == 200 and encoded["shards"] == 4  # 64 + 64 + 64 + 8: a step each
+    assert {s for s in full.get_step_success_events() for s in [s.step_key]} >= {
+        f"base_corpus_embeddings.encode_corpus_shard[{i}]" for i in range(4)}
 
     write_jsonl(corpus, docs(200, edited={7, 123}))  # 1% of the documents change
     counting_llm.calls = 0
@@ -64,4 +67,5 @@ def test_after_a_one_percent_change_a_retune_makes_at_most_two_percent_of_the_ll
     ratio = counting_llm.calls / full_calls
     print(f"incremental LLM calls after a 1% corpus change: {counting_llm.calls}/{full_calls} = {ratio:.1%}")
     assert ratio <= 0.02
-    assert asset_metadata(retune, "base_corpus_embeddings")["embedding_cache_misses"] == 2
+    encoded = asset_metadata(retune, "base_corpus_embeddings")
+    assert encoded["embedding_cache_misses"] == 2 and encoded["shards"] == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -23,16 +24,25 @@ class CorpusIndex:
 
     @classmethod
     def build(cls, vectors: np.ndarray, approximate: bool) -> "CorpusIndex":
+        return cls.build_from_blocks([vectors], approximate)
+
+    @classmethod
+    def build_from_blocks(cls, blocks: Iterable[np.ndarray], approximate: bool) -> "CorpusIndex":
+        """Rows added a block at a time, so the corpus's vectors are never all in RAM beside the index's copy."""
         import faiss
 
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        start = time.perf_counter()
-        if approximate:
-            index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_NEIGHBORS, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        else:
-            index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(vectors)
+        start, index = time.perf_counter(), None
+        for block in blocks:
+            block = np.ascontiguousarray(block, dtype=np.float32)
+            if index is None:
+                if approximate:
+                    index = faiss.IndexHNSWFlat(block.shape[1], HNSW_NEIGHBORS, faiss.METRIC_INNER_PRODUCT)
+                    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+                else:
+                    index = faiss.IndexFlatIP(block.shape[1])
+            index.add(block)
+        if index is None:
+            raise ValueError("no vectors to index")
         return cls(index, "hnsw" if approximate else "exact", time.perf_counter() - start)
 
     def save(self, path: Path) -> Path:
