@@ -1,6 +1,8 @@
 """base_corpus_embeddings -> hard_negatives."""
 
 
+import shutil
+
 import dagster as dg
 import pandas as pd
 
@@ -31,7 +33,8 @@ STEP_OUTPUTS = "step_io_manager"  # what one op of a graph asset hands the next:
 @dg.op(out={"plan": dg.Out(io_manager_key=STEP_OUTPUTS), "shards": dg.DynamicOut(io_manager_key=STEP_OUTPUTS)})
 def plan_corpus_shards(context: dg.OpExecutionContext, config: EmbedConfig, settings: SettingsResource,
                        embeddings: EmbeddingCache, corpus: pd.DataFrame):
-    """Which chunks the base model has not encoded yet, cut into shards of run.embed.shard_chunks."""
+    """Which chunks the base model has not encoded yet, cut into shards of run.embed.shard_chunks; each shard
+    carries its own texts, so the step that encodes it reads those alone, not the whole corpus."""
     s = settings.get()
     knobs = effective(s.run.embed, config)
     if s.corpus.chunk_tokens > knobs.max_seq_length - 2:
@@ -42,36 +45,38 @@ def plan_corpus_shards(context: dg.OpExecutionContext, config: EmbedConfig, sett
     key = embeddings.key_for(path, knobs.max_seq_length)
     shards = encoding_shards(embeddings.store(key), corpus["chunk_hash"], knobs.shard_chunks)
     context.log.info(f"{sum(map(len, shards))} of {len(corpus)} chunks to encode, in {len(shards)} shard(s)")
-    yield dg.Output({"base_model": base_model, "model_path": str(path), "key": key,
+    yield dg.Output({"base_model": base_model, "model_path": str(path), "key": key, "chunks": len(corpus),
                      "max_seq_length": knobs.max_seq_length, "batch_size": knobs.batch_size}, "plan")
+    text_of = dict(zip(corpus["chunk_hash"], chunk_texts(corpus)))
     for i, hashes in enumerate(shards):
-        yield dg.DynamicOutput(hashes, mapping_key=str(i), output_name="shards")
+        yield dg.DynamicOutput({"hashes": hashes, "texts": [text_of[h] for h in hashes]}, str(i), "shards")
 
 
 @dg.op(out=dg.Out(io_manager_key=STEP_OUTPUTS))
 def encode_corpus_shard(context: dg.OpExecutionContext, settings: SettingsResource, embeddings: EmbeddingCache,
-                        plan: dict, shard: list[str], corpus: pd.DataFrame) -> dict:
+                        plan: dict, shard: dict) -> dict:
     """One shard of the chunks, encoded into the base model's store (a GPU step when k8s.gpu_steps names it)."""
     store, meta = embeddings.store(plan["key"]), {}
     with timed(meta):
-        texts = dict(zip(corpus["chunk_hash"], chunk_texts(corpus)))
-        model = model_if_needed(store, shard, plan["model_path"], plan["max_seq_length"])
-        encoded = store.fill(model, shard, [texts[h] for h in shard], plan["batch_size"],
+        model = model_if_needed(store, shard["hashes"], plan["model_path"], plan["max_seq_length"])
+        encoded = store.fill(model, shard["hashes"], shard["texts"], plan["batch_size"],
                              reporter(context, settings.get()), f"encoding shard {context.get_mapping_key()}")
-    return {"encoded": encoded, **meta}
+    return {"encoded": encoded, "missing": len(store.missing(shard["hashes"])), **meta}
 
 
 @dg.op
-def merge_corpus_shards(plan: dict, shards: list[dict], embeddings: EmbeddingCache,
-                        corpus: pd.DataFrame) -> dg.Output[dict]:
-    """Every chunk's vector is in the store, whichever shard wrote it: the asset's value, and what it cost."""
+def merge_corpus_shards(context: dg.OpExecutionContext, settings: SettingsResource, plan: dict, shards: list[dict],
+                        embeddings: EmbeddingCache) -> dg.Output[dict]:
+    """Every chunk's vector is in the store, whichever shard wrote it: the asset's value, and what it cost. The
+    shards' texts handed between the steps are deleted then (the vectors are what is kept)."""
     store = embeddings.store(plan["key"])
-    if missing := store.missing(corpus["chunk_hash"]):
-        raise RuntimeError(f"{len(missing)} chunks have no vector in {store.root} after every shard ran")
+    if missing := sum(s["missing"] for s in shards):
+        raise RuntimeError(f"{missing} chunks have no vector in {store.root} after every shard ran")
+    shutil.rmtree(settings.get().layout.step_outputs / context.run_id, ignore_errors=True)
     encoded = sum(s["encoded"] for s in shards)
-    value = {**plan, "chunks": len(corpus), "dim": store.dim}
+    value = {**plan, "dim": store.dim}
     return dg.Output(value, metadata={
-        **cache_metadata(len(corpus), encoded), **{k: v for k, v in value.items() if k != "model_path"},
+        **cache_metadata(plan["chunks"], encoded), **{k: v for k, v in value.items() if k != "model_path"},
         "shards": len(shards), "slowest_shard_seconds": max(s["seconds"] for s in shards),
         "peak_rss_mb": max((s["peak_rss_mb"] for s in shards if "peak_rss_mb" in s), default=None)})
 
@@ -82,8 +87,8 @@ def base_corpus_embeddings(corpus: pd.DataFrame):
     by content hash, so mining and evaluation share it and a new snapshot encodes only its new chunks. The
     chunks to encode are cut into shards, each a step of its own, so executors can run them side by side."""
     plan, shards = plan_corpus_shards(corpus)
-    encoded = shards.map(lambda shard: encode_corpus_shard(plan, shard, corpus))
-    return merge_corpus_shards(plan, encoded.collect(), corpus)
+    encoded = shards.map(lambda shard: encode_corpus_shard(plan, shard))
+    return merge_corpus_shards(plan, encoded.collect())
 
 
 @dg.asset(group_name="training", kinds={"parquet", "numpy"}, partitions_def=RETUNE_PARTITIONS)

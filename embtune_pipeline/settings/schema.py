@@ -176,8 +176,10 @@ class TrainKnobs(_Strict):
     matryoshka_dims: list[int] = Field(default_factory=list, description="e.g. [384, 256, 128, 64]; [] = off")
     loss: str = Field("mnrl", pattern="^(mnrl|gist)$", description="mnrl: MultipleNegativesRankingLoss; gist: "
                       "GISTEmbedLoss with the base model as guide against false negatives")
-    mini_batch_size: int = Field(0, ge=0, description="> 0: the cached (GradCache) loss, so batch_size can "
-                                 "exceed what fits in memory at once")
+    mini_batch_size: int = Field(8, ge=0, description="> 0: the cached (GradCache) loss, the same gradients "
+                                 "computed this many texts at a time: peak memory no longer grows with "
+                                 "batch_size (MiniLM, batch 32 at 256 tokens: 2.0 GB instead of 6.5 GB, about a "
+                                 "quarter slower on CPU); 0: one pass, faster where memory is plentiful")
     processes: int = Field(1, ge=1, description="> 1: data-parallel training in this many processes under "
                            "torchrun (one per GPU with NCCL; gloo on CPU), batch_size being the global batch; the "
                            "step still makes one model and one MLflow run")

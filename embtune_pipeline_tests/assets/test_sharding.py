@@ -48,3 +48,4 @@ def test_shards_encode_in_separate_processes_into_one_store(write_settings, tmp_
     assert len(list(store.root.glob("shard-*.npy"))) == 3  # one file per shard step, read as one store
     corpus = s.layout.read_asset("corpus", f"{s.base_model_keys[0]}|{snapshot.key}")
     assert store.get(corpus["chunk_hash"].tolist()).shape == (30, 32)
+    assert not (s.layout.step_outputs / result.run_id).exists()  # the shards' texts, handed over, then deleted
