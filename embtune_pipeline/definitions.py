@@ -5,13 +5,12 @@ from __future__ import annotations
 import dagster as dg  # noqa: E402
 
 from embtune_pipeline.assets import corpus, evaluation, monitoring, negatives, queries, registry, training  # noqa: E402
-from embtune_pipeline.assets.negatives import STEP_OUTPUTS  # noqa: E402
 from embtune_pipeline.automation import JOBS, build_automation  # noqa: E402
 from embtune_pipeline.checks import CHECKS  # noqa: E402
 from embtune_pipeline.executors import executor_for, unknown_gpu_steps  # noqa: E402
 from embtune_pipeline.resources.corpus import CorpusSource  # noqa: E402
 from embtune_pipeline.resources.embeddings import EmbeddingCache  # noqa: E402
-from embtune_pipeline.resources.io_managers import TableIOManager  # noqa: E402
+from embtune_pipeline.resources.io_managers import STEP_OUTPUTS, TableIOManager  # noqa: E402
 from embtune_pipeline.resources.llm import QueryGenerator  # noqa: E402
 from embtune_pipeline.resources.mlflow import MlflowResource  # noqa: E402
 from embtune_pipeline.resources.settings import SettingsResource  # noqa: E402

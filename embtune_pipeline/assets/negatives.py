@@ -20,14 +20,12 @@ from embtune_pipeline.lib.models import resolve_model_path
 from embtune_pipeline.lib.training.mining import mine_training_rows, random_negative_warning
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.embeddings import EmbeddingCache
+from embtune_pipeline.resources.io_managers import STEP_OUTPUTS
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import EmbedKnobs, MiningKnobs
 
 EmbedConfig = optional_config(EmbedKnobs, "EmbedConfig")
 MiningConfig = optional_config(MiningKnobs, "MiningConfig")
-
-
-STEP_OUTPUTS = "step_io_manager"  # what one op of a graph asset hands the next: see Layout.step_outputs
 
 
 @dg.op(out={"plan": dg.Out(io_manager_key=STEP_OUTPUTS), "shards": dg.DynamicOut(io_manager_key=STEP_OUTPUTS)})

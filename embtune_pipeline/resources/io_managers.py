@@ -13,6 +13,9 @@ from embtune_pipeline.lib.training.record import record_pointer
 from embtune_pipeline.resources.settings import SettingsResource
 
 STORED_BESIDE_MODEL = "stored beside the model"  # an asset's definition metadata: its value is a model record
+# the key of Dagster's filesystem IO manager (under Layout.step_outputs) for what one op of a graph asset hands the
+# next: pickles on the shared data volume, so steps in separate processes or pods read each other's
+STEP_OUTPUTS = "step_io_manager"
 
 
 class TableIOManager(dg.ConfigurableIOManager):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from embtune_pipeline.lib.embeddings import BATCHES_PER_SHARD, EmbeddingStore
+from embtune_pipeline.lib.embeddings import BATCHES_PER_SHARD, EmbeddingStore, encoding_shards
 from embtune_pipeline.lib.progress import Reporter
 
 
@@ -95,3 +95,11 @@ def test_an_approximate_corpus_index_is_built_once_and_read_back(tmp_path):
     exact, reused = store.corpus_index(hashes[:50], approximate=False)
     assert (exact.kind, reused) == ("exact", False)
     assert len(list((tmp_path / "indexes").iterdir())) == 1  # an exact scan is never written
+
+
+def test_encoding_shards_hold_each_missing_hash_once_in_order(tmp_path):
+    store = EmbeddingStore(tmp_path)
+    store.fill(CountingModel(), ["h2"], ["bb"])
+    hashes = ["h1", "h2", "h3", "h1", "h4", "h5", "h6"]  # h2 stored, h1 twice (two chunks with the same text)
+    assert encoding_shards(store, hashes, 2) == [["h1", "h3"], ["h4", "h5"], ["h6"]]
+    assert encoding_shards(store, ["h2"], 2) == [[]]  # nothing to encode: one empty shard, so the merge still runs
