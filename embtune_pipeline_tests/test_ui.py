@@ -102,7 +102,7 @@ def test_the_terminal_and_the_dagster_ui_say_what_the_run_did(finished_run, webs
     out, err = finished_run["stdout"], finished_run["stderr"]
     (SCREENSHOTS / "embtune_run.txt").write_text(out)
     assert re.search(r"finetuned_model - training step \d+/\d+ \(\d+%\), epoch [\d.]+, loss [\d.]+", err)
-    assert "encoding the corpus with the base model: 50/50 texts (100%)" in err
+    assert "encoding the corpus with the base model, shard 1 of 1: 50/50 texts (100%)" in err
     assert " - DEBUG - " not in err and "STEP_START" not in err + out
     assert "Token indices sequence length" not in err
     report = json.loads(next((finished_run["data"] / "assets" / "eval_report").glob("*/*.json")).read_text())

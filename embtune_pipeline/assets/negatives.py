@@ -47,7 +47,8 @@ def plan_corpus_shards(context: dg.OpExecutionContext, config: EmbedConfig, sett
                      "max_seq_length": knobs.max_seq_length, "batch_size": knobs.batch_size}, "plan")
     text_of = dict(zip(corpus["chunk_hash"], chunk_texts(corpus)))
     for i, hashes in enumerate(shards):
-        yield dg.DynamicOutput({"hashes": hashes, "texts": [text_of[h] for h in hashes]}, str(i), "shards")
+        yield dg.DynamicOutput({"hashes": hashes, "texts": [text_of[h] for h in hashes],
+                                "name": f"shard {i + 1} of {len(shards)}"}, str(i), "shards")
 
 
 @dg.op(out=dg.Out(io_manager_key=STEP_OUTPUTS))
@@ -58,7 +59,8 @@ def encode_corpus_shard(context: dg.OpExecutionContext, settings: SettingsResour
     with timed(meta):
         model = model_if_needed(store, shard["hashes"], plan["model_path"], plan["max_seq_length"])
         encoded = store.fill(model, shard["hashes"], shard["texts"], plan["batch_size"],
-                             reporter(context, settings.get()), f"encoding shard {context.get_mapping_key()}")
+                             reporter(context, settings.get()),
+                             f"encoding the corpus with the base model, {shard['name']}")
     return {"encoded": encoded, "missing": len(store.missing(shard["hashes"])), **meta}
 
 
