@@ -50,8 +50,9 @@ class Layout:
 
     @property
     def step_outputs(self) -> Path:
-        """What one step hands the next inside a graph (the corpus encoding's shard lists), pickled by Dagster's
-        filesystem IO manager: on the data volume, so steps in separate pods read each other's."""
+        """What one step hands the next inside a graph (the corpus encoding's shards and their texts), pickled by
+        Dagster's filesystem IO manager under a folder per run: on the data volume, so steps in separate pods
+        read each other's; merge_corpus_shards deletes its run's folder once every vector is stored."""
         return self.root / "steps"
 
     def model(self, name: str) -> Path:
