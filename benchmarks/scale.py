@@ -89,7 +89,7 @@ def measure(n: int, dim: int, root: Path, write_with: str) -> dict:
     everything = store.get(hashes)
     out.update(read_all_seconds=round(time.perf_counter() - start, 2), rss_mb_after_read_all=rss_mb())
     assert everything.shape == (n, dim)
-    del vectors, everything
+    del vectors, everything, store  # unmapped: a second store mapping the same shards would count them twice
     out["peak_rss_mb_store"] = peak_rss_mb()
     out.update(mining_index(root, hashes))
     out["peak_rss_mb"] = peak_rss_mb()

@@ -162,6 +162,9 @@ def test_two_processes_under_torchrun_train_with_gloo_and_rank_0_alone_writes(ti
     tuned = load_model(result.model_dir)
     assert abs(tuned.encode(["jaguar reset"]) - load_model(tiny_model).encode(["jaguar reset"])).max() > 1e-4
     assert {p.name for p in (tmp_path / "ckpt").glob("checkpoint-*")} and result.peak_rss_mb > 0
+    again = train_model(spec, split.train_rows[["anchor", "positive", "negative_1"]], tmp_path / "model",
+                        tmp_path / "ckpt", split.validation)  # a rerun: every rank resumes from the last checkpoint
+    assert again.resumed_from and again.resumed_from.endswith(f"checkpoint-{result.steps}")
 
 
 def test_a_failed_distributed_launch_raises_with_the_tail_of_its_log(tmp_path):
