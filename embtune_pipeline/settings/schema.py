@@ -177,9 +177,9 @@ class TrainKnobs(_Strict):
     loss: str = Field("mnrl", pattern="^(mnrl|gist)$", description="mnrl: MultipleNegativesRankingLoss; gist: "
                       "GISTEmbedLoss with the base model as guide against false negatives")
     mini_batch_size: int = Field(8, ge=0, description="> 0: the cached (GradCache) loss, the same gradients "
-                                 "computed this many texts at a time: peak memory no longer grows with "
-                                 "batch_size (MiniLM, batch 32 at 256 tokens: 2.0 GB instead of 6.5 GB, about a "
-                                 "quarter slower on CPU); 0: one pass, faster where memory is plentiful")
+                                 "computed this many texts at a time, so peak memory no longer grows with "
+                                 "batch_size (benchmarks/training.py: MiniLM, batch 32 at 256 tokens, 4.7 GB "
+                                 "instead of 8.6 GB at the same speed on CPU); 0: the whole batch in one pass")
     processes: int = Field(1, ge=1, description="> 1: data-parallel training in this many processes under "
                            "torchrun (one per GPU with NCCL; gloo on CPU), batch_size being the global batch; the "
                            "step still makes one model and one MLflow run")
