@@ -13,6 +13,7 @@ import pandas as pd
 from embtune_pipeline.lib.data.chunking import text_hash
 from embtune_pipeline.lib.evaluation.retrieval import CorpusIndex, corpus_index_name
 from embtune_pipeline.lib.progress import SILENT, Reporter
+from embtune_pipeline.lib.storage import write_atomically
 
 BATCHES_PER_SHARD = 32  # texts per shard = batch_size x this: progress and a resumable encoding, in few files
 
@@ -135,12 +136,12 @@ class EmbeddingStore:
         self.root.mkdir(parents=True, exist_ok=True)
         name = f"shard-{pd.Timestamp.now('UTC').strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
         (self.root / f"{name}.json").write_text(json.dumps(hashes))
-        part = self.root / f"{name}.npy.part"
-        with part.open("wb") as f:
-            np.save(f, vectors)
-        vectors_file = self.root / f"{name}.npy"
-        part.replace(vectors_file)  # renamed last: its presence marks the shard complete
-        return vectors_file
+
+        def save(tmp: Path) -> None:
+            with tmp.open("wb") as f:  # a file object: np.save would add ".npy" to a path
+                np.save(f, vectors)
+
+        return write_atomically(self.root / f"{name}.npy", save)  # written last: its presence marks the shard whole
 
 
 def encoding_shards(store: EmbeddingStore, hashes, shard_size: int) -> list[list[str]]:

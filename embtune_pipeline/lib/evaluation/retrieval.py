@@ -10,6 +10,8 @@ from typing import Iterable
 
 import numpy as np
 
+from embtune_pipeline.lib.storage import write_atomically
+
 EXACT_LIMIT = 200_000  # above this many chunks, evaluation searches an HNSW graph instead of a flat scan
 HNSW_NEIGHBORS = 32  # faiss's M: graph degree (memory: about 2 x M x 4 bytes per vector beside the vector)
 HNSW_EF_CONSTRUCTION = 80
@@ -46,14 +48,10 @@ class CorpusIndex:
         return cls(index, "hnsw" if approximate else "exact", time.perf_counter() - start)
 
     def save(self, path: Path) -> Path:
-        """Written beside, then renamed: a reader never opens half an index."""
+        """Replaced whole (lib.storage.write_atomically): a reader never opens half an index."""
         import faiss
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(path.name + ".part")
-        faiss.write_index(self.index, str(part))
-        part.replace(path)
-        return path
+        return write_atomically(path, lambda tmp: faiss.write_index(self.index, str(tmp)))
 
     @classmethod
     def load(cls, path: Path) -> "CorpusIndex":

@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import pandas as pd
 
 from embtune_pipeline.lib.progress import SILENT, Reporter
+from embtune_pipeline.lib.storage import write_atomically
 
 LAUNCH = "launch"  # under the checkpoint directory: the job the ranks read, the events and result rank 0 writes
 JOB, EVENTS, RESULT, LOG = "job.pkl", "events.jsonl", "result.pkl", "torchrun.log"
@@ -112,9 +113,7 @@ def _rank_main(launch: Path) -> None:
                                        job["validation"], reporter, on_metrics)
     if result is not None:
         result.peak_rss_mb = memory.get("peak_rss_mb")
-        part = launch / (RESULT + ".part")
-        part.write_bytes(pickle.dumps(result))
-        part.replace(launch / RESULT)
+        write_atomically(launch / RESULT, lambda tmp: tmp.write_bytes(pickle.dumps(result)))
 
 
 if __name__ == "__main__":
