@@ -12,7 +12,6 @@ memory (its step's own: see lib.memory) and the process's peak.
 
 import argparse
 import json
-import resource
 import shutil
 import sys
 import time
@@ -56,6 +55,7 @@ def main() -> None:
     import dagster as dg
 
     from embtune_pipeline.definitions import build_definitions
+    from embtune_pipeline.lib.memory import process_peak_rss_mb
     from embtune_pipeline.lib.training.record import read_model_record
     from embtune_pipeline.runner import execute_retune, register_snapshot
     from embtune_pipeline.settings import load_settings
@@ -99,7 +99,7 @@ def main() -> None:
         "training_pairs_by_source": record.get("training_pairs_by_source"),
         "pairs_per_epoch": record.get("pairs_per_epoch"), "validation": record.get("validation"),
         "wall_seconds": round(wall, 1), "asset_seconds": seconds, "asset_peak_rss_mb": peaks,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "model": str(model_out),
+        "peak_rss_mb": process_peak_rss_mb(), "model": str(model_out),
     }))
 
 

@@ -16,7 +16,6 @@ through it and through an exact scan, and recall@50 of the HNSW search against t
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embtune_pipeline.lib.memory import peak_during
+from embtune_pipeline.lib.memory import peak_during, process_peak_rss_mb
 
 BATCH_SIZE = 256
 
@@ -57,11 +56,6 @@ def rss_mb() -> dict:
     return {kind: round(int(fields[f"Rss{kind.capitalize()}"].split()[0]) / 1024, 1) for kind in ("anon", "file")}
 
 
-def peak_rss_mb() -> float:
-    """The process's peak resident memory so far, in MiB."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
-
-
 def measure(n: int, dim: int, root: Path, write_with: str) -> dict:
     from embtune_pipeline.lib.embeddings import EmbeddingStore
 
@@ -75,7 +69,7 @@ def measure(n: int, dim: int, root: Path, write_with: str) -> dict:
         encoded = store.encode(RandomVectors(dim), hashes, hashes, BATCH_SIZE)[1]
     del store
     out.update(write_with=write_with, write_seconds=round(time.perf_counter() - start, 2), encoded=encoded,
-               rss_mb_after_write=rss_mb(), peak_rss_mb_while_writing=peak_rss_mb())
+               rss_mb_after_write=rss_mb(), peak_rss_mb_while_writing=process_peak_rss_mb())
     out["disk_mb"] = round(sum(f.stat().st_size for f in root.iterdir()) / 2**20, 1)
 
     sample = [hashes[i] for i in np.random.default_rng(1).choice(n, 10_000, replace=False)]
@@ -90,9 +84,9 @@ def measure(n: int, dim: int, root: Path, write_with: str) -> dict:
     out.update(read_all_seconds=round(time.perf_counter() - start, 2), rss_mb_after_read_all=rss_mb())
     assert everything.shape == (n, dim)
     del vectors, everything, store  # unmapped: a second store mapping the same shards would count them twice
-    out["peak_rss_mb_store"] = peak_rss_mb()
+    out["peak_rss_mb_store"] = process_peak_rss_mb()
     out.update(mining_index(root, hashes))
-    out["peak_rss_mb"] = peak_rss_mb()
+    out["peak_rss_mb"] = process_peak_rss_mb()
     return out
 
 

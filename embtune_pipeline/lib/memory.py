@@ -21,10 +21,11 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
-def rss_mb() -> float | None:
-    """Resident memory now, in MiB."""
-    kib = _status_kib("VmRSS")
-    return None if kib is None else round(kib / 1024, 1)
+def process_peak_rss_mb() -> float:
+    """The process's peak resident memory since it started, whatever was reset since (getrusage), in MiB."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
 def peak_rss_mb() -> float | None:

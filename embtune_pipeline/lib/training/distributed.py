@@ -93,7 +93,6 @@ class _Relay:
 def _rank_main(launch: Path) -> None:
     """One rank: the training in this process, joined to the others by the trainer; rank 0 writes what it says
     and its result."""
-    from embtune_pipeline.lib.memory import peak_during
     from embtune_pipeline.lib.training.train import train_in_this_process
 
     job = pickle.loads((launch / JOB).read_bytes())
@@ -107,12 +106,9 @@ def _rank_main(launch: Path) -> None:
 
         reporter = Reporter(lambda line: write({"say": line}), job["every"])
         on_metrics = lambda step, metrics: write({"step": step, "metrics": metrics})  # noqa: E731
-    memory: dict = {}
-    with peak_during(memory):
-        result = train_in_this_process(job["spec"], job["pairs"], job["output_dir"], job["checkpoint_dir"],
-                                       job["validation"], reporter, on_metrics)
+    result = train_in_this_process(job["spec"], job["pairs"], job["output_dir"], job["checkpoint_dir"],
+                                   job["validation"], reporter, on_metrics)
     if result is not None:
-        result.peak_rss_mb = memory.get("peak_rss_mb")
         write_atomically(launch / RESULT, lambda tmp: tmp.write_bytes(pickle.dumps(result)))
 
 

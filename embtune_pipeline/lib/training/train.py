@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import pandas as pd
 
-from embtune_pipeline.lib.memory import peak_during
+from embtune_pipeline.lib.memory import peak_rss_mb, reset_peak
 from embtune_pipeline.lib.models import load_model
 from embtune_pipeline.lib.progress import SILENT, Reporter
 from embtune_pipeline.lib.training.callbacks import VALIDATION_METRIC, progress_callback
@@ -85,11 +85,7 @@ def train_model(
         from embtune_pipeline.lib.training.distributed import train_distributed
 
         return train_distributed(spec, pairs, output_dir, checkpoint_dir, validation, reporter, on_metrics)
-    memory: dict = {}
-    with peak_during(memory):
-        result = train_in_this_process(spec, pairs, output_dir, checkpoint_dir, validation, reporter, on_metrics)
-    result.peak_rss_mb = memory.get("peak_rss_mb")
-    return result
+    return train_in_this_process(spec, pairs, output_dir, checkpoint_dir, validation, reporter, on_metrics)
 
 
 def train_in_this_process(
@@ -118,6 +114,7 @@ def train_in_this_process(
     from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
+    memory_measured = reset_peak()  # TrainResult.peak_rss_mb: this process's peak while it trains
     world = int(os.environ.get("WORLD_SIZE", "1"))
     main_rank = int(os.environ.get("RANK", "0")) == 0
     model = load_model(spec.base_model_path, max_seq_length=spec.max_seq_length)
@@ -195,7 +192,8 @@ def train_in_this_process(
     history = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
     return TrainResult(model_dir=output_dir, steps=int(trainer.state.global_step), loss_history=history,
                        resumed_from=last, train_seconds=seconds, validation=chosen, epoch_pairs=epoch_pairs,
-                       used={"batch_size": batch_size, "save_steps": save_steps, "processes": world})
+                       used={"batch_size": batch_size, "save_steps": save_steps, "processes": world},
+                       peak_rss_mb=peak_rss_mb() if memory_measured else None)
 
 
 def _data_parallel(world: int, cuda: bool) -> dict:

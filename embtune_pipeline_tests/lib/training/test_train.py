@@ -19,7 +19,7 @@ def _train(tiny_model, tmp_path, **kw):
 def test_training_saves_a_loadable_model_that_changed(tiny_model, tmp_path):
     result = _train(tiny_model, tmp_path, matryoshka_dims=[16, 8])
     assert result.steps == 3 and result.loss_history
-    assert result.used == {"batch_size": 8, "save_steps": 2, "processes": 1}
+    assert result.used == {"batch_size": 8, "save_steps": 2, "processes": 1} and result.peak_rss_mb > 0
     small = train_model(_spec(tiny_model, batch_size=64), pairs(), tmp_path / "small", tmp_path / "ckpt-small")
     assert small.used["batch_size"] == 24  # never larger than the data: what MLflow logs as used_batch_size
     base, tuned = load_model(tiny_model), load_model(result.model_dir)
