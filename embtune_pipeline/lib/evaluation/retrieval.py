@@ -21,8 +21,15 @@ class CorpusIndex:
     """A faiss index over corpus rows, searched for the k nearest; exact (flat) or HNSW. An HNSW index is worth
     saving: building it is the expensive part (see benchmarks/scale.py), searching it is cheap."""
 
-    def __init__(self, index, kind: str, build_seconds: float = 0.0):
-        self.index, self.kind, self.build_seconds = index, kind, build_seconds
+    def __init__(self, index, build_seconds: float = 0.0):
+        self.index, self.build_seconds = index, build_seconds
+
+    @property
+    def kind(self) -> str:
+        """hnsw (approximate) or exact, as the faiss index is."""
+        import faiss
+
+        return "hnsw" if isinstance(self.index, faiss.IndexHNSW) else "exact"
 
     @classmethod
     def build(cls, vectors: np.ndarray, approximate: bool) -> "CorpusIndex":
@@ -45,7 +52,7 @@ class CorpusIndex:
             index.add(block)
         if index is None:
             raise ValueError("no vectors to index")
-        return cls(index, "hnsw" if approximate else "exact", time.perf_counter() - start)
+        return cls(index, time.perf_counter() - start)
 
     def save(self, path: Path) -> Path:
         """Replaced whole (lib.storage.write_atomically): a reader never opens half an index."""
@@ -57,8 +64,7 @@ class CorpusIndex:
     def load(cls, path: Path) -> "CorpusIndex":
         import faiss
 
-        index = faiss.read_index(str(path))
-        return cls(index, "hnsw" if isinstance(index, faiss.IndexHNSW) else "exact")
+        return cls(faiss.read_index(str(path)))
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
