@@ -45,7 +45,8 @@ def plan_corpus_shards(context: dg.OpExecutionContext, config: EmbedConfig, sett
     context.log.info(f"{sum(map(len, shards))} of {len(corpus)} chunks to encode, in {len(shards)} shard(s)")
     yield dg.Output({"base_model": base_model, "model_path": str(path), "key": key, "chunks": len(corpus),
                      "max_seq_length": knobs.max_seq_length, "batch_size": knobs.batch_size}, "plan")
-    text_of = dict(zip(corpus["chunk_hash"], chunk_texts(corpus)))
+    todo = corpus[corpus["chunk_hash"].isin({h for shard in shards for h in shard})]  # a rerun: none
+    text_of = dict(zip(todo["chunk_hash"], chunk_texts(todo)))
     for i, hashes in enumerate(shards):
         yield dg.DynamicOutput({"hashes": hashes, "texts": [text_of[h] for h in hashes],
                                 "name": f"shard {i + 1} of {len(shards)}"}, str(i), "shards")

@@ -110,8 +110,11 @@ class EmbeddingStore:
 
     @property
     def dim(self) -> int:
-        """The vectors' dimension (0 while nothing is stored)."""
-        _, shards = self._load()
+        """The vectors' dimension (0 while nothing is stored), from one shard's header: no hash list is read."""
+        if self._loaded is not None:
+            shards = self._loaded[1]
+        else:
+            shards = [np.load(f, mmap_mode="r") for f in sorted(self.root.glob("shard-*.npy"))[:1]]
         return int(shards[0].shape[1]) if shards else 0
 
     def blocks(self, hashes: list[str], size: int = 100_000):

@@ -73,6 +73,8 @@ def test_stored_vectors_are_read_memory_mapped_and_gathered_across_shards(tmp_pa
     assert writer.fill(CountingModel(), ["h0a", "more", "more"], ["x", "x" * 7, "x" * 7]) == 1
     assert all(isinstance(s, np.memmap) for s in writer._load()[1]) and writer.dim == 2
     assert np.allclose(writer.get(["more"])[:, 0], [7]) and EmbeddingStore(tmp_path / "none").dim == 0
+    fresh = EmbeddingStore(tmp_path)
+    assert fresh.dim == 2 and fresh._loaded is None  # the dimension without reading every shard's hash list
 
 
 class _RandomUnit:
