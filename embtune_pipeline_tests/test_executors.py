@@ -101,7 +101,6 @@ def test_settings_choose_the_k8s_executor(write_settings, tmp_path):
     assert training["containers"][0]["resources"]["limits"] == {GPU_RESOURCE: "4"}
 
 
-
 def test_a_gpu_step_that_names_no_op_is_refused(write_settings, tmp_path):
     from embtune_pipeline.definitions import build_definitions
 
