@@ -69,6 +69,34 @@ def tiny_model(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture
+def openai_server(monkeypatch):
+    """Start a local OpenAI-compatible server (servers.FakeOpenAI) with `openai_server(replies=..., embed=...)`:
+    reached through litellm as `openai/<model>` at its `api_base`, with a key from the environment; every
+    server started is stopped at the end."""
+    from embtune_pipeline_tests.servers import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-embtune-test-key-0123456789")
+    servers = []
+
+    def start(**kwargs) -> FakeOpenAI:
+        servers.append(FakeOpenAI(**kwargs))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_embed(tiny_model):
+    """The tiny model's encode as a server's embedding function: texts in, unit vectors out."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    return lambda texts: model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
+
+
 def jaguar_docs(n_per_pair: int = 1) -> list[dict]:
     docs = []
     for p in PRODUCTS:

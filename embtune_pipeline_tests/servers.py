@@ -121,36 +121,56 @@ def _signal_tree(pid: int, sig: int) -> None:
 
 
 class FakeOpenAI:
-    """A small OpenAI-compatible chat server on 127.0.0.1, reached through litellm exactly as a hosted provider
-    is (`openai/<model>` with `api_base`). Each request takes the next scripted reply, the last one repeating:
-    `(status, body text, headers, delay seconds)`. `requests` counts what reached it."""
+    """A small OpenAI-compatible server on 127.0.0.1, reached through litellm exactly as a hosted provider is
+    (`openai/<model>` with `api_base`).
 
-    def __init__(self, replies: list[tuple[int, str, dict, float]]):
+    /v1/chat/completions: `replies` is a list, each request taking the next scripted reply (the last one
+    repeating), or a function of the request's prompt; a reply is `(status, body text, headers, delay s)`.
+    /v1/embeddings: `embed(texts) -> vectors` answers (e.g. a tiny sentence-transformers model's encode); the
+    first requests answer each status of `embedding_errors` instead (429, 503...).
+    `requests` counts the chat requests that reached it; `embedding_requests` and `embedded_texts` the others."""
+
+    def __init__(self, replies=(), embed=None, embedding_errors=()):
         import http.server
         import json
         import threading
 
-        self.replies, self.requests = list(replies), 0
+        self.replies, self.requests = replies if callable(replies) else list(replies), 0
+        self.embed, self.embedding_errors = embed, list(embedding_errors)
+        self.embedding_requests, self.embedded_texts = 0, 0
+        self.lock = threading.Lock()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - the http.server API
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                server.requests += 1
-                status, text, headers, delay = server.replies[min(server.requests, len(server.replies)) - 1]
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if self.path.rstrip("/").endswith("/embeddings"):
+                    status, body, headers = server._embeddings(request)
+                    return self._send(status, body, headers)
+                with server.lock:
+                    server.requests += 1
+                    n = server.requests
+                if callable(server.replies):
+                    status, text, headers, delay = server.replies(request["messages"][-1]["content"])
+                else:
+                    status, text, headers, delay = server.replies[min(n, len(server.replies)) - 1]
                 time.sleep(delay)
-                body = (json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
-                                    "choices": [{"index": 0, "finish_reason": "stop",
-                                                 "message": {"role": "assistant", "content": text}}],
-                                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-                        if status == 200 else json.dumps({"error": {"message": text, "type": "error"}})).encode()
+                body = ({"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+                         "choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": text}}],
+                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                        if status == 200 else {"error": {"message": text, "type": "error"}})
+                self._send(status, body, headers)
+
+            def _send(self, status: int, body: dict, headers: dict) -> None:
+                data = json.dumps(body).encode()
                 try:
                     self.send_response(status)
                     for k, v in {"Content-Type": "application/json", **headers}.items():
                         self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
                     pass
 
@@ -161,6 +181,19 @@ class FakeOpenAI:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
         self.api_base = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def _embeddings(self, request: dict) -> tuple[int, dict, dict]:
+        texts = request["input"] if isinstance(request["input"], list) else [request["input"]]
+        with self.lock:
+            self.embedding_requests += 1
+            if self.embedding_errors:
+                status = self.embedding_errors.pop(0)
+                return status, {"error": {"message": f"scripted {status}", "type": "error"}}, {"Retry-After": "0"}
+            self.embedded_texts += len(texts)
+            vectors = [list(map(float, v)) for v in self.embed(texts)]
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        return 200, {"object": "list", "data": data, "model": request.get("model", "fake"),
+                     "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)}}, {}
 
     def close(self) -> None:
         self.httpd.shutdown()

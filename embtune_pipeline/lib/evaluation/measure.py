@@ -39,19 +39,36 @@ def encode_eval(model_path, max_seq_length: int, store: EmbeddingStore, chunks: 
     """The vectors measure scores. They come from the model's store; the model is loaded only when something is
     not stored yet, and only what is missing is encoded."""
     _, texts, _ = qrels_of(eval_set)
-    corpus_hashes = chunks["chunk_hash"].tolist()
-    needed = set(corpus_hashes) | {text_hash(t) for t in texts}
+    needed = set(chunks["chunk_hash"]) | {text_hash(t) for t in texts}
     model = model_if_needed(store, needed, model_path, max_seq_length)
-    corpus_vectors, corpus_encoded = store.encode(model, corpus_hashes, chunk_texts(chunks), batch_size, reporter,
-                                                  f"encoding the corpus with {model_label}")
-    query_vectors, queries_encoded = encode_cached(store, model, texts, batch_size, reporter)
-    return Encoded(query_vectors, corpus_vectors, len(needed), corpus_encoded + queries_encoded)
+    return encode_with(model, store, model, store, chunks, eval_set, batch_size, reporter, model_label)
+
+
+def encode_with(corpus_encoder, corpus_store: EmbeddingStore, query_encoder, query_store: EmbeddingStore,
+                chunks: pd.DataFrame, eval_set: pd.DataFrame, batch_size: int = 64, reporter: Reporter = SILENT,
+                model_label: str = "the model") -> Encoded:
+    """encode_eval with encoders given (anything with a sentence-transformers `encode`: a hosted API too), and
+    a store each for the corpus and the queries (an API may embed queries under other params)."""
+    _, texts, _ = qrels_of(eval_set)
+    corpus_hashes = chunks["chunk_hash"].tolist()
+    what = f"encoding the corpus with {model_label}"
+    corpus_vectors, corpus_encoded = corpus_store.encode(corpus_encoder, corpus_hashes, chunk_texts(chunks),
+                                                         batch_size, reporter, what)
+    query_vectors, queries_encoded = encode_cached(query_store, query_encoder, texts, batch_size, reporter)
+    distinct = len(set(corpus_hashes) | {text_hash(t) for t in texts})
+    return Encoded(query_vectors, corpus_vectors, distinct, corpus_encoded + queries_encoded)
+
+
+def scored(encoded: Encoded, chunks: pd.DataFrame, eval_set: pd.DataFrame) -> Measurement:
+    """Per-query metrics of vectors from encode_eval or encode_with."""
+    qids, _, gains = qrels_of(eval_set)
+    per_query = evaluate_vectors(encoded.query_vectors, encoded.corpus_vectors, chunk_doc_ids(chunks), qids, gains)
+    return Measurement(encoded.query_vectors, encoded.corpus_vectors, encoded.distinct_texts, encoded.encoded,
+                       per_query)
 
 
 def measure(model_path, max_seq_length: int, store: EmbeddingStore, chunks: pd.DataFrame, eval_set: pd.DataFrame,
             batch_size: int = 64, reporter: Reporter = SILENT, model_label: str = "the model") -> Measurement:
     """Per-query metrics of one model on one eval set over one chunked corpus (vectors from encode_eval)."""
-    e = encode_eval(model_path, max_seq_length, store, chunks, eval_set, batch_size, reporter, model_label)
-    qids, _, gains = qrels_of(eval_set)
-    per_query = evaluate_vectors(e.query_vectors, e.corpus_vectors, chunk_doc_ids(chunks), qids, gains)
-    return Measurement(e.query_vectors, e.corpus_vectors, e.distinct_texts, e.encoded, per_query)
+    return scored(encode_eval(model_path, max_seq_length, store, chunks, eval_set, batch_size, reporter,
+                              model_label), chunks, eval_set)

@@ -97,10 +97,10 @@ GOOD = "1. how do I reset the Jaguar X1\n2. how long does the Jaguar battery las
 
 @pytest.fixture
 def llm_server(monkeypatch):
-    from embtune_pipeline.lib.queries.generate import _litellm_completion
+    from embtune_pipeline.lib.llm_calls import litellm_completion
     from embtune_pipeline_tests.servers import FakeOpenAI
 
-    _litellm_completion()  # litellm imports in seconds: not part of any timing below
+    litellm_completion()  # litellm imports in seconds: not part of any timing below
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     servers = []
 
