@@ -12,7 +12,7 @@ from embtune_pipeline.runner import release_dead_runs
 from embtune_pipeline.settings import Settings
 
 RETUNE_SELECTION = dg.AssetSelection.groups("data", "training") | dg.AssetSelection.assets(
-    "base_model_eval", "eval_report", "registered_model")
+    "base_model_eval", "baseline_eval", "eval_report", "registered_model")
 
 retune_job = dg.define_asset_job(
     "retune", selection=RETUNE_SELECTION,

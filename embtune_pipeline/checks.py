@@ -28,16 +28,22 @@ def eval_set_is_real(eval_set: pd.DataFrame) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset=base_model_eval, partitions_def=RETUNE_PARTITIONS,
-                additional_ins={"corpus": dg.AssetIn("corpus"), "eval_set": dg.AssetIn("eval_set")},
+                additional_ins={"corpus": dg.AssetIn("corpus"), "eval_set": dg.AssetIn("eval_set"),
+                                "baseline_eval": dg.AssetIn("baseline_eval")},
                 description="Is fine-tuning worth it here? Warns, with the numbers, when the corpus is small, "
-                "there is no real eval set, or the baseline already meets the target.")
+                "there is no real eval set, or the base model or a baseline the team could ship instead already "
+                "meets the target.")
 def tuning_is_worth_it(settings: SettingsResource, base_model_eval: pd.DataFrame, corpus: pd.DataFrame,
-                       eval_set: pd.DataFrame) -> dg.AssetCheckResult:
+                       eval_set: pd.DataFrame, baseline_eval: pd.DataFrame) -> dg.AssetCheckResult:
     gates = settings.get().gates
     documents = int(corpus["doc_id"].nunique())
     synthetic = bool(eval_set["synthetic"].iloc[0])
     baseline = float(base_model_eval["ndcg@10"].mean())
-    reasons = []
+    shipped = ({str(k): float(v) for k, v in baseline_eval.groupby("baseline")["ndcg@10"].mean().items()}
+               if len(baseline_eval) else {})
+    reasons = [f"baseline {name} already reaches nDCG@10 {score:.4f}, at or above the target "
+               f"{gates.baseline_target}: ship it rather than tune" for name, score in shipped.items()
+               if score >= gates.baseline_target]
     if documents < gates.min_documents:
         reasons.append(f"corpus has {documents} documents, under {gates.min_documents}: a tuned model may not "
                        "generalize beyond it")
@@ -49,7 +55,8 @@ def tuning_is_worth_it(settings: SettingsResource, base_model_eval: pd.DataFrame
         passed=not reasons, severity=WARN,
         description="; ".join(reasons) or "worth it: a large enough corpus, real queries, a baseline under target",
         metadata={"documents": documents, "min_documents": gates.min_documents, "eval_synthetic": synthetic,
-                  "base_ndcg@10": round(baseline, 4), "baseline_target": gates.baseline_target})
+                  "base_ndcg@10": round(baseline, 4), "baseline_target": gates.baseline_target,
+                  **{f"baseline {name} ndcg@10": round(score, 4) for name, score in shipped.items()}})
 
 
 @dg.asset_check(asset=eval_report, blocking=True, partitions_def=RETUNE_PARTITIONS,

@@ -8,6 +8,7 @@ from embtune_pipeline.assets import corpus, evaluation, monitoring, negatives, q
 from embtune_pipeline.automation import JOBS, build_automation  # noqa: E402
 from embtune_pipeline.checks import CHECKS  # noqa: E402
 from embtune_pipeline.executors import executor_for, unknown_gpu_steps  # noqa: E402
+from embtune_pipeline.resources.baselines import BaselineModels  # noqa: E402
 from embtune_pipeline.resources.corpus import CorpusSource  # noqa: E402
 from embtune_pipeline.resources.embeddings import EmbeddingCache  # noqa: E402
 from embtune_pipeline.resources.io_managers import STEP_OUTPUTS, TableIOManager  # noqa: E402
@@ -35,6 +36,7 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
             "corpus_source": CorpusSource(settings=settings),
             "embeddings": EmbeddingCache(settings=settings),
             "generator": QueryGenerator(settings=settings),
+            "baselines": BaselineModels(settings=settings),
             "io_manager": TableIOManager(settings=settings),
             STEP_OUTPUTS: dg.FilesystemIOManager(base_dir=str(s.layout.step_outputs)),
         },

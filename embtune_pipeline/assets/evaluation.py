@@ -1,4 +1,5 @@
-"""base_model_eval, eval_report: the base and the tuned model on the same eval set."""
+"""base_model_eval, baseline_eval, eval_report: the base, what the team would ship instead, and the tuned model
+on the same eval set."""
 
 
 import dagster as dg
@@ -17,7 +18,9 @@ from embtune_pipeline.assets._common import (
 )
 from embtune_pipeline.lib.evaluation.evaluate import summarize
 from embtune_pipeline.lib.evaluation.report import (
+    baseline_records,
     comparison_records,
+    eval_kind,
     evaluation_report,
     interval,
     report_metrics,
@@ -26,6 +29,7 @@ from embtune_pipeline.lib.evaluation.report import (
     write_report_files,
 )
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
+from embtune_pipeline.resources.baselines import BaselineModels
 from embtune_pipeline.resources.embeddings import EmbeddingCache
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
@@ -57,10 +61,33 @@ def base_model_eval(context: dg.AssetExecutionContext, config: EvalConfig, setti
         **table_metadata(base.per_query)})
 
 
+@dg.asset(group_name="evaluation", kinds={"litellm", "parquet"}, partitions_def=RETUNE_PARTITIONS)
+def baseline_eval(context: dg.AssetExecutionContext, config: EvalConfig, settings: SettingsResource,
+                  baselines: BaselineModels, embeddings: EmbeddingCache, eval_set: pd.DataFrame,
+                  corpus: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """What the team would ship instead of tuning (settings `baselines`: an embedding API or a local model),
+    measured like the base: per-query metrics, a `baseline` column naming each. What the APIs would be sent is
+    priced before any call and refused above baselines_budget_usd; vectors are cached, so a rerun sends nothing."""
+    s = settings.get()
+    knobs = effective(s.run.evaluate, config)
+    meta: dict = {}
+    with timed(meta):
+        per_query, costs = baselines.measure(embeddings, corpus, eval_set, reporter(context, s))
+    rows = [{"baseline": name, "metric": m, "mean": rounded(v["mean"]), "95% CI": interval(v["ci_low"], v["ci_high"])}
+            for name, group in per_query.groupby("baseline", sort=False)
+            for m, v in summarize(group, knobs.bootstrap_samples).items()]
+    return dg.Output(per_query, metadata={
+        **meta, "baselines": len(costs), "summary": records_table(rows) if rows else "no baselines configured",
+        **{f"{r['baseline']} ndcg@10": r["mean"] for r in rows if r["metric"] == "ndcg@10"},
+        "costs": dg.MetadataValue.json(costs), "estimated_usd": sum(c["estimated_usd"] for c in costs),
+        "texts_encoded": sum(c["texts_encoded"] for c in costs), **table_metadata(per_query)})
+
+
 @dg.asset(group_name="evaluation", kinds={"mlflow", "json"}, partitions_def=RETUNE_PARTITIONS)
 def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings: SettingsResource,
                 mlflow: MlflowResource, embeddings: EmbeddingCache, eval_set: pd.DataFrame, corpus: pd.DataFrame,
-                base_corpus_embeddings: dict, base_model_eval: pd.DataFrame, finetuned_model: dict) -> dg.Output[dict]:
+                base_corpus_embeddings: dict, base_model_eval: pd.DataFrame, baseline_eval: pd.DataFrame,
+                finetuned_model: dict) -> dg.Output[dict]:
     """Tuned vs base on the same eval set (per Matryoshka dim when trained so), with a paired bootstrap interval
     on the nDCG@10 difference: a model is promotable only when that interval lies above zero on real queries.
     The report document is this asset's value (stored by the IO manager, logged to the model's MLflow run)."""
@@ -74,7 +101,8 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
                                   progress, "the base model", store=embeddings.store(emb["key"]), score=False)
         tuned = embeddings.measure(model["model_dir"], model["max_seq_length"], corpus, eval_set, emb["batch_size"],
                                    progress, "the tuned model")
-        report = evaluation_report(model, eval_set, corpus, base, tuned, base_model_eval, knobs.bootstrap_samples)
+        report = evaluation_report(model, eval_set, corpus, base, tuned, base_model_eval, knobs.bootstrap_samples,
+                                   baseline_eval)
     base_key, snapshot = keys_of(context)
     report["partition"] = {"base_model": base_key, "snapshot": snapshot}
     chart, table = write_report_files(report, s.layout.reports(context.partition_key))
@@ -92,13 +120,15 @@ def _report_metadata(report: dict, chart) -> dict:
     return {
         "verdict": verdict(report),
         "promotable": report["promotable"],
-        "comparison": records_table(comparison_records(report_rows(report))),
+        "comparison": records_table(comparison_records(report_rows(report)) + baseline_records(report)),
         "base_ndcg@10": rounded(report["base"]["ndcg@10"]),
         "tuned_ndcg@10": rounded(report["finetuned"]["ndcg@10"]),
         "ndcg@10_delta": rounded(c["delta"]),
         "ndcg@10_delta_ci_low": rounded(c["ci_low"]),
         "ndcg@10_delta_ci_high": rounded(c["ci_high"]),
         "eval_synthetic": report["eval_set"]["synthetic"],
+        "eval_set": eval_kind(report["eval_set"]),
         "eval_queries": report["eval_set"]["queries"],
+        **{f"baseline {b['name']} ndcg@10": rounded(b["ndcg@10"]) for b in report["baselines"]},
         EVAL_CHART: png_markdown(chart, "base and tuned metrics with 95% confidence intervals"),
     }

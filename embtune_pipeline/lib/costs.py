@@ -51,5 +51,5 @@ def check_budget(what: str, model: str, usd: Optional[float], budget_usd: float,
             "give its price as usd_per_million_tokens in the settings (0 for a self-hosted server)")
     if usd > budget_usd:
         raise BudgetExceeded(
-            f"{what} would cost about ${usd:.4f}, above {setting} (${budget_usd:g}); nothing was called. Raise "
+            f"{what} would cost about ${usd:.6f}, above {setting} (${budget_usd:g}); nothing was called. Raise "
             f"{setting}, or send fewer texts")

@@ -69,6 +69,9 @@ def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
             holder[key] = local(holder[key])
     if isinstance(raw.get("base_models"), list):
         raw["base_models"] = [local(m) for m in raw["base_models"]]
+    if isinstance(raw.get("baselines"), list):
+        raw["baselines"] = [{**b, "model": local(b.get("model"))} if isinstance(b, dict) else local(b)
+                            for b in raw["baselines"]]
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as e:

@@ -34,6 +34,16 @@ class _Strict(BaseModel):
 TableFormat = Literal["jsonl", "parquet", "csv"]
 
 
+def _refuse_secrets(section: str, **params: dict) -> None:
+    from embtune_pipeline.lib.secrets import secret_keys
+
+    for name, value in params.items():
+        secret = secret_keys(value)
+        if secret:
+            raise ValueError(f"{section}.{name} {secret} look like secrets: set them in the environment "
+                             "(e.g. OPENAI_API_KEY), never in the settings file")
+
+
 class CorpusSettings(_Strict):
     path: Optional[Path] = None
     format: Literal["beir", "jsonl", "parquet", "csv", "dir", "python-docs"]
@@ -115,13 +125,41 @@ class GeneratorSettings(_Strict):
 
     @model_validator(mode="after")
     def _no_secrets(self):
-        from embtune_pipeline.lib.secrets import secret_keys
-
-        secret = secret_keys(self.params)
-        if secret:
-            raise ValueError(f"generator.params {secret} look like secrets: set them in the environment "
-                             "(e.g. OPENAI_API_KEY), never in the settings file")
+        _refuse_secrets("generator", params=self.params)
         return self
+
+
+class BaselineSettings(_Strict):
+    """A model the team would ship instead of tuning, measured on the same eval set and chunked corpus as base
+    and tuned. A plain string in the list is short for {model: ...}."""
+
+    model: str = Field(description="a litellm embedding model (openai/text-embedding-3-small, "
+                       "cohere/embed-english-v3.0, voyage/voyage-3, openai/<name> with params.api_base for a "
+                       "self-hosted OpenAI-compatible server) or a local sentence-transformers directory")
+    label: Optional[str] = Field(None, description="its name in reports; default: the model string or directory")
+    params: dict = Field(default_factory=dict, description="passed to litellm.embedding (api_base, dimensions, "
+                         "input_type...); keys come from the environment only (OPENAI_API_KEY...)")
+    query_params: dict = Field(default_factory=dict, description="added to params for queries only, e.g. "
+                               "{input_type: search_query} for Cohere and Voyage")
+    batch_size: int = Field(64, ge=1, description="texts per request")
+    usd_per_million_tokens: Optional[float] = Field(None, ge=0, description="its price, when litellm's cost map "
+                                                    "lacks the model (0 for a self-hosted server)")
+    request_timeout_seconds: float = Field(60, gt=0)
+    max_retry_seconds: float = Field(300, ge=0, description="rate limits and server errors are retried with "
+                                     "backoff for at most this long per request")
+
+    @model_validator(mode="after")
+    def _no_secrets(self):
+        _refuse_secrets("baselines", params=self.params, query_params=self.query_params)
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.model).is_dir()
+
+    @property
+    def name(self) -> str:
+        return self.label or (Path(self.model).name if self.is_local else self.model)
 
 
 class MlflowSettings(_Strict):
@@ -301,6 +339,12 @@ class Settings(_Strict):
         default_factory=lambda: [DEFAULT_BASE_MODEL], min_length=1,
         description="model names or directories; each is a partition (`base_model: X` is short for [X])")
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
+    baselines: list[BaselineSettings] = Field(
+        default_factory=list, description="what the team would ship instead of tuning (an embedding API or a "
+        "local model): measured beside base and tuned in the report, the gate and the verdict")
+    baselines_budget_usd: float = Field(5.0, ge=0, description="the most a run may spend embedding with the "
+                                        "baselines' APIs (estimated before any call, only for texts not cached); "
+                                        "above it the step refuses and calls nothing")
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     executor: Literal["in_process", "multiprocess", "k8s"] = Field(
         "in_process", description="in_process loads torch once; multiprocess runs steps side by side; k8s runs "
@@ -326,6 +370,20 @@ class Settings(_Strict):
             raw = dict(raw)
             raw["base_models"] = [raw.pop("base_model")]
         return raw
+
+    @model_validator(mode="before")
+    @classmethod
+    def _baseline_strings(cls, raw):
+        if isinstance(raw, dict) and isinstance(raw.get("baselines"), list):
+            raw = {**raw, "baselines": [{"model": b} if isinstance(b, str) else b for b in raw["baselines"]]}
+        return raw
+
+    @model_validator(mode="after")
+    def _baseline_names_unique(self):
+        names = [b.name for b in self.baselines]
+        if len(set(names)) != len(names):
+            raise ValueError(f"baselines {names} repeat a name: give each a distinct label")
+        return self
 
     @model_validator(mode="after")
     def _base_model_keys_unique(self):

@@ -30,10 +30,14 @@ VALIDATES = {"ops": {"finetuned_model": {"config": {**LEARNS["ops"]["finetuned_m
                                                    "validation_fraction": 0.3, "validation_min_queries": 10}}}}
 
 
-def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write_settings, tmp_path):
+def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write_settings, tmp_path, openai_server,
+                                                              tiny_embed, tiny_model):
     run = tiny_run_defaults()
     run["mining"]["approximate_above_chunks"] = 0  # mined through the HNSW index, as a large corpus is
-    settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"}, run=run)
+    api = openai_server(embed=tiny_embed)  # an embedding API serving the base model: it must score as the base
+    baselines = [{"model": "openai/tiny-embedder", "label": "tiny-api", "params": {"api_base": api.api_base},
+                  "usd_per_million_tokens": 0}, str(tiny_model)]
+    settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"}, run=run, baselines=baselines)
     result = run_pipeline(settings, run_config=VALIDATES)
     assert result.success
     data = tmp_path / "data"
@@ -45,6 +49,14 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
         assert all(0 <= v <= 1 for v in report[side].values())
     assert report["model_dir"].startswith(str(data / "models"))
     assert next((data / "reports").glob("*/*/eval_report.png")).stat().st_size > 1000
+    assert [b["name"] for b in report["baselines"]] == ["tiny-api", "st"]
+    for b in report["baselines"]:
+        assert b["ndcg@10"] == pytest.approx(report["base"]["ndcg@10"], abs=1e-6)
+        assert b["vs_tuned"]["delta"] == pytest.approx(report["comparison"]["delta"], abs=1e-6)
+    assert "baseline tiny-api (nDCG@10" in asset_metadata(result, "eval_report")["verdict"]
+    assert "| tiny-api |" in next((data / "reports").glob("*/*/eval_report.md")).read_text()
+    sent = api.embedded_texts
+    assert sent == asset_metadata(result, "baseline_eval")["costs"][0]["texts_encoded"] > 0
 
     pairs = read_stored(data, "training_pairs")
     evals = read_stored(data, "eval_set")
@@ -101,6 +113,7 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
 
     again = run_pipeline(settings, run_config=VALIDATES)
     assert asset_metadata(again, "base_corpus_embeddings")["embedding_cache_misses"] == 0
+    assert api.embedded_texts == sent and asset_metadata(again, "baseline_eval")["texts_encoded"] == 0
     assert asset_metadata(again, "hard_negatives")["corpus_index_reused"] is True  # built once per snapshot
     assert asset_metadata(again, "finetuned_model")["reused"] is True
     assert asset_metadata(again, "registered_model")["version"] == registered["version"]  # not registered twice

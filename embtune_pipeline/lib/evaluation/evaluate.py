@@ -107,10 +107,11 @@ def paired_comparison(base: pd.DataFrame, tuned: pd.DataFrame, metric: str = "nd
 
 def compare_by_dim(base_queries: np.ndarray, base_corpus: np.ndarray, tuned_queries: np.ndarray,
                    tuned_corpus: np.ndarray, base_full: pd.DataFrame, chunk_docs: list[list[str]], qids: list[str],
-                   gains: list[dict[str, int]], matryoshka_dims, samples: int) -> tuple[dict, dict, dict]:
+                   gains: list[dict[str, int]], matryoshka_dims, samples: int) -> tuple[dict, dict, dict, pd.DataFrame]:
     """Base and tuned on one eval set at full dimension and at each Matryoshka dimension below it: the
-    summaries by dimension label, and the paired comparison of nDCG@10 at full dimension. `base_full` is the
-    base's per-query result at full dimension, measured once before any tuning (base_model_eval)."""
+    summaries by dimension label, the paired comparison of nDCG@10 at full dimension, and the tuned model's
+    per-query result at full dimension. `base_full` is the base's per-query result at full dimension, measured
+    once before any tuning (base_model_eval)."""
     full = int(base_corpus.shape[1])
     dims = [full] + sorted({d for d in matryoshka_dims or [] if 0 < d < full}, reverse=True)
     base_pq = {full: base_full} | {d: evaluate_vectors(base_queries, base_corpus, chunk_docs, qids, gains, d)
@@ -118,4 +119,4 @@ def compare_by_dim(base_queries: np.ndarray, base_corpus: np.ndarray, tuned_quer
     tuned_pq = {d: evaluate_vectors(tuned_queries, tuned_corpus, chunk_docs, qids, gains, d) for d in dims}
     base_by_dim = {str(d): summarize(base_pq[d], samples) for d in dims}
     tuned_by_dim = {str(d): summarize(tuned_pq[d], samples) for d in dims}
-    return base_by_dim, tuned_by_dim, paired_comparison(base_full, tuned_pq[full], "ndcg@10", samples)
+    return base_by_dim, tuned_by_dim, paired_comparison(base_full, tuned_pq[full], "ndcg@10", samples), tuned_pq[full]

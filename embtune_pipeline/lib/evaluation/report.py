@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from embtune_pipeline.lib.data.chunking import chunk_doc_ids
-from embtune_pipeline.lib.evaluation.evaluate import METRICS, compare_by_dim, qrels_of
+from embtune_pipeline.lib.evaluation.evaluate import METRICS, compare_by_dim, paired_comparison, qrels_of, summarize
 from embtune_pipeline.lib.evaluation.measure import Encoded
 
 
@@ -27,16 +28,30 @@ def comparison_rows(base: dict, tuned: dict) -> list[dict]:
 def verdict(report: dict) -> str:
     """The promotion verdict in words, the same in the UI, the gate and the terminal: a model is promotable (it
     beats its base on real queries) or it is not, and the sentence says what happens to it."""
+    return _verdict_on_base(report) + "".join(f"; {_against_baseline(b)}" for b in report.get("baselines", []))
+
+
+def _verdict_on_base(report: dict) -> str:
     c = report["comparison"]
     figures = (f"nDCG@10 {c['delta']:+.4f} vs base (95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}, "
                f"{c['queries']} queries)")
     if report["promotable"]:
-        return f"promotable: beats its base on real queries, {figures}"
+        judge = report["eval_set"].get("llm_judge")
+        warning = f" (judged by the LLM {judge}, not by people: check its agreement)" if judge else ""
+        return f"promotable: beats its base on real queries{warning}, {figures}"
     if c["better"]:
         return (f"not promotable: better than its base on synthetic queries only, {figures}; registered as "
                 "challenger, never champion (give real labelled queries in `eval_set` to prove a gain)")
     on = " on synthetic queries" if report["eval_set"]["synthetic"] else ""
     return f"not promotable: not better than its base{on}, {figures}; not registered"
+
+
+def _against_baseline(b: dict) -> str:
+    """Does the tuned model beat what the team would ship instead? The same paired interval as the gate's."""
+    c = b["vs_tuned"]
+    outcome = "beats" if c["better"] else ("loses to" if c["ci_high"] < 0 else "does not beat")
+    return (f"the tuned model {outcome} baseline {b['name']} (nDCG@10 {b['ndcg@10']:.4f}): {c['delta']:+.4f} "
+            f"(95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f})")
 
 
 def interval(low: float, high: float) -> str:
@@ -57,8 +72,19 @@ def comparison_records(rows: list[dict]) -> list[dict]:
     return out
 
 
-def markdown_table(rows: list[dict], synthetic: bool) -> str:
-    lines = []
+def baseline_records(report: dict) -> list[dict]:
+    """The baselines as rows shaped like comparison_records' (at full dimension), for the same inline table."""
+    base, full = report["base"], next(iter(report["by_dim"]))
+    several_dims = len(report["by_dim"]) > 1
+    return [{**({"dim": full} if several_dims else {}), "metric": m, "model": f"baseline {b['name']}",
+             "mean": round(b["metrics"][m]["mean"], 4),
+             "95% CI": interval(b["metrics"][m]["ci_low"], b["metrics"][m]["ci_high"]),
+             "vs base": f"{(b['metrics'][m]['mean'] - base[m]) / base[m]:+.1%}" if base[m] else ""}
+            for b in report.get("baselines", []) for m in METRICS]
+
+
+def markdown_table(rows: list[dict], eval_kind: str, synthetic: bool, baselines: list[dict] = ()) -> str:
+    lines = [f"Eval set: {eval_kind}.\n"]
     if synthetic:
         lines.append("> **Eval set is synthetic** (held-out generated queries): these figures flatter the tuned "
                      "model. Give real labelled queries (settings `eval_set`) to prove a gain.\n")
@@ -67,6 +93,14 @@ def markdown_table(rows: list[dict], synthetic: bool) -> str:
         lo, hi = r["tuned_ci"]
         lines.append(f"| {r['dim']} | {r['metric']} | {r['base']:.4f} | {r['tuned']:.4f} | {r['change']:+.1%} "
                      f"| {lo:.4f}–{hi:.4f} |")
+    if baselines:
+        lines += ["", "What the team would ship instead (settings `baselines`), on the same queries and chunks:", "",
+                  "| baseline | " + " | ".join(METRICS) + " | tuned minus baseline, nDCG@10 (95% CI) |",
+                  "|---|" + "---|" * (len(METRICS) + 1)]
+        for b in baselines:
+            c = b["vs_tuned"]
+            lines.append(f"| {b['name']} | " + " | ".join(f"{b['metrics'][m]['mean']:.4f}" for m in METRICS)
+                         + f" | {c['delta']:+.4f} ({c['ci_low']:+.4f} to {c['ci_high']:+.4f}) |")
     return "\n".join(lines)
 
 
@@ -76,24 +110,34 @@ def _errors(rows: list[dict], side: str) -> list[list[float]]:
                                                                       for r in rows]]
 
 
-def chart_png(rows: list[dict], path: Path, title: str) -> Path:
-    """Base and tuned means per metric (one panel per dimension), each bar with its 95% bootstrap interval."""
+def chart_png(rows: list[dict], path: Path, title: str, baselines: list[dict] = ()) -> Path:
+    """Base and tuned means per metric (one panel per dimension), each bar with its 95% bootstrap interval; the
+    baselines beside them in the first (full-dimension) panel."""
     plt = _pyplot()
     dims = list(dict.fromkeys(r["dim"] for r in rows))
-    fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 3.9), squeeze=False)
-    for ax, dim in zip(axes[0], dims):
+    fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims) + len(baselines), 3.9), squeeze=False)
+    for panel, (ax, dim) in enumerate(zip(axes[0], dims)):
         sub = [r for r in rows if r["dim"] == dim]
-        x = range(len(sub))
-        for offset, side in ((-0.2, "base"), (0.2, "tuned")):
-            ax.bar([i + offset for i in x], [r[side] for r in sub], width=0.4, label=side,
-                   yerr=_errors(sub, side), capsize=3)
-        ax.set_xticks(list(x), [r["metric"] for r in sub])
+        bars = [(side, [r[side] for r in sub], _errors(sub, side)) for side in ("base", "tuned")]
+        if panel == 0:
+            bars += [(f"baseline {b['name']}", [b["metrics"][r["metric"]]["mean"] for r in sub],
+                      _baseline_errors(b, sub)) for b in baselines]
+        width = 0.8 / len(bars)
+        for k, (label, means, errors) in enumerate(bars):
+            ax.bar([i - 0.4 + width * (k + 0.5) for i in range(len(sub))], means, width=width, label=label,
+                   yerr=errors, capsize=3)
+        ax.set_xticks(list(range(len(sub))), [r["metric"] for r in sub])
         ax.set_ylim(0, 1.08)  # room above 1 for the intervals' caps
         ax.set_title(f"dim {dim} (error bars: 95% CI)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)  # under the bars
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
     fig.suptitle(title)
     return _save(fig, path, rect=(0, 0.06, 1, 1))
+
+
+def _baseline_errors(b: dict, rows: list[dict]) -> list[list[float]]:
+    m = [b["metrics"][r["metric"]] for r in rows]
+    return [[max(0.0, x["mean"] - x["ci_low"]) for x in m], [max(0.0, x["ci_high"] - x["mean"]) for x in m]]
 
 
 def loss_curve_png(history: list[tuple[int, float]], validation: list[tuple[int, float]], path: Path) -> Path:
@@ -165,16 +209,37 @@ def build_report(model: dict, eval_info: dict, base_by_dim: dict, tuned_by_dim: 
 
 
 def evaluation_report(model: dict, eval_set: pd.DataFrame, chunks: pd.DataFrame, base: Encoded,
-                      tuned: Encoded, base_full: pd.DataFrame, samples: int) -> dict:
+                      tuned: Encoded, base_full: pd.DataFrame, samples: int,
+                      baselines: pd.DataFrame | None = None) -> dict:
     """Tuned vs base on one eval set, at full dimension and at each Matryoshka dimension the model trained: the
-    JSON document (build_report). `base_full`: the base's per-query result measured before tuning."""
+    JSON document (build_report). `base_full`: the base's per-query result measured before tuning;
+    `baselines`: the baselines' per-query results (baseline_eval), each compared with the tuned model."""
     qids, _, gains = qrels_of(eval_set)
-    base_by_dim, tuned_by_dim, comparison = compare_by_dim(
+    base_by_dim, tuned_by_dim, comparison, tuned_full = compare_by_dim(
         base.query_vectors, base.corpus_vectors, tuned.query_vectors, tuned.corpus_vectors, base_full,
         chunk_doc_ids(chunks), qids, gains, model.get("matryoshka_dims"), samples)
-    eval_info = {"source": eval_set["eval_source"].iloc[0], "synthetic": bool(eval_set["synthetic"].iloc[0]),
-                 "queries": len(qids)}
-    return build_report(model, eval_info, base_by_dim, tuned_by_dim, comparison, str(base.corpus_vectors.shape[1]))
+    report = build_report(model, eval_set_info(eval_set), base_by_dim, tuned_by_dim, comparison,
+                          str(base.corpus_vectors.shape[1]))
+    report["baselines"] = baseline_comparisons(baselines, tuned_full, samples)
+    return report
+
+
+def baseline_comparisons(baselines: pd.DataFrame | None, tuned_full: pd.DataFrame, samples: int) -> list[dict]:
+    """Each baseline's metrics, and the tuned model minus it on nDCG@10 with a paired bootstrap interval."""
+    if baselines is None or baselines.empty:
+        return []
+    out = []
+    for name, per_query in baselines.groupby("baseline", sort=False):
+        metrics = summarize(per_query, samples)
+        out.append({"name": str(name), "ndcg@10": metrics["ndcg@10"]["mean"], "metrics": metrics,
+                    "vs_tuned": paired_comparison(per_query, tuned_full, "ndcg@10", samples)})
+    return out
+
+
+def eval_set_info(eval_set: pd.DataFrame) -> dict:
+    """What the eval set is, as every report says it: its source, its size, and who judged it."""
+    return {"source": eval_set["eval_source"].iloc[0], "synthetic": bool(eval_set["synthetic"].iloc[0]),
+            "queries": int(eval_set["query_id"].nunique())}
 
 
 def report_rows(report: dict) -> list[dict]:
@@ -190,15 +255,27 @@ def write_report_files(report: dict, directory: Path) -> tuple[Path, Path]:
     synthetic = report["eval_set"]["synthetic"]
     directory.mkdir(parents=True, exist_ok=True)
     kind = "synthetic" if synthetic else "real"
+    baselines = report.get("baselines", [])
     chart = chart_png(rows, directory / "eval_report.png",
-                      f"{report['model_name']} vs its base, {report['eval_set']['queries']} {kind} queries")
+                      f"{report['model_name']} vs its base, {report['eval_set']['queries']} {kind} queries", baselines)
     table = directory / "eval_report.md"
-    table.write_text(markdown_table(rows, synthetic) + "\n")
+    table.write_text(markdown_table(rows, eval_kind(report["eval_set"]), synthetic, baselines) + "\n")
     return chart, table
+
+
+def eval_kind(info: dict) -> str:
+    """The eval set in words: synthetic queries, or real queries judged by people or by an LLM."""
+    if info["synthetic"]:
+        return f"synthetic queries (held out of the generated ones), {info['queries']} queries"
+    judge = info.get("llm_judge")
+    who = f"judged by the LLM {judge}" if judge else "judged by people"
+    return f"real queries {who}, {info['queries']} queries from {info['source']}"
 
 
 def report_metrics(report: dict) -> dict[str, float]:
     """The report's headline numbers as MLflow metrics of the training's run."""
     return {**{f"base_{m}": report["base"][m] for m in METRICS},
             **{f"tuned_{m}": report["finetuned"][m] for m in METRICS},
-            "ndcg@10_delta_ci_low": report["comparison"]["ci_low"]}
+            "ndcg@10_delta_ci_low": report["comparison"]["ci_low"],
+            **{f"baseline_{re.sub(r'[^A-Za-z0-9_.-]+', '_', b['name'])}_ndcg@10": b["ndcg@10"]
+               for b in report.get("baselines", [])}}

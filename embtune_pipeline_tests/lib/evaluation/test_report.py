@@ -69,12 +69,19 @@ def test_the_report_compares_on_the_same_queries_and_writes_a_table_and_a_chart(
 
     base, tuned = measured(base_queries), measured(tuned_queries)
     model = {"model_dir": "/m", "name": "m", "base_model": "b", "mlflow_run_id": "r", "training_pairs": 10}
-    report = evaluation_report(model, eval_set, chunks, base, tuned, base.per_query, 200)
+    shipped = base.per_query.assign(baseline="openai/text-embedding-3-small")  # what they would ship: as the base
+    report = evaluation_report(model, eval_set, chunks, base, tuned, base.per_query, 200, shipped)
     assert report["eval_set"] == {"source": "labels.jsonl", "synthetic": False, "queries": 4}
+    [b] = report["baselines"]
+    assert b["ndcg@10"] == report["base"]["ndcg@10"] and b["vs_tuned"]["delta"] == report["comparison"]["delta"]
+    assert "; the tuned model beats baseline openai/text-embedding-3-small (nDCG@10 0." in verdict(report)
     assert report["finetuned"]["ndcg@10"] == 1.0 and report["base"]["ndcg@10"] < 1.0
     assert report["comparison"]["delta"] == pytest.approx(report["finetuned"]["ndcg@10"] - report["base"]["ndcg@10"])
     assert set(report["by_dim"]) == {"4"}
     assert report_metrics(report)["tuned_ndcg@10"] == 1.0
     chart, table = write_report_files(report, tmp_path / "reports")
     assert chart.read_bytes()[:4] == b"\x89PNG" and "| ndcg@10 |" in table.read_text()
+    assert table.read_text().startswith("Eval set: real queries judged by people, 4 queries from labels.jsonl.")
+    assert "| openai/text-embedding-3-small | " in table.read_text()
+    assert report_metrics(report)["baseline_openai_text-embedding-3-small_ndcg@10"] == b["ndcg@10"]
     assert not (tmp_path / "reports" / "eval_report.json").exists()  # the document is the asset's value
