@@ -8,7 +8,7 @@ from embtune_pipeline.assets.evaluation import base_model_eval, eval_report
 from embtune_pipeline.assets.monitoring import eval_history
 from embtune_pipeline.assets.queries import eval_set
 from embtune_pipeline.assets.registry import index_bindings
-from embtune_pipeline.lib.evaluation.report import verdict
+from embtune_pipeline.lib.evaluation.report import eval_kind, eval_set_info, verdict
 from embtune_pipeline.lib.registry.monitoring import lead_verdict
 from embtune_pipeline.partitions import RETUNE_PARTITIONS
 from embtune_pipeline.resources.settings import SettingsResource
@@ -17,14 +17,23 @@ WARN, ERROR = dg.AssetCheckSeverity.WARN, dg.AssetCheckSeverity.ERROR
 
 
 @dg.asset_check(asset=eval_set, partitions_def=RETUNE_PARTITIONS,
-                description="Warns when the eval set is synthetic: such queries flatter a model.")
+                description="Warns when the eval set is synthetic (such queries flatter a model), or when an LLM, "
+                "not people, judged its real queries (promotable, but only as far as the judge agrees with people).")
 def eval_set_is_real(eval_set: pd.DataFrame) -> dg.AssetCheckResult:
-    synthetic = bool(eval_set["synthetic"].iloc[0])
+    info = eval_set_info(eval_set)
+    if info["synthetic"]:
+        description = ("synthetic eval set: held-out generated queries flatter a tuned model, which is never "
+                       "promotable on them; configure eval_set with real queries")
+    elif "llm_judge" in info:
+        description = (f"{eval_kind(info)}: a promotion on it rests on the LLM {info['llm_judge']}'s judgments; "
+                       "check them against people's (`embtune label`, then the agreement)")
+    else:
+        description = eval_kind(info)
     return dg.AssetCheckResult(
-        passed=not synthetic, severity=WARN,
-        description=("synthetic eval set: held-out generated queries flatter a tuned model, which is never promotable "
-                     "on them; configure eval_set with real queries") if synthetic else "real labelled queries",
-        metadata={"source": str(eval_set["eval_source"].iloc[0]), "queries": int(eval_set["query_id"].nunique())})
+        passed=not info["synthetic"] and "llm_judge" not in info, severity=WARN, description=description,
+        metadata={"source": str(info["source"]), "queries": info["queries"], "llm_judge": info.get("llm_judge", ""),
+                  **({"agreement_kappa": round(info["agreement"]["kappa"], 4),
+                      "agreement_pairs": info["agreement"]["pairs"]} if "agreement" in info else {})})
 
 
 @dg.asset_check(asset=base_model_eval, partitions_def=RETUNE_PARTITIONS,
@@ -41,9 +50,7 @@ def tuning_is_worth_it(settings: SettingsResource, base_model_eval: pd.DataFrame
     baseline = float(base_model_eval["ndcg@10"].mean())
     shipped = ({str(k): float(v) for k, v in baseline_eval.groupby("baseline")["ndcg@10"].mean().items()}
                if len(baseline_eval) else {})
-    reasons = [f"baseline {name} already reaches nDCG@10 {score:.4f}, at or above the target "
-               f"{gates.baseline_target}: ship it rather than tune" for name, score in shipped.items()
-               if score >= gates.baseline_target]
+    reasons = []
     if documents < gates.min_documents:
         reasons.append(f"corpus has {documents} documents, under {gates.min_documents}: a tuned model may not "
                        "generalize beyond it")
@@ -51,6 +58,9 @@ def tuning_is_worth_it(settings: SettingsResource, base_model_eval: pd.DataFrame
         reasons.append("no real eval set: a gain on synthetic queries proves little")
     if baseline >= gates.baseline_target:
         reasons.append(f"base nDCG@10 {baseline:.4f} already meets the target {gates.baseline_target}")
+    reasons += [f"baseline {name} already reaches nDCG@10 {score:.4f}, at or above the target "
+                f"{gates.baseline_target}: ship it rather than tune" for name, score in shipped.items()
+                if score >= gates.baseline_target]
     return dg.AssetCheckResult(
         passed=not reasons, severity=WARN,
         description="; ".join(reasons) or "worth it: a large enough corpus, real queries, a baseline under target",

@@ -11,6 +11,12 @@
     embtune rollback                       move `champion` back to the version it replaced
     embtune bind-index INDEX [--version V] record that INDEX was embedded with version V (default: champion)
     embtune indexes                        every index binding, stale ones flagged
+    embtune eval-set build --queries FILE  an eval set from real queries without judgments (a search log: a
+                                           query a line, or a column of a CSV/JSONL/Parquet file): pool each
+                                           query's candidates (base, newest tuned, baselines, BM25), judge them
+                                           with the settings' LLM judge (or leave them to people), export it
+    embtune label [--name NAME]            judge the pool in a page on 127.0.0.1 (saved as you go; resumes)
+    embtune eval-set export [--name NAME]  write the eval-set file again; people vs LLM agreement (kappa)
 
 Settings come from $EMBTUNE_CONFIG (default: the bundled demo); runs go to the Dagster instance in
 $DAGSTER_HOME, so they show in the UI like any other run. A queued run executes in the code location, with
@@ -106,8 +112,7 @@ def summary_lines(outcome) -> list[str]:
     lines = [f"run {outcome.run_id}: {outcome.status} in {duration(outcome.seconds)}"]
     report = outcome.materialized.get("eval_report")
     if report:
-        kind = "synthetic (held-out generated queries)" if report["eval_synthetic"] else "real labelled queries"
-        lines += [f"  eval set:    {report['eval_queries']} queries, {kind}",
+        lines += [f"  eval set:    {report['eval_set']}",
                   f"  nDCG@10:     base {report['base_ndcg@10']:.4f} -> tuned {report['tuned_ndcg@10']:.4f} "
                   f"({report['ndcg@10_delta']:+.4f}, 95% CI {report['ndcg@10_delta_ci_low']:+.4f} to "
                   f"{report['ndcg@10_delta_ci_high']:+.4f})",
@@ -241,6 +246,83 @@ def cmd_indexes(s, args) -> int:
     return 2 if stale else 0
 
 
+def _eval_set_name(s, args) -> str:
+    """--name, else the one eval set built under data_dir (several: the command asks which)."""
+    if args.name:
+        return args.name
+    root = s.layout.eval_set_workspace("x").parent
+    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if len(names) != 1:
+        sys.exit(f"embtune: give --name: eval sets under {root}: {names or 'none (run embtune eval-set build)'}")
+    return names[0]
+
+
+def cmd_eval_set_build(s, args) -> int:
+    from embtune_pipeline.lib.progress import Reporter
+
+    builder = _resource(args, "eval_sets")
+    queries = args.queries or s.eval_set_builder.queries
+    try:
+        log = builder.read_log(queries, args.column)
+    except ValueError as e:
+        sys.exit(f"embtune: {e}")
+    models = builder.retrievers(args.base_model or s.base_model_keys[0], args.model or [])
+    source = _resource(args, "corpus_source")
+    documents, _ = source.read_current()
+    chunks, _ = source.chunk(documents, models["base"])
+    name = args.name or Path(queries).stem
+    print(f"eval set {name!r}: {len(log)} queries in {queries}; pooling from {', '.join(models)}, the "
+          f"baselines and BM25", flush=True)
+    summary = builder.build(
+        name, log, chunks, documents, models, _resource(args, "embeddings"), _resource(args, "baselines"),
+        args.judge, Reporter(say=lambda line: print(f"  {line}", flush=True), every=s.progress_seconds))
+    export = summary["export"]
+    judged = (f"judged by {summary['judge']}: {summary['judged']} candidates ({summary['llm_calls']} LLM calls, "
+              f"{summary['cache_hits']} cached, estimated ${summary['estimated_usd']:.4f})"
+              if "judge" in summary else "left for people to judge: embtune label --name " + name)
+    print(f"  {summary['queries']} queries pooled ({summary['candidates_added']} new candidates) from "
+          f"{', '.join(summary['retrievers'])}\n  {judged}\n  exported {export['judgments']} judgments of "
+          f"{export['queries']} queries to {summary['eval_set_file']}\n  use it: eval_set: {{path: "
+          f"{summary['eval_set_file']}, score_column: score}}", flush=True)
+    return 0
+
+
+def cmd_eval_set_export(s, args) -> int:
+    from embtune_pipeline.lib.evaluation.judgments import agreement
+
+    builder = _resource(args, "eval_sets")
+    name = _eval_set_name(s, args)
+    out = Path(args.out) if args.out else builder.workspace(name) / "eval_set.jsonl"
+    store = builder.judgments(name)
+    try:
+        counts = store.export(out)
+        judged = store.judgments().rename(columns={"grade": "score"})
+    finally:
+        store.close()
+    print(f"exported {counts['judgments']} judgments of {counts['queries']} queries by {counts['judges']} to {out}")
+    a = agreement(judged)
+    if a:
+        print(f"people vs LLM: Cohen's kappa {a['kappa']:.3f} on {a['pairs']} pairs both judged "
+              f"(agree on {a['agree']:.0%}; relevant: people {a['relevant_first']}, LLM {a['relevant_second']})")
+    return 0
+
+
+def cmd_label(s, args) -> int:
+    from embtune_pipeline.labelling import serve
+
+    builder = _resource(args, "eval_sets")
+    name = _eval_set_name(s, args)
+    store = builder.judgments(name)
+    judge = args.judge if args.judge.startswith("human") else f"human:{args.judge}"
+    print(f"labelling {name!r} as {judge}: http://127.0.0.1:{args.port}/ (Ctrl-C stops; every grade is saved)",
+          flush=True)
+    try:
+        serve(store, judge, builder.workspace(name) / "eval_set.jsonl", args.port)
+    finally:
+        store.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="embtune", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -267,6 +349,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", default=None)
     p.set_defaults(fn=cmd_bind_index)
     sub.add_parser("indexes", help="list index bindings; exit 2 when one is stale").set_defaults(fn=cmd_indexes)
+    eval_sets = sub.add_parser("eval-set", help="eval sets from real queries").add_subparsers(dest="action",
+                                                                                            required=True)
+    p = eval_sets.add_parser("build", help="pool and judge a query log into an eval set")
+    p.add_argument("--queries", default=None, help="a text file (a query a line) or a CSV/JSONL/Parquet file "
+                   "(default: the settings' eval_set_builder.queries)")
+    p.add_argument("--column", default=None, help="the queries' column in a CSV/JSONL/Parquet file (default: "
+                   "eval_set_builder.column)")
+    p.add_argument("--name", default=None, help="the eval set's name (default: the queries file's name)")
+    p.add_argument("--judge", default=None, help="'human', 'smollm2' or a litellm model (default: the settings' "
+                   "eval_set_builder.judge)")
+    p.add_argument("--base-model", default=None, help="the base model's partition key (default: the first); its "
+                   "newest tuned model, when on disk, is pooled from too")
+    p.add_argument("--model", action="append", help="another model directory to pool from (repeatable)")
+    p.set_defaults(fn=cmd_eval_set_build)
+    p = eval_sets.add_parser("export", help="write the eval-set file; print people vs LLM agreement")
+    p.add_argument("--name", default=None)
+    p.add_argument("--out", default=None, help="default: eval_set.jsonl in the eval set's folder")
+    p.set_defaults(fn=cmd_eval_set_export)
+    p = sub.add_parser("label", help="judge an eval set's pool in a page on 127.0.0.1")
+    p.add_argument("--name", default=None)
+    p.add_argument("--judge", default="human", help="who you are, kept with each grade (human:<name>)")
+    p.add_argument("--port", type=int, default=8765)
+    p.set_defaults(fn=cmd_label)
     args = ap.parse_args(argv)
 
     from mlflow.exceptions import MlflowException

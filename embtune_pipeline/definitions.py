@@ -11,6 +11,7 @@ from embtune_pipeline.executors import executor_for, unknown_gpu_steps  # noqa: 
 from embtune_pipeline.resources.baselines import BaselineModels  # noqa: E402
 from embtune_pipeline.resources.corpus import CorpusSource  # noqa: E402
 from embtune_pipeline.resources.embeddings import EmbeddingCache  # noqa: E402
+from embtune_pipeline.resources.eval_sets import EvalSetBuilder  # noqa: E402
 from embtune_pipeline.resources.io_managers import STEP_OUTPUTS, TableIOManager  # noqa: E402
 from embtune_pipeline.resources.llm import QueryGenerator  # noqa: E402
 from embtune_pipeline.resources.mlflow import MlflowResource  # noqa: E402
@@ -37,6 +38,7 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
             "embeddings": EmbeddingCache(settings=settings),
             "generator": QueryGenerator(settings=settings),
             "baselines": BaselineModels(settings=settings),
+            "eval_sets": EvalSetBuilder(settings=settings),
             "io_manager": TableIOManager(settings=settings),
             STEP_OUTPUTS: dg.FilesystemIOManager(base_dir=str(s.layout.step_outputs)),
         },

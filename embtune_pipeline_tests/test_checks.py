@@ -37,6 +37,15 @@ def test_a_synthetic_eval_set_is_flagged_with_its_reason():
     evals = pd.DataFrame({"query_id": ["s0", "s1"], "synthetic": True, "eval_source": "held-out synthetic queries"})
     result = eval_set_is_real(evals)
     assert result.passed is False and "synthetic eval set" in result.description
+    judged = pd.DataFrame({"query_id": ["q0", "q1"], "synthetic": False, "eval_source": "log.jsonl",
+                           "judge": ["llm:openai/gpt-4o-mini", "human:ann"], "agreement_kappa": 0.61,
+                           "agreement_pairs": 20})
+    result = eval_set_is_real(judged)  # promotable, with a warning that names the judge
+    assert result.passed is False and result.severity == WARN
+    assert result.description.startswith("real queries judged by the LLM openai/gpt-4o-mini (1 of them; the rest by "
+                                          "people), 2 queries from log.jsonl; people vs the LLM: Cohen's kappa 0.610 "
+                                          "on 20 pairs both judged: a promotion on it rests on the LLM")
+    assert eval_set_is_real(judged.assign(judge="human")).passed is True
 
 
 def test_tuning_is_worth_it_gives_each_reason_with_its_numbers(write_settings, tmp_path):
@@ -44,12 +53,19 @@ def test_tuning_is_worth_it_gives_each_reason_with_its_numbers(write_settings, t
                                                                gates={"min_documents": 3, "baseline_target": 0.8})))
     corpus = pd.DataFrame({"doc_id": ["a", "b"]})
     real = pd.DataFrame({"synthetic": [False]})
-    result = tuning_is_worth_it(settings, pd.DataFrame({"ndcg@10": [0.9, 0.8]}), corpus, real)
+    shipped = pd.DataFrame({"baseline": ["api-a", "api-a", "api-b", "api-b"], "ndcg@10": [0.9, 0.8, 0.5, 0.6]})
+    result = tuning_is_worth_it(settings, pd.DataFrame({"ndcg@10": [0.9, 0.8]}), corpus, real, shipped)
     assert result.passed is False
     assert result.description == ("corpus has 2 documents, under 3: a tuned model may not generalize beyond it; "
-                                  "base nDCG@10 0.8500 already meets the target 0.8")
-    fine = tuning_is_worth_it(settings, pd.DataFrame({"ndcg@10": [0.5]}), pd.DataFrame({"doc_id": list("abc")}), real)
+                                  "base nDCG@10 0.8500 already meets the target 0.8; baseline api-a already reaches "
+                                  "nDCG@10 0.8500, at or above the target 0.8: ship it rather than tune")
+    assert result.metadata["baseline api-b ndcg@10"].value == 0.55
+    none = pd.DataFrame(columns=["query_id", "baseline", "ndcg@10"])
+    fine = tuning_is_worth_it(settings, pd.DataFrame({"ndcg@10": [0.5]}), pd.DataFrame({"doc_id": list("abc")}), real,
+                              none)
     assert fine.passed is True
+    assert tuning_is_worth_it(settings, pd.DataFrame({"ndcg@10": [0.5]}), pd.DataFrame({"doc_id": list("abc")}),
+                              real, shipped[shipped["baseline"] == "api-a"]).passed is False  # only the API meets it
 
 
 def test_the_champion_check_and_the_index_check_say_why(write_settings, tmp_path):

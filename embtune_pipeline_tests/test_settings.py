@@ -50,6 +50,10 @@ def test_beir_corpus_brings_its_qa_pairs_and_eval_set(jaguar_beir, tmp_path):
     ({"corpus": {"format": "dir", "path": "."}, "run": {"mining": {"rank_start": 9, "rank_end": 9}}},
      "run.mining: Value error, rank_start (9) must be below rank_end (9)"),
     ({"corpus": {"format": "dir", "path": "missing"}}, "corpus.path: no such file or directory"),
+    ({"corpus": {"format": "dir", "path": "."}, "baselines": ["openai/a", {"model": "x", "label": "openai/a"}]},
+     "baselines ['openai/a', 'openai/a'] repeat a name"),
+    ({"corpus": {"format": "dir", "path": "."}, "eval_set_builder": {"params": {"api_key": "sk-1"}}},
+     "eval_set_builder.params ['api_key'] look like secrets"),
     ({"corpus": {"format": "dir", "path": "."}, "executor": "k8s", "k8s": {"image": "embtune:1", "gpus_per_step": 2},
       "run": {"train": {"processes": 4}}},
      "run.train.processes (4) must equal k8s.gpus_per_step (2)"),
@@ -59,6 +63,22 @@ def test_errors_name_the_file_and_the_key(tmp_path, data, message):
     with pytest.raises(SettingsError) as err:
         load_settings(path)
     assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_baselines_are_model_strings_or_local_directories_relative_to_the_file(tmp_path, tiny_model):
+    import shutil
+
+    shutil.copytree(tiny_model, tmp_path / "our-embedder")
+    (tmp_path / "log.txt").write_text("a query\n")
+    s = load_settings(_write(tmp_path, {
+        "corpus": {"format": "dir", "path": "."}, "eval_set_builder": {"queries": "log.txt", "judge": "smollm2"},
+        "baselines": ["openai/text-embedding-3-small", "our-embedder",
+                      {"model": "cohere/embed-english-v3.0", "query_params": {"input_type": "search_query"}}]}))
+    api, local, cohere = s.baselines
+    assert (api.name, api.is_local, api.params) == ("openai/text-embedding-3-small", False, {})
+    assert (local.name, local.is_local, local.model) == ("our-embedder", True, str(tmp_path / "our-embedder"))
+    assert cohere.query_params == {"input_type": "search_query"} and s.baselines_budget_usd == 5.0
+    assert s.eval_set_builder.queries == tmp_path / "log.txt" and s.eval_set_builder.pool_size == 10
 
 
 def test_missing_settings_file(tmp_path):

@@ -30,7 +30,9 @@ from embtune_pipeline.lib.evaluation.report import (
 )
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.baselines import BaselineModels
+from embtune_pipeline.resources.corpus import CorpusSource
 from embtune_pipeline.resources.embeddings import EmbeddingCache
+from embtune_pipeline.resources.eval_sets import EvalSetBuilder
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import EvalKnobs
@@ -132,3 +134,30 @@ def _report_metadata(report: dict, chart) -> dict:
         **{f"baseline {b['name']} ndcg@10": rounded(b["ndcg@10"]) for b in report["baselines"]},
         EVAL_CHART: png_markdown(chart, "base and tuned metrics with 95% confidence intervals"),
     }
+
+
+@dg.asset(group_name="evaluation", kinds={"litellm", "sqlite"}, partitions_def=RETUNE_PARTITIONS,
+          deps=["base_corpus_embeddings"])
+def query_log_eval_set(context: dg.AssetExecutionContext, settings: SettingsResource, corpus_source: CorpusSource,
+                       embeddings: EmbeddingCache, baselines: BaselineModels, eval_sets: EvalSetBuilder,
+                       corpus: pd.DataFrame) -> dg.Output[dict]:
+    """An eval set from real queries without judgments (settings eval_set_builder.queries, a search log), as
+    `embtune eval-set build` makes it: each query's candidates pooled from the base model, its newest tuned
+    model, the baselines and BM25, judged by the settings' LLM judge (or left to people: `embtune label`), and
+    exported; point settings `eval_set` at the file. Not part of the retune job: materialize it when the log
+    changes. Vectors, candidates and LLM answers are all kept, so a rerun pays only for what is new."""
+    s = settings.get()
+    base_key, snapshot = keys_of(context)
+    meta: dict = {}
+    with timed(meta):
+        log = eval_sets.read_log()
+        summary = eval_sets.build(s.eval_set_builder.queries.stem, log, corpus,
+                                  corpus_source.snapshots().load(snapshot), eval_sets.retrievers(base_key),
+                                  embeddings, baselines, reporter=reporter(context, s))
+    export = summary.pop("export")
+    return dg.Output(summary, metadata={
+        **meta, **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))},
+        "retrievers": ", ".join(summary["retrievers"]), "judgments": export["judgments"],
+        "judged_queries": export["queries"], "judges": ", ".join(export["judges"]),
+        "eval_set_file": dg.MetadataValue.path(summary["eval_set_file"])})
+

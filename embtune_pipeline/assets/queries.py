@@ -6,6 +6,7 @@ import pandas as pd
 
 from embtune_pipeline.assets._common import effective, optional_config, reporter, table_metadata, timed
 from embtune_pipeline.lib.data.ingest import settle_problems
+from embtune_pipeline.lib.evaluation.report import eval_kind, eval_set_info
 from embtune_pipeline.lib.queries.filters import filter_queries
 from embtune_pipeline.lib.queries.pairs import (
     USER_PAIR_COLUMNS,
@@ -95,6 +96,7 @@ def eval_set(settings: SettingsResource, corpus: pd.DataFrame, user_pairs: pd.Da
     synthetic = bool(result["synthetic"].iloc[0])
     meta.update({
         "source": result["eval_source"].iloc[0],
+        "kind": eval_kind(eval_set_info(result)),
         "synthetic": synthetic,
         "queries": result["query_id"].nunique(),
         "judgments": len(result),

@@ -14,9 +14,11 @@ from embtune_pipeline.settings.schema import (
     DATA_DIR_ENV,
     DEFAULT_BASE_MODEL,
     TRACKING_URI_ENV,
+    BaselineSettings,
     CorpusSettings,
     EmbedKnobs,
     EvalKnobs,
+    EvalSetBuilderSettings,
     EvalSplitKnobs,
     GateSettings,
     GenerateKnobs,
@@ -38,7 +40,9 @@ from embtune_pipeline.settings.schema import (
 
 __all__ = [
     "CONFIG_ENV",
+    "BaselineSettings",
     "CorpusSettings",
+    "EvalSetBuilderSettings",
     "DATA_DIR_ENV",
     "DEFAULT_BASE_MODEL",
     "DEMO_CONFIG",

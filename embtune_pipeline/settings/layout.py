@@ -55,6 +55,11 @@ class Layout:
         read each other's; merge_corpus_shards deletes its run's folder once every vector is stored."""
         return self.root / "steps"
 
+    def eval_set_workspace(self, name: str) -> Path:
+        """An eval set built from a query log: its pool and judgments (judgments.sqlite) and the exported
+        eval-set file (eval_set.jsonl)."""
+        return self.root / "eval_sets" / name
+
     def model(self, name: str) -> Path:
         return self.root / "models" / name
 

@@ -54,9 +54,13 @@ def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
         section = holder.get(key)
         if isinstance(section, dict) and section.get("path") is not None:
             section["path"] = str(_resolve(base, Path(str(section["path"]))))
-    gen = raw.get("generator")
-    if isinstance(gen, dict) and gen.get("prompt_template"):
-        gen["prompt_template"] = str(_resolve(base, Path(gen["prompt_template"])))
+    builder = raw.get("eval_set_builder")
+    if isinstance(builder, dict) and builder.get("queries"):
+        builder["queries"] = str(_resolve(base, Path(str(builder["queries"]))))
+    for key in ("generator", "eval_set_builder"):
+        section = raw.get(key)
+        if isinstance(section, dict) and section.get("prompt_template"):
+            section["prompt_template"] = str(_resolve(base, Path(section["prompt_template"])))
     # A model is a packaged name or a directory; a relative directory is relative to the settings file.
     corpus = raw.get("corpus") if isinstance(raw.get("corpus"), dict) else {}
     def local(ref):

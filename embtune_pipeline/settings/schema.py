@@ -162,6 +162,37 @@ class BaselineSettings(_Strict):
         return self.label or (Path(self.model).name if self.is_local else self.model)
 
 
+class EvalSetBuilderSettings(_Strict):
+    """`embtune eval-set build`: an eval set from real queries without judgments (a search log). Each query's
+    candidates are pooled from the base model, the newest tuned one, the baselines and BM25, then judged by an
+    LLM (`judge`), by people (`embtune label`), or both."""
+
+    queries: Optional[Path] = Field(None, description="the query log: a text file (a query a line) or a CSV, "
+                                    "JSONL or Parquet file; `embtune eval-set build --queries` overrides it")
+    column: str = Field("query", description="the queries' column in a CSV, JSONL or Parquet log")
+    judge: str = Field("human", description="'human' (people judge in `embtune label`; no LLM), 'smollm2' (the "
+                       "local LLM, optional install), or a litellm chat model string")
+    params: dict = Field(default_factory=dict, description="passed to litellm.completion (api_base...); no keys")
+    prompt_template: Optional[Path] = Field(None, description="$query and $passage; default: the bundled graded "
+                                            "relevance prompt (0-3)")
+    pool_size: int = Field(10, ge=1, description="candidates per query, taken in turn from each retriever's top")
+    max_queries: int = Field(200, ge=1, description="queries taken from the log (a stable sample when it has more)")
+    max_passage_chars: int = Field(2000, ge=100, description="a candidate's text is cut here in the prompt")
+    budget_usd: float = Field(1.0, ge=0, description="the most one build may spend on judge calls (estimated "
+                              "before the first, for answers not cached); above it nothing is called")
+    usd_per_million_tokens: Optional[float] = Field(None, ge=0, description="the judge's price when litellm's "
+                                                    "cost map lacks it (0 for a self-hosted server)")
+    concurrency: int = Field(4, ge=1)
+    max_failures: float = Field(0.1, ge=0, le=1)
+    request_timeout_seconds: float = Field(60, gt=0)
+    max_retry_seconds: float = Field(300, ge=0)
+
+    @model_validator(mode="after")
+    def _no_secrets(self):
+        _refuse_secrets("eval_set_builder", params=self.params)
+        return self
+
+
 class MlflowSettings(_Strict):
     tracking_uri: Optional[str] = Field(None, description="an MLflow server (http://...) or store; default: a "
                                         f"sqlite store under data_dir. {TRACKING_URI_ENV} overrides it")
@@ -339,6 +370,7 @@ class Settings(_Strict):
         default_factory=lambda: [DEFAULT_BASE_MODEL], min_length=1,
         description="model names or directories; each is a partition (`base_model: X` is short for [X])")
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
+    eval_set_builder: EvalSetBuilderSettings = Field(default_factory=EvalSetBuilderSettings)
     baselines: list[BaselineSettings] = Field(
         default_factory=list, description="what the team would ship instead of tuning (an embedding API or a "
         "local model): measured beside base and tuned in the report, the gate and the verdict")

@@ -18,7 +18,9 @@ import pyarrow.parquet as pq
 from embtune_pipeline.lib.errors import InputError, RowProblem, file_problem
 
 DOC_COLUMNS = ["doc_id", "title", "text", "provenance"]
-PAIR_COLUMNS = ["query_id", "query", "doc_id", "answer", "score", "provenance"]
+PAIR_COLUMNS = ["query_id", "query", "doc_id", "answer", "score", "provenance", "judge"]
+JUDGE_FIELD = "judge"  # who judged a row of an eval-set file: "human" (the default), "human:<name>", "llm:<model>"
+HUMAN = "human"
 
 Row = tuple[str, dict]  # (row label, record)
 
@@ -346,8 +348,43 @@ def read_pairs(
         except (TypeError, ValueError):
             problems.append(RowProblem(str(path), label, f"score {score!r} is not a number"))
             continue
-        records.append((query_id_for(query), query, doc_id or None, answer or None, score, where))
+        judge = _text(rec.get(JUDGE_FIELD)).strip() or HUMAN
+        records.append((query_id_for(query), query, doc_id or None, answer or None, score, where, judge))
     return pd.DataFrame(records, columns=PAIR_COLUMNS), problems
+
+
+QUERY_LOG_COLUMNS = ["query_id", "query", "provenance"]
+
+
+def read_query_log(path: Path, column: str = "query") -> tuple[pd.DataFrame, list[RowProblem]]:
+    """Real queries without judgments (a search log): one query a line in a text file, or a column of a CSV,
+    JSONL or Parquet file. Repeats are kept once (the first row says where it came from)."""
+    path = Path(path)
+    suffix = path.suffix.lower().lstrip(".")
+    fmt = {"json": "jsonl", "jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}.get(suffix, "text")
+    rows, problems = [], []
+    if fmt == "text":
+        if not path.is_file():
+            raise file_problem(path, "file not found")
+        try:
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as e:
+            raise file_problem(path, f"not valid UTF-8 (byte {e.start})") from None
+        rows = [(f"line {i}", line.strip()) for i, line in enumerate(lines, start=1) if line.strip()]
+    else:
+        require_columns(path, fmt, [column])
+        for item in iter_records(path, fmt):
+            if isinstance(item, RowProblem):
+                problems.append(item)
+                continue
+            label, rec = item
+            query = _text(rec.get(column)).strip()
+            if query:
+                rows.append((label, query))
+            else:
+                problems.append(RowProblem(str(path), label, f"empty query in field {column!r}"))
+    out = pd.DataFrame([(query_id_for(q), q, f"{path}:{label}") for label, q in rows], columns=QUERY_LOG_COLUMNS)
+    return out.drop_duplicates("query_id").reset_index(drop=True), problems
 
 
 def query_id_for(query: str) -> str:
@@ -399,5 +436,5 @@ def _read_beir_pairs(root: Path, split: str) -> tuple[pd.DataFrame, list[RowProb
             except ValueError:
                 problems.append(RowProblem(str(qrels_file), f"line {i}", f"score {score!r} is not a number"))
                 continue
-            records.append((qid, queries[qid][0], doc_id, None, score, f"{qrels_file}:line {i}"))
+            records.append((qid, queries[qid][0], doc_id, None, score, f"{qrels_file}:line {i}", HUMAN))
     return pd.DataFrame(records, columns=PAIR_COLUMNS), problems

@@ -11,9 +11,9 @@ import pandas as pd
 
 from embtune_pipeline.lib.costs import check_budget, count_tokens, estimate_usd
 from embtune_pipeline.lib.data.chunking import chunk_texts, text_hash
-from embtune_pipeline.lib.embeddings import EmbeddingStore
+from embtune_pipeline.lib.embeddings import EmbeddingStore, model_if_needed
 from embtune_pipeline.lib.evaluation.evaluate import qrels_of
-from embtune_pipeline.lib.evaluation.measure import encode_eval, encode_with, scored
+from embtune_pipeline.lib.evaluation.measure import Encoded, encode_with, scored
 from embtune_pipeline.lib.hosted_embeddings import HostedEmbedder, hosted_key
 from embtune_pipeline.lib.progress import SILENT, Reporter
 
@@ -62,9 +62,8 @@ def _unsent(store: EmbeddingStore, hashes: list[str], texts: list[str]) -> list[
 
 
 def plan(baselines: list[Baseline], store_for: Callable[[str], EmbeddingStore],
-         local_store: Callable[[str], EmbeddingStore], chunks: pd.DataFrame, eval_set: pd.DataFrame) -> list[_Plan]:
+         local_store: Callable[[str], EmbeddingStore], chunks: pd.DataFrame, queries: list[str]) -> list[_Plan]:
     """Each baseline's stores and what its API would be sent now (texts not cached yet), priced."""
-    _, queries, _ = qrels_of(eval_set)
     hashes, texts = chunks["chunk_hash"].tolist(), chunk_texts(chunks)
     plans = []
     for b in baselines:
@@ -95,30 +94,44 @@ def check_plans(plans: list[_Plan], budget_usd: float) -> float:
     return total
 
 
+def encode_baselines(baselines: list[Baseline], store_for: Callable[[str], EmbeddingStore],
+                     local_store: Callable[[str], EmbeddingStore], chunks: pd.DataFrame, queries: list[str],
+                     budget_usd: float, max_seq_length: int, batch_size: int = 64,
+                     reporter: Reporter = SILENT) -> list[tuple[str, Encoded, dict]]:
+    """Every baseline's vectors of the chunks and the queries, once the whole is within budget: (name, vectors,
+    what it cost: texts encoded, tokens, the estimate, batches, cache hits). API vectors are cached by (model,
+    params, text hash): a rerun sends nothing."""
+    plans = plan(baselines, store_for, local_store, chunks, queries)
+    check_plans(plans, budget_usd)
+    out = []
+    for p in plans:
+        b, label = p.baseline, f"baseline {p.baseline.name}"
+        if b.is_local:
+            model = model_if_needed(p.corpus_store, set(chunks["chunk_hash"]) | {text_hash(q) for q in queries},
+                                    b.model, max_seq_length)
+            encoded = encode_with(model, p.corpus_store, model, p.query_store, chunks, queries, batch_size, reporter,
+                                  label)
+            batches = None
+        else:
+            docs, asks = p.encoder(b.params), p.encoder(p.query_params)
+            encoded = encode_with(docs, p.corpus_store, asks, p.query_store, chunks, queries, b.batch_size, reporter,
+                                  label)
+            batches = docs.batches + asks.batches
+        out.append((b.name, encoded, {
+            "baseline": b.name, "model": b.model, "kind": "local" if b.is_local else "api",
+            "texts_encoded": encoded.encoded, "cache_hits": encoded.cache_hits, "batches": batches,
+            "tokens_sent": p.tokens_to_send, "estimated_usd": round(p.estimated_usd, 6)}))
+    return out
+
+
 def measure_baselines(baselines: list[Baseline], store_for: Callable[[str], EmbeddingStore],
                       local_store: Callable[[str], EmbeddingStore], chunks: pd.DataFrame, eval_set: pd.DataFrame,
                       budget_usd: float, max_seq_length: int, batch_size: int = 64,
                       reporter: Reporter = SILENT) -> tuple[pd.DataFrame, list[dict]]:
-    """Per-query metrics of every baseline (a `baseline` column names it), and what each cost: texts sent,
-    tokens, the estimate, batches, cache hits. API vectors are cached by (model, params, text hash): a rerun
-    sends nothing."""
-    plans = plan(baselines, store_for, local_store, chunks, eval_set)
-    check_plans(plans, budget_usd)
-    frames, info = [], []
-    for p in plans:
-        b, label = p.baseline, f"baseline {p.baseline.name}"
-        if b.is_local:
-            encoded = encode_eval(b.model, max_seq_length, p.corpus_store, chunks, eval_set, batch_size, reporter,
-                                  label)
-            batches = None
-        else:
-            docs, queries = p.encoder(b.params), p.encoder(p.query_params)
-            encoded = encode_with(docs, p.corpus_store, queries, p.query_store, chunks, eval_set, b.batch_size,
-                                  reporter, label)
-            batches = docs.batches + queries.batches
-        frames.append(scored(encoded, chunks, eval_set).per_query.assign(baseline=b.name))
-        info.append({"baseline": b.name, "model": b.model, "kind": "local" if b.is_local else "api",
-                     "texts_encoded": encoded.encoded, "cache_hits": encoded.cache_hits, "batches": batches,
-                     "tokens_sent": p.tokens_to_send, "estimated_usd": round(p.estimated_usd, 6)})
+    """Per-query metrics of every baseline (a `baseline` column names it), and what each cost (encode_baselines)."""
+    _, queries, _ = qrels_of(eval_set)
+    encoded = encode_baselines(baselines, store_for, local_store, chunks, queries, budget_usd, max_seq_length,
+                               batch_size, reporter)
+    frames = [scored(e, chunks, eval_set).per_query.assign(baseline=name) for name, e, _ in encoded]
     per_query = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["query_id", "baseline"])
-    return per_query, info
+    return per_query, [cost for _, _, cost in encoded]

@@ -41,15 +41,15 @@ def encode_eval(model_path, max_seq_length: int, store: EmbeddingStore, chunks: 
     _, texts, _ = qrels_of(eval_set)
     needed = set(chunks["chunk_hash"]) | {text_hash(t) for t in texts}
     model = model_if_needed(store, needed, model_path, max_seq_length)
-    return encode_with(model, store, model, store, chunks, eval_set, batch_size, reporter, model_label)
+    return encode_with(model, store, model, store, chunks, texts, batch_size, reporter, model_label)
 
 
 def encode_with(corpus_encoder, corpus_store: EmbeddingStore, query_encoder, query_store: EmbeddingStore,
-                chunks: pd.DataFrame, eval_set: pd.DataFrame, batch_size: int = 64, reporter: Reporter = SILENT,
+                chunks: pd.DataFrame, texts: list[str], batch_size: int = 64, reporter: Reporter = SILENT,
                 model_label: str = "the model") -> Encoded:
-    """encode_eval with encoders given (anything with a sentence-transformers `encode`: a hosted API too), and
-    a store each for the corpus and the queries (an API may embed queries under other params)."""
-    _, texts, _ = qrels_of(eval_set)
+    """The vectors of a chunked corpus and of query texts, with encoders given (anything with a
+    sentence-transformers `encode`: a hosted API too), and a store each for the corpus and the queries (an API
+    may embed queries under other params)."""
     corpus_hashes = chunks["chunk_hash"].tolist()
     what = f"encoding the corpus with {model_label}"
     corpus_vectors, corpus_encoded = corpus_store.encode(corpus_encoder, corpus_hashes, chunk_texts(chunks),

@@ -237,9 +237,22 @@ def baseline_comparisons(baselines: pd.DataFrame | None, tuned_full: pd.DataFram
 
 
 def eval_set_info(eval_set: pd.DataFrame) -> dict:
-    """What the eval set is, as every report says it: its source, its size, and who judged it."""
-    return {"source": eval_set["eval_source"].iloc[0], "synthetic": bool(eval_set["synthetic"].iloc[0]),
+    """What the eval set is, as every report says it: its source, its size, and who judged it: `llm_judge`
+    names the LLM when one judged any of its queries, with `llm_judged_queries`; `agreement` is people vs the
+    LLM where both judged (Cohen's kappa)."""
+    from embtune_pipeline.lib.evaluation.judgments import is_llm
+
+    info = {"source": eval_set["eval_source"].iloc[0], "synthetic": bool(eval_set["synthetic"].iloc[0]),
             "queries": int(eval_set["query_id"].nunique())}
+    judges = eval_set.drop_duplicates("query_id")["judge"] if "judge" in eval_set else pd.Series(dtype=str)
+    llm = judges[judges.map(is_llm)]
+    if len(llm):
+        info["llm_judge"] = ", ".join(sorted(j.split(":", 1)[1] for j in llm.unique()))
+        info["llm_judged_queries"] = int(len(llm))
+    if "agreement_pairs" in eval_set and int(eval_set["agreement_pairs"].iloc[0]) > 0:
+        info["agreement"] = {"kappa": float(eval_set["agreement_kappa"].iloc[0]),
+                             "pairs": int(eval_set["agreement_pairs"].iloc[0])}
+    return info
 
 
 def report_rows(report: dict) -> list[dict]:
@@ -268,8 +281,14 @@ def eval_kind(info: dict) -> str:
     if info["synthetic"]:
         return f"synthetic queries (held out of the generated ones), {info['queries']} queries"
     judge = info.get("llm_judge")
-    who = f"judged by the LLM {judge}" if judge else "judged by people"
-    return f"real queries {who}, {info['queries']} queries from {info['source']}"
+    who = (f"judged by the LLM {judge} ({info['llm_judged_queries']} of them; the rest by people)"
+           if judge and info["llm_judged_queries"] < info["queries"] else
+           f"judged by the LLM {judge}" if judge else "judged by people")
+    text = f"real queries {who}, {info['queries']} queries from {info['source']}"
+    if "agreement" in info:
+        a = info["agreement"]
+        text += f"; people vs the LLM: Cohen's kappa {a['kappa']:.3f} on {a['pairs']} pairs both judged"
+    return text
 
 
 def report_metrics(report: dict) -> dict[str, float]:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from embtune_pipeline.lib.data.ingest import PairsSource, normalize_query, read_pairs, settle_problems
+from embtune_pipeline.lib.data.ingest import HUMAN, PairsSource, normalize_query, read_pairs, settle_problems
 from embtune_pipeline.lib.data.sampling import stable_fraction, stable_sample
 from embtune_pipeline.lib.errors import RowProblem
+from embtune_pipeline.lib.evaluation.judgments import agreement, choose_judgments
 
 USER_PAIR_COLUMNS = ["query_id", "query", "doc_id", "positive_chunk_id", "positive", "score", "source",
                      "provenance"]
-EVAL_COLUMNS = ["query_id", "query", "doc_id", "score", "eval_source", "synthetic"]
+# judge: who judged the row (lib.evaluation.judgments); agreement_*: people vs the LLM in the eval-set file, on
+# every row alike (NaN / 0 without pairs judged by both), so the report can state it
+EVAL_COLUMNS = ["query_id", "query", "doc_id", "score", "eval_source", "synthetic", "judge", "agreement_kappa",
+                "agreement_pairs"]
 TRAIN_COLUMNS = ["query", "positive", "positive_chunk_id", "positive_doc_id", "source", "provenance"]
 SYNTHETIC_SOURCE = "synthetic"  # the source of generated pairs; every other source is a real user query
 EVAL_SALT = "eval"  # the eval holdout's draw, independent of the sample and of the validation split
@@ -80,15 +84,18 @@ def style_examples(user_pairs: pd.DataFrame, eval_queries: set[str], k: int, hol
 
 
 def eval_from_judgments(judgments: pd.DataFrame, source: str, max_queries: int, seed: int,
-                        synthetic: bool = False) -> pd.DataFrame:
+                        synthetic: bool = False, agreement: dict | None = None) -> pd.DataFrame:
     """Long-format eval rows (one per relevant document), at most max_queries queries, stably sampled."""
     relevant = judgments[judgments["score"] > 0]
     qids = pd.DataFrame({"query_id": relevant["query_id"].unique()})
     keep = set(stable_sample(qids, max_queries, seed, key_column="query_id")["query_id"])
     rows = relevant[relevant["query_id"].isin(keep)]
+    judge = rows["judge"] if "judge" in rows else ("synthetic" if synthetic else HUMAN)
     out = pd.DataFrame({
         "query_id": rows["query_id"].astype(str), "query": rows["query"], "doc_id": rows["doc_id"].astype(str),
-        "score": rows["score"].astype(int), "eval_source": source, "synthetic": synthetic,
+        "score": rows["score"].astype(int), "eval_source": source, "synthetic": synthetic, "judge": judge,
+        "agreement_kappa": (agreement or {}).get("kappa", float("nan")),
+        "agreement_pairs": (agreement or {}).get("pairs", 0),
     })
     return out.drop_duplicates(["query_id", "doc_id"]).reset_index(drop=True)[EVAL_COLUMNS]
 
@@ -152,7 +159,9 @@ def judged_eval_set(source: PairsSource, chunks: pd.DataFrame, bad_rows: str, qu
     raw, problems = read_pairs_file(source)
     known, unknown = drop_unknown_documents(raw, chunks)
     quarantined = settle_problems(problems + unknown, bad_rows, quarantine_file)
-    return eval_from_judgments(known[known["doc_id"].notna()], str(source.path), max_queries, seed), quarantined
+    judged = known[known["doc_id"].notna()]
+    return eval_from_judgments(choose_judgments(judged), str(source.path), max_queries, seed,
+                               agreement=agreement(judged)), quarantined
 
 
 def choose_eval_set(user_pairs: pd.DataFrame, synthetic_queries: pd.DataFrame, chunks: pd.DataFrame,

@@ -185,3 +185,22 @@ def test_a_data_dir_that_is_a_file_is_a_named_settings_error(tmp_path):
     settings.write_text("data_dir: ./data\ncorpus: {format: python-docs}\n")
     with pytest.raises(SettingsError, match=r"data_dir: .*data is a file"):
         load_settings(settings)
+
+
+def test_a_query_log_is_a_text_file_or_a_column_and_repeats_count_once(tmp_path):
+    from embtune_pipeline.lib.data.ingest import read_query_log
+
+    text = tmp_path / "searches.txt"
+    text.write_text("reset jaguar\n\n  jaguar battery  \nReset Jaguar?\n")
+    log, problems = read_query_log(text)
+    assert log["query"].tolist() == ["reset jaguar", "jaguar battery"] and not problems
+    assert log["provenance"].tolist() == [f"{text}:line 1", f"{text}:line 3"]
+    csv = tmp_path / "searches.csv"
+    csv.write_text("user,search\nu1,reset jaguar\nu2,\n")
+    log, problems = read_query_log(csv, "search")
+    assert log["query"].tolist() == ["reset jaguar"]
+    assert [(p.row, p.problem) for p in problems] == [("line 3", "empty query in field 'search'")]
+    with pytest.raises(InputError, match=r"missing column\(s\) \['query'\]"):
+        read_query_log(csv)
+    with pytest.raises(InputError, match="file not found"):
+        read_query_log(tmp_path / "none.txt")

@@ -27,6 +27,13 @@ def test_one_vocabulary_for_the_verdict(delta, ci_low, synthetic, start, then):
     assert text.startswith(start) and then in text
 
 
+def test_a_promotion_on_llm_judgments_names_the_judge():
+    report = _report(0.04, 0.01, False)
+    report["eval_set"]["llm_judge"] = "openai/gpt-4o-mini"
+    assert verdict(report).startswith("promotable: beats its base on real queries (judged by the LLM "
+                                      "openai/gpt-4o-mini, not by people: check its agreement), nDCG@10 +0.0400")
+
+
 def _summary(mean: float) -> dict:
     return {m: {"mean": mean, "ci_low": mean - 0.1, "ci_high": mean + 0.05}
             for m in ("ndcg@10", "recall@10", "recall@100", "mrr@10")}

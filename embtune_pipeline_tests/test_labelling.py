@@ -1,0 +1,162 @@
+"""Eval sets from real queries, through the real CLI: a query log pooled and judged by an LLM behind a local
+OpenAI-compatible server, and judged by a person in the labelling page, in a real browser (Debian's Chromium,
+driven by Playwright)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from embtune_pipeline.lib.data.ingest import PairsSource
+from embtune_pipeline.lib.evaluation.report import eval_set_info
+from embtune_pipeline.lib.queries.pairs import judged_eval_set
+from embtune_pipeline_tests.conftest import PRODUCTS, jaguar_docs, write_jsonl
+from embtune_pipeline_tests.servers import free_port, wait_until
+from embtune_pipeline_tests.test_ui import SCREENSHOTS, chromium
+
+pytestmark = pytest.mark.slow
+
+EMBTUNE = str(Path(sys.executable).with_name("embtune"))
+LOG = ["how do I factory reset my Jaguar X1", "", "Jaguar X2 battery life", "pair a phone with Ocelot Hub",
+       "how do I factory reset my Jaguar X1", "is water damage covered for Lynx Sensor"]
+
+
+def canned_grade(prompt: str):
+    """The judge's answer: 3 when the passage is about the query's product and topic, 1 for the product only."""
+    query = re.search(r"Query: (.*)", prompt).group(1)
+    passage = prompt.split("Passage:", 1)[1].split("Answer with", 1)[0]
+    product = next((p for p in PRODUCTS if p in query), None)
+    topic = next((t for t in ("reset", "battery", "pair", "warranty") if t in query or t in query.replace(
+        "water damage", "warranty")), None)
+    grade = 0 if not product or product not in passage else 3 if topic and topic in passage else 1
+    return 200, str(grade), {}, 0.0
+
+
+@pytest.fixture
+def log_setup(tmp_path, tiny_model):
+    def write(**builder):
+        corpus = write_jsonl(tmp_path / "docs.jsonl", jaguar_docs())
+        settings = {"data_dir": str(tmp_path / "data"), "base_model": str(tiny_model),
+                    "corpus": {"path": str(corpus), "format": "jsonl", "chunk_tokens": 60, "chunk_overlap": 8},
+                    "run": {"embed": {"max_seq_length": 64, "batch_size": 16}},
+                    "eval_set_builder": {"pool_size": 4, **builder.pop("eval_set_builder", {})}, **builder}
+        path = tmp_path / "settings.yaml"
+        path.write_text(yaml.safe_dump(settings))
+        (tmp_path / "searches.txt").write_text("\n".join(LOG) + "\n")
+        return {**os.environ, "EMBTUNE_CONFIG": str(path)}
+
+    return write
+
+
+def embtune(args, env, cwd, timeout=600) -> subprocess.CompletedProcess:
+    proc = subprocess.run([EMBTUNE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    print(proc.stdout[-3000:], proc.stderr[-3000:])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_a_query_log_is_pooled_and_judged_by_an_llm_and_a_rerun_pays_nothing(log_setup, tmp_path, openai_server,
+                                                                            tiny_embed):
+    server = openai_server(replies=canned_grade, embed=tiny_embed)
+    env = log_setup(eval_set_builder={"judge": "openai/relevance-judge", "params": {"api_base": server.api_base},
+                                      "usd_per_million_tokens": 0, "queries": "searches.txt"},
+                    baselines=[{"model": "openai/tiny-embedder", "params": {"api_base": server.api_base},
+                                "usd_per_million_tokens": 0}])
+    out = embtune(["eval-set", "build", "--queries", "searches.txt"], env, tmp_path).stdout
+    assert "eval set 'searches': 4 queries in searches.txt" in out  # the blank line and the repeat: once
+    assert "from base, baseline openai/tiny-embedder, bm25" in out
+    assert server.requests == 16 and "judged by openai/relevance-judge: 16 candidates (16 LLM calls" in out
+    exported = tmp_path / "data" / "eval_sets" / "searches" / "eval_set.jsonl"
+    rows = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert len(rows) == 16 and {r["judge"] for r in rows} == {"llm:openai/relevance-judge"}
+    best = {(r["query"], r["doc_id"]): r["score"] for r in rows}
+    assert best[("how do I factory reset my Jaguar X1", "jaguar-x1-reset")] == 3  # the right document was pooled
+
+    sent = (server.requests, server.embedded_texts)
+    again = embtune(["eval-set", "build"], env, tmp_path).stdout  # the log the settings name
+    assert (server.requests, server.embedded_texts) == sent and "(0 LLM calls, 16 cached" in again
+    built = _materialize_query_log_eval_set(Path(env["EMBTUNE_CONFIG"]))  # the asset builds the same eval set
+    assert (built["judged"], built["llm_calls"], built["cache_hits"], built["judgments"]) == (16, 0, 16, 16)
+    assert (server.requests, server.embedded_texts) == sent
+
+    docs = pytest.importorskip("pandas").DataFrame({"doc_id": [d["id"] for d in jaguar_docs()],
+                                                    "alias_doc_ids": [[] for _ in jaguar_docs()]})
+    evals, _ = judged_eval_set(PairsSource(exported, "jsonl", score_column="score"), docs, "error",
+                               tmp_path / "q.jsonl", 100, 0)
+    info = eval_set_info(evals)
+    assert info["llm_judge"] == "openai/relevance-judge" and info["llm_judged_queries"] == info["queries"] == 4
+
+
+def _materialize_query_log_eval_set(settings: Path) -> dict:
+    import dagster as dg
+
+    from embtune_pipeline.definitions import ASSET_MODULES, build_definitions
+    from embtune_pipeline.partitions import retune_key
+    from embtune_pipeline.runner import register_snapshot
+    from embtune_pipeline.settings import load_settings
+
+    s = load_settings(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    snapshot = register_snapshot(instance, s)
+    result = dg.materialize(dg.load_assets_from_modules(ASSET_MODULES), instance=instance,
+                            selection=["corpus", "base_corpus_embeddings", "query_log_eval_set"],
+                            resources=build_definitions(str(settings)).resources,
+                            partition_key=retune_key(s.base_model_keys[0], snapshot.key))
+    assert result.success
+    return {k: v.value for k, v in result.asset_materializations_for_node("query_log_eval_set")[-1].metadata.items()}
+
+
+def test_a_person_judges_in_the_labelling_page_and_nothing_is_lost_on_reload(log_setup, tmp_path, processes):
+    env = log_setup()  # judge: human, the default: no LLM is called
+    out = embtune(["eval-set", "build", "--queries", "searches.txt"], env, tmp_path).stdout
+    assert "left for people to judge: embtune label --name searches" in out
+    port = free_port()
+    processes.start("label", [EMBTUNE, "label", "--judge", "tester", "--port", str(port)], env, tmp_path)
+    url = f"http://127.0.0.1:{port}/"
+    wait_until(lambda: urllib.request.urlopen(url).status == 200, 120, "embtune label", log=processes.log("label"))
+
+    from playwright.sync_api import expect, sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(url)
+            expect(page.locator("#position")).to_contain_text("query 1 of 4 · 0 of 4 judged")
+            query = page.locator("#query").inner_text()
+            cards = page.locator(".candidate")
+            first_three = [cards.nth(i).get_attribute("data-doc-id") for i in range(3)]
+            cards.nth(0).locator("button[data-grade='3']").click()  # by click
+            expect(page.locator("#status")).to_contain_text(f"saved: {first_three[0]} = 3")
+            page.keyboard.press("2")  # by keyboard: the next unjudged candidate is selected after each grade
+            expect(page.locator("#status")).to_contain_text(f"saved: {first_three[1]} = 2")
+            page.keyboard.press("0")
+            expect(page.locator("#status")).to_contain_text(f"saved: {first_three[2]} = 0")
+            page.screenshot(path=str(SCREENSHOTS / "labelling.png"), full_page=True)
+
+            page.reload()  # the grades were saved as given: the page comes back with them
+            expect(page.locator("#position")).to_contain_text("query 1 of 4 · 3 of 4 judged")
+            assert page.locator("#query").inner_text() == query
+            for i, grade in enumerate(("3", "2", "0")):
+                expect(cards.nth(i).locator("button.chosen")).to_have_attribute("data-grade", grade)
+            page.get_by_role("button", name="Export eval set").click()
+            expect(page.locator("#status")).to_contain_text("exported 3 judgments of 1 queries to ")
+        finally:
+            browser.close()
+
+    exported = tmp_path / "data" / "eval_sets" / "searches" / "eval_set.jsonl"
+    docs = pytest.importorskip("pandas").DataFrame({"doc_id": [d["id"] for d in jaguar_docs()],
+                                                    "alias_doc_ids": [[] for _ in jaguar_docs()]})
+    evals, _ = judged_eval_set(PairsSource(exported, "jsonl", score_column="score"), docs, "error",
+                               tmp_path / "q.jsonl", 100, 0)
+    assert evals[["query", "doc_id", "score", "judge"]].values.tolist() == [
+        [query, first_three[0], 3, "human:tester"], [query, first_three[1], 2, "human:tester"]]
+    assert "llm_judge" not in eval_set_info(evals)
