@@ -14,11 +14,11 @@ import pandas as pd
 
 from embtune_pipeline.lib.costs import check_budget, count_tokens, estimate_usd
 from embtune_pipeline.lib.data.chunking import embedding_text
-from embtune_pipeline.lib.evaluation.judgments import llm_judge
+from embtune_pipeline.lib.evaluation.judgments import GRADES, llm_judge
 from embtune_pipeline.lib.llm_calls import CallStats, CompleteFn, ask_all
 from embtune_pipeline.lib.progress import SILENT, Reporter
 from embtune_pipeline.lib.queries.cache import AnswerCache, cache_key
-from embtune_pipeline.lib.queries.local_llm import litellm_model_name
+from embtune_pipeline.lib.queries.local_llm import litellm_model_name, local_choice_params
 from embtune_pipeline.lib.secrets import safe_params
 
 DEFAULT_JUDGE_PROMPT = Path(__file__).parent / "prompts" / "judge.txt"
@@ -55,7 +55,8 @@ def judge_candidates(pool: pd.DataFrame, model: str, cache: AnswerCache, templat
     """A grade per pooled candidate (query_id, doc_id, judge, grade), judge = "llm:<model>". Answers not cached
     yet are priced first (their prompts' tokens, and ANSWER_TOKENS out each) and refused above `budget_usd`."""
     template = template or DEFAULT_JUDGE_PROMPT.read_text()
-    params = {"max_tokens": ANSWER_TOKENS, "temperature": 0, **(params or {})}
+    params = {"max_tokens": ANSWER_TOKENS, "temperature": 0, **local_choice_params(model, [str(g) for g in GRADES]),
+              **(params or {})}
     answer_params = safe_params(params)
     jobs = {}
     for c in pool.itertuples(index=False):

