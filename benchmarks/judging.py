@@ -4,6 +4,7 @@ judges them (default: the offline SmolLM2 through litellm). Then the LLM's judgm
 collection's own human judgments.
 
     python benchmarks/judging.py BEIR_DIR --data-dir DIR [--queries 40] [--pool 10] [--judge smollm2]
+                                 [--baselines YAML]
 
 DIR: the data dir of a benchmarks/gain.py run (its --out/data): its tuned model (named by its newest eval report)
 is pooled from and measured, and the base model's cached vectors are reused. Prints one JSON line:
@@ -36,6 +37,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=40, help="test queries taken (a stable sample)")
     ap.add_argument("--pool", type=int, default=10, help="candidates per query")
     ap.add_argument("--judge", default="smollm2", help="smollm2, or a litellm model string")
+    ap.add_argument("--baselines", default="[]", help="settings `baselines` as YAML: pooled from and measured too")
     args = ap.parse_args()
 
 
@@ -45,6 +47,8 @@ def main() -> None:
     from embtune_pipeline.lib.evaluation.judgments import binary_agreement, llm_judge
     from embtune_pipeline.lib.queries.pairs import judged_eval_set
 
+    # litellm's OpenAI client wants a key even for a local server that checks none
+    os.environ.setdefault("OPENAI_API_KEY", "local-server-checks-no-key")
     data_dir = args.data_dir.resolve()
     qrels, _ = read_pairs(args.beir_dir, "beir", split="test")  # the people's judgments: not shown to the build
     log = data_dir.parent / f"{NAME}.txt"
@@ -52,7 +56,7 @@ def main() -> None:
     settings = data_dir.parent / "judging-settings.yaml"
     settings.write_text(yaml.safe_dump({
         "data_dir": str(data_dir), "corpus": {"path": str(args.beir_dir.resolve()), "format": "beir"},
-        "qa_pairs": None, "eval_set": None,
+        "qa_pairs": None, "eval_set": None, "baselines": yaml.safe_load(args.baselines),
         "eval_set_builder": {"queries": str(log), "judge": args.judge, "pool_size": args.pool,
                              "max_queries": args.queries, "concurrency": 1}}))
     env = {**os.environ, "EMBTUNE_CONFIG": str(settings)}
@@ -90,6 +94,8 @@ def main() -> None:
     for label, evals in (("human", human_set), ("llm", llm_set)):
         per_model = {name: embeddings.measure(path, s.run.embed.max_seq_length, chunks, evals,
                                               s.run.embed.batch_size).per_query for name, path in models.items()}
+        shipped, _ = defs.resources["baselines"].measure(embeddings, chunks, evals)
+        per_model.update({f"baseline {n}": pq for n, pq in shipped.groupby("baseline", sort=False)})
         c = paired_comparison(per_model["base"], per_model["tuned"]) if "tuned" in per_model else None
         comparisons[label] = {"queries": int(evals["query_id"].nunique()),
                               **{f"{n}_ndcg@10": round(float(pq["ndcg@10"].mean()), 4) for n, pq in per_model.items()},
@@ -98,7 +104,7 @@ def main() -> None:
     print(json.dumps({
         "judge": args.judge, "queries": int(pool["query_id"].nunique()), "pool_size": args.pool,
         "pairs_judged": len(pairs), "unjudged": int(len(pool) - len(pairs)), "build_seconds": round(build_seconds),
-        "retrievers": list(models) + ["bm25"],
+        "retrievers": [*models, *(f"baseline {b.name}" for b in s.baselines), "bm25"],
         "human_relevant_in_pool": int(pairs["human"].sum()),
         "llm_grades": {str(g): int(n) for g, n in pairs["grade"].astype(int).value_counts().sort_index().items()},
         "agreement": _rounded(binary_agreement(pairs["human"], pairs["grade"] >= 1)),

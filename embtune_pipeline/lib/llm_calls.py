@@ -13,6 +13,8 @@ from embtune_pipeline.lib.queries.cache import AnswerCache
 from embtune_pipeline.lib.secrets import redact
 
 RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504, 529}
+# errors some providers report as server errors though no retry can mend them: a missing or refused key
+NEVER_TRANSIENT = ("Missing credentials", "Incorrect API key", "invalid_api_key", "API key not valid")
 
 CompleteFn = Callable[..., object]
 
@@ -30,6 +32,8 @@ def retry_after_seconds(error: BaseException) -> Optional[float]:
 def is_transient(error: BaseException) -> bool:
     """Worth another try: rate limits, server errors, timeouts and dropped connections; not a bad request or a
     refused key."""
+    if any(marker in str(error) for marker in NEVER_TRANSIENT):
+        return False
     status = getattr(error, "status_code", None)
     if status is not None:
         return int(status) in RETRY_STATUSES

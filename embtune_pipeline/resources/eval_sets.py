@@ -44,8 +44,10 @@ class EvalSetBuilder(dg.ConfigurableResource):
         when its model is still on disk (its newest eval report names it), and any `extra` directories."""
         import json
 
+        from embtune_pipeline.lib.models import resolve_model_path
+
         s = self.settings.get()
-        models = {"base": s.base_model_ref(base_key)}
+        models = {"base": str(resolve_model_path(s.base_model_ref(base_key)))}
         reports = sorted(s.layout.asset("eval_report").glob(f"{base_key}/*.json"), key=lambda p: p.stat().st_mtime)
         for report in reversed(reports):
             model_dir = json.loads(report.read_text()).get("model_dir")

@@ -68,3 +68,11 @@ def test_an_unknown_price_is_refused_unless_the_settings_give_one():
         check_budget("baselines", "openai/my-own-server-model", None, 1.0, "baselines_budget_usd")
     assert estimate_usd("openai/my-own-server-model", 1000, usd_per_million_tokens=0) == 0
     assert estimate_usd("embtune-local/smollm2", 10**6, 10**6) == 0
+
+
+def test_a_missing_key_fails_at_once_instead_of_being_retried(openai_server, tiny_embed, monkeypatch):
+    server = openai_server(embed=tiny_embed)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(RuntimeError, match="Missing credentials"):
+        HostedEmbedder("openai/tiny-embedder", {"api_base": server.api_base}, max_retry_seconds=120).encode(TEXTS)
+    assert server.embedding_requests == 0
