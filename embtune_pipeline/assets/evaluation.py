@@ -160,4 +160,3 @@ def query_log_eval_set(context: dg.AssetExecutionContext, settings: SettingsReso
         "retrievers": ", ".join(summary["retrievers"]), "judgments": export["judgments"],
         "judged_queries": export["queries"], "judges": ", ".join(export["judges"]),
         "eval_set_file": dg.MetadataValue.path(summary["eval_set_file"])})
-

@@ -104,10 +104,10 @@ def markdown_table(rows: list[dict], eval_kind: str, synthetic: bool, baselines:
     return "\n".join(lines)
 
 
-def _errors(rows: list[dict], side: str) -> list[list[float]]:
-    """matplotlib's yerr: distances from each mean down to its interval's low end and up to its high end."""
-    return [[max(0.0, r[side] - r[f"{side}_ci"][0]) for r in rows], [max(0.0, r[f"{side}_ci"][1] - r[side])
-                                                                      for r in rows]]
+def _errors(points: list[tuple[float, float, float]]) -> list[list[float]]:
+    """matplotlib's yerr from (mean, low, high) points: distances from each mean down to its interval's low end
+    and up to its high end."""
+    return [[max(0.0, m - lo) for m, lo, _ in points], [max(0.0, hi - m) for m, _, hi in points]]
 
 
 def chart_png(rows: list[dict], path: Path, title: str, baselines: list[dict] = ()) -> Path:
@@ -118,10 +118,13 @@ def chart_png(rows: list[dict], path: Path, title: str, baselines: list[dict] = 
     fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims) + len(baselines), 3.9), squeeze=False)
     for panel, (ax, dim) in enumerate(zip(axes[0], dims)):
         sub = [r for r in rows if r["dim"] == dim]
-        bars = [(side, [r[side] for r in sub], _errors(sub, side)) for side in ("base", "tuned")]
+        bars = [(side, [r[side] for r in sub], _errors([(r[side], *r[f"{side}_ci"]) for r in sub]))
+                for side in ("base", "tuned")]
         if panel == 0:
-            bars += [(f"baseline {b['name']}", [b["metrics"][r["metric"]]["mean"] for r in sub],
-                      _baseline_errors(b, sub)) for b in baselines]
+            for b in baselines:
+                m = [b["metrics"][r["metric"]] for r in sub]
+                bars.append((f"baseline {b['name']}", [x["mean"] for x in m],
+                             _errors([(x["mean"], x["ci_low"], x["ci_high"]) for x in m])))
         width = 0.8 / len(bars)
         for k, (label, means, errors) in enumerate(bars):
             ax.bar([i - 0.4 + width * (k + 0.5) for i in range(len(sub))], means, width=width, label=label,
@@ -133,11 +136,6 @@ def chart_png(rows: list[dict], path: Path, title: str, baselines: list[dict] = 
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
     fig.suptitle(title)
     return _save(fig, path, rect=(0, 0.06, 1, 1))
-
-
-def _baseline_errors(b: dict, rows: list[dict]) -> list[list[float]]:
-    m = [b["metrics"][r["metric"]] for r in rows]
-    return [[max(0.0, x["mean"] - x["ci_low"]) for x in m], [max(0.0, x["ci_high"] - x["mean"]) for x in m]]
 
 
 def loss_curve_png(history: list[tuple[int, float]], validation: list[tuple[int, float]], path: Path) -> Path:
