@@ -81,8 +81,19 @@ def test_a_query_log_is_pooled_and_judged_by_an_llm_and_a_rerun_pays_nothing(log
     sent = (server.requests, server.embedded_texts)
     again = embtune(["eval-set", "build"], env, tmp_path).stdout  # the log the settings name
     assert (server.requests, server.embedded_texts) == sent and "(0 LLM calls, 16 cached" in again
+    from embtune_pipeline.lib.evaluation.judgments import JudgmentStore
+
+    store = JudgmentStore(exported.parent / "judgments.sqlite")  # a person judges two of the LLM's candidates
+    (q, d1), (_, d2) = store.pool()[["query_id", "doc_id"]].values[:2].tolist()
+    store.record(q, d1, "human:ann", 3)
+    store.record(q, d2, "human:ann", 0)
+    store.close()
+    out = embtune(["eval-set", "export"], env, tmp_path).stdout
+    assert "exported 18 judgments of 4 queries by ['human:ann', 'llm:openai/relevance-judge']" in out
+    assert re.search(r"people vs LLM: Cohen's kappa (-?[\d.]+|nan) on 2 pairs both judged", out)
+
     built = _materialize_query_log_eval_set(Path(env["EMBTUNE_CONFIG"]))  # the asset builds the same eval set
-    assert (built["judged"], built["llm_calls"], built["cache_hits"], built["judgments"]) == (16, 0, 16, 16)
+    assert (built["judged"], built["llm_calls"], built["cache_hits"], built["judgments"]) == (16, 0, 16, 18)
     assert (server.requests, server.embedded_texts) == sent
 
     docs = pytest.importorskip("pandas").DataFrame({"doc_id": [d["id"] for d in jaguar_docs()],
@@ -90,7 +101,8 @@ def test_a_query_log_is_pooled_and_judged_by_an_llm_and_a_rerun_pays_nothing(log
     evals, _ = judged_eval_set(PairsSource(exported, "jsonl", score_column="score"), docs, "error",
                                tmp_path / "q.jsonl", 100, 0)
     info = eval_set_info(evals)
-    assert info["llm_judge"] == "openai/relevance-judge" and info["llm_judged_queries"] == info["queries"] == 4
+    assert info["llm_judge"] == "openai/relevance-judge" and info["queries"] == 4
+    assert info["llm_judged_queries"] == 3 and info["agreement"]["pairs"] == 2  # people's judgments win their query
 
 
 def _materialize_query_log_eval_set(settings: Path) -> dict:

@@ -48,8 +48,7 @@ class EvalSetBuilder(dg.ConfigurableResource):
 
         s = self.settings.get()
         models = {"base": str(resolve_model_path(s.base_model_ref(base_key)))}
-        reports = sorted(s.layout.asset("eval_report").glob(f"{base_key}/*.json"), key=lambda p: p.stat().st_mtime)
-        for report in reversed(reports):
+        for report in reversed(s.layout.asset_partitions("eval_report", base_key)):
             model_dir = json.loads(report.read_text()).get("model_dir")
             if model_dir and Path(model_dir).is_dir():
                 models["tuned"] = model_dir

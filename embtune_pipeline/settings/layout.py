@@ -18,6 +18,11 @@ class Layout:
         base = self.root / "assets" / name
         return (base / f"{partition.replace('|', '/')}{suffix}") if partition else base.with_suffix(suffix)
 
+    def asset_partitions(self, name: str, base_model: str, suffix: str = ".json") -> list[Path]:
+        """The stored partitions of an asset for one base model (every snapshot's), oldest first."""
+        folder = self.asset(name, f"{base_model}|-", suffix).parent
+        return sorted(folder.glob(f"*{suffix}"), key=lambda p: p.stat().st_mtime)
+
     def read_asset(self, name: str, partition: Optional[str] = None):
         """The stored value of an asset (a DataFrame from Parquet, else the JSON value), None when it was never
         materialized: the one reader of what the IO manager wrote, for it and for whoever reads other
