@@ -292,7 +292,7 @@ def cmd_eval_set_export(s, args) -> int:
 
     builder = _resource(args, "eval_sets")
     name = _eval_set_name(s, args)
-    out = Path(args.out) if args.out else builder.workspace(name) / "eval_set.jsonl"
+    out = Path(args.out) if args.out else builder.eval_set_file(name)
     store = builder.judgments(name)
     try:
         counts = store.export(out)
@@ -317,7 +317,7 @@ def cmd_label(s, args) -> int:
     print(f"labelling {name!r} as {judge}: http://127.0.0.1:{args.port}/ (Ctrl-C stops; every grade is saved)",
           flush=True)
     try:
-        serve(store, judge, builder.workspace(name) / "eval_set.jsonl", args.port)
+        serve(store, judge, builder.eval_set_file(name), args.port)
     finally:
         store.close()
     return 0

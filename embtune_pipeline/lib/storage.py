@@ -26,5 +26,19 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def open_sqlite(path: Path, schema: str):
+    """A SQLite file several threads of one process share (guard it with a lock) and several processes can
+    read while one writes (WAL), with `schema` (CREATE ... IF NOT EXISTS statements) applied."""
+    import sqlite3
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=60)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(schema)
+    conn.commit()
+    return conn
+
+
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

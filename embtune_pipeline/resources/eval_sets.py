@@ -12,7 +12,6 @@ from embtune_pipeline.resources.baselines import BaselineModels
 from embtune_pipeline.resources.embeddings import EmbeddingCache
 from embtune_pipeline.resources.settings import SettingsResource
 
-HUMAN_JUDGE = "human"
 JUDGMENTS_FILE, EVAL_SET_FILE = "judgments.sqlite", "eval_set.jsonl"
 
 
@@ -21,6 +20,10 @@ class EvalSetBuilder(dg.ConfigurableResource):
 
     def workspace(self, name: str) -> Path:
         return self.settings.get().layout.eval_set_workspace(name)
+
+    def eval_set_file(self, name: str) -> Path:
+        """Where the eval set is exported: the file settings `eval_set` then reads."""
+        return self.workspace(name) / EVAL_SET_FILE
 
     def read_log(self, path: Path | None = None, column: str | None = None):
         """The query log (default: eval_set_builder.queries) as lib.data.ingest.read_query_log reads it; bad
@@ -67,6 +70,7 @@ class EvalSetBuilder(dg.ConfigurableResource):
         and BM25; judge the pool with the LLM unless the judge is 'human'; export the eval-set file. A rerun adds
         only what is new: vectors, pooled candidates and LLM answers are all kept."""
         from embtune_pipeline.lib.data.chunking import text_hash
+        from embtune_pipeline.lib.data.ingest import HUMAN
         from embtune_pipeline.lib.embeddings import model_if_needed
         from embtune_pipeline.lib.evaluation.measure import encode_with
         from embtune_pipeline.lib.evaluation.query_log import pool_queries, queries_to_judge
@@ -90,12 +94,12 @@ class EvalSetBuilder(dg.ConfigurableResource):
             summary = {"queries": len(queries), "log_queries": len(log), "candidates_added": added,
                        "retrievers": [*dense, "bm25"]}
             judge = judge or b.judge
-            if judge != HUMAN_JUDGE:
+            if judge != HUMAN:
                 summary.update(self._judge(store, judge, reporter))
-            summary["export"] = store.export(self.workspace(name) / EVAL_SET_FILE)
+            summary["export"] = store.export(self.eval_set_file(name))
         finally:
             store.close()
-        summary["eval_set_file"] = str(self.workspace(name) / EVAL_SET_FILE)
+        summary["eval_set_file"] = str(self.eval_set_file(name))
         return summary
 
     def _judge(self, store, judge: str, reporter) -> dict:

@@ -5,14 +5,13 @@ exported as an eval-set file that settings `eval_set` reads."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 
 import pandas as pd
 
 from embtune_pipeline.lib.data.ingest import HUMAN, JUDGE_FIELD
-from embtune_pipeline.lib.storage import write_atomically
+from embtune_pipeline.lib.storage import open_sqlite, write_atomically
 
 GRADES = {0: "not relevant", 1: "somewhat relevant", 2: "relevant", 3: "highly relevant"}  # >= 1 counts relevant
 LLM_PREFIX = "llm:"
@@ -37,16 +36,12 @@ class JudgmentStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(
+        self._conn = open_sqlite(self.path, (
             "CREATE TABLE IF NOT EXISTS pool (query_id TEXT, query TEXT, doc_id TEXT, title TEXT, text TEXT,"
             " pool_rank INTEGER, sources TEXT, PRIMARY KEY (query_id, doc_id));"
             "CREATE TABLE IF NOT EXISTS judgments (query_id TEXT, doc_id TEXT, judge TEXT, grade INTEGER,"
-            " judged_at TEXT DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (query_id, doc_id, judge));")
-        self._conn.commit()
+            " judged_at TEXT DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (query_id, doc_id, judge));"))
 
     def add_pool(self, pool: pd.DataFrame) -> int:
         """Add candidates (POOL_COLUMNS); ones already pooled are kept as they were. Returns how many were new."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Optional
+
+from embtune_pipeline.lib.storage import open_sqlite
 
 
 def cache_key(*parts) -> str:
@@ -17,15 +18,9 @@ def cache_key(*parts) -> str:
 class AnswerCache:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, answer TEXT,"
-            " created TEXT DEFAULT CURRENT_TIMESTAMP)"
-        )
-        self._conn.commit()
+        self._conn = open_sqlite(self.path, "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT,"
+                                            " answer TEXT, created TEXT DEFAULT CURRENT_TIMESTAMP);")
 
     def get(self, key: str) -> Optional[str]:
         with self._lock:
