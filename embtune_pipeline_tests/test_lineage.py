@@ -68,8 +68,11 @@ def test_the_webserver_serves_the_asset_graph_over_graphql(write_settings, tmp_p
     assert set(graph) == {"corpus", "corpus_sample", "user_pairs", "synthetic_queries", "eval_set",
                           "training_pairs", "base_corpus_embeddings", "hard_negatives", "finetuned_model",
                           "base_model_eval", "eval_report", "registered_model", "index_bindings", "eval_history",
-                          "base_model_upgrade"}
+                          "base_model_upgrade", "baseline_eval", "query_log_eval_set"}
     assert deps["finetuned_model"] == {"hard_negatives", "base_corpus_embeddings"}
+    assert deps["baseline_eval"] == {"eval_set", "corpus"}
+    assert {"baseline_eval", "base_model_eval", "finetuned_model"} <= deps["eval_report"]
+    assert deps["query_log_eval_set"] == {"corpus", "base_corpus_embeddings"}
     assert deps["registered_model"] == {"eval_report", "finetuned_model"}
     assert deps["base_model_upgrade"] == {"eval_report"}
     assert checks["eval_report"] == {"promotion_gate": True}
