@@ -271,8 +271,7 @@ def cmd_eval_set_build(s, args) -> int:
     documents, _ = source.read_current()
     chunks, _ = source.chunk(documents, models["base"])
     name = args.name or Path(queries).stem
-    print(f"eval set {name!r}: {len(log)} queries in {queries}; pooling from {', '.join(models)}, the "
-          f"baselines and BM25", flush=True)
+    print(f"eval set {name!r}: {len(log)} queries in {queries}", flush=True)
     summary = builder.build(
         name, log, chunks, documents, models, _resource(args, "embeddings"), _resource(args, "baselines"),
         args.judge, Reporter(say=lambda line: print(f"  {line}", flush=True), every=s.progress_seconds))
@@ -280,10 +279,11 @@ def cmd_eval_set_build(s, args) -> int:
     judged = (f"judged by {summary['judge']}: {summary['judged']} candidates ({summary['llm_calls']} LLM calls, "
               f"{summary['cache_hits']} cached, estimated ${summary['estimated_usd']:.4f})"
               if "judge" in summary else "left for people to judge: embtune label --name " + name)
+    use = (f"use it: eval_set: {{path: {summary['eval_set_file']}, score_column: score}}" if export["judgments"]
+           else "nothing judged yet: nothing to use")
     print(f"  {summary['queries']} queries pooled ({summary['candidates_added']} new candidates) from "
           f"{', '.join(summary['retrievers'])}\n  {judged}\n  exported {export['judgments']} judgments of "
-          f"{export['queries']} queries to {summary['eval_set_file']}\n  use it: eval_set: {{path: "
-          f"{summary['eval_set_file']}, score_column: score}}", flush=True)
+          f"{export['queries']} queries to {summary['eval_set_file']}\n  {use}", flush=True)
     return 0
 
 
@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     from embtune_pipeline.lib.errors import InputError
     from embtune_pipeline.settings import CONFIG_ENV, SettingsError, load_settings
 
-    if args.command == "run" and not args.verbose:  # Dagster's notes on its own beta APIs tell an operator nothing
+    if not getattr(args, "verbose", False):  # Dagster's notes on its own beta APIs tell an operator nothing
         import warnings
 
         from dagster import BetaWarning, PreviewWarning
