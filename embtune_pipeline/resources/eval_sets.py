@@ -113,8 +113,7 @@ class EvalSetBuilder(dg.ConfigurableResource):
             grades, stats = judge_candidates(
                 store.pool(), judge, cache, (b.prompt_template or DEFAULT_JUDGE_PROMPT).read_text(), b.params,
                 b.budget_usd, b.usd_per_million_tokens, b.max_passage_chars, None, b.concurrency,
-                b.request_timeout_seconds, b.max_retry_seconds, b.max_failures, reporter,
-                "eval_set_builder.budget_usd")
+                b.request_timeout_seconds, b.max_retry_seconds, b.max_failures, reporter)
         finally:
             cache.close()
         store.record_many([tuple(r) for r in grades[["query_id", "doc_id", "judge", "grade"]].itertuples(index=False)])

@@ -50,7 +50,7 @@ def judge_candidates(pool: pd.DataFrame, model: str, cache: AnswerCache, templat
                      params: Optional[dict] = None, budget_usd: float = 1.0, usd_per_million_tokens=None,
                      max_passage_chars: int = 2000, complete: Optional[CompleteFn] = None, concurrency: int = 4,
                      request_timeout: float = 60.0, max_retry_seconds: float = 300.0, max_failures: float = 0.1,
-                     reporter: Reporter = SILENT, budget_setting: str = "judge.budget_usd"
+                     reporter: Reporter = SILENT, budget_setting: str = "eval_set_builder.budget_usd"
                      ) -> tuple[pd.DataFrame, JudgingStats]:
     """A grade per pooled candidate (query_id, doc_id, judge, grade), judge = "llm:<model>". Answers not cached
     yet are priced first (their prompts' tokens, and ANSWER_TOKENS out each) and refused above `budget_usd`."""

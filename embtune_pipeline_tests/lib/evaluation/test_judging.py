@@ -59,8 +59,7 @@ def test_judging_above_the_budget_is_refused_before_any_call(tmp_path):
     cache, judge = AnswerCache(tmp_path / "llm.sqlite"), Judge()
     with pytest.raises(BudgetExceeded, match=r"judging 3 candidates with 'openai/gpt-4o' \(\d+ prompt tokens\) would "
                                              r"cost about \$0\.0\d+, above eval_set_builder.budget_usd"):
-        judge_candidates(POOL, "openai/gpt-4o", cache, complete=judge, budget_usd=1e-6,
-                         budget_setting="eval_set_builder.budget_usd")
+        judge_candidates(POOL, "openai/gpt-4o", cache, complete=judge, budget_usd=1e-6)
     assert judge.calls == 0
     judge_candidates(POOL, "openai/gpt-4o", cache, complete=judge, budget_usd=0.01)
     assert judge.calls == 3
