@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-LOCAL_PROVIDERS = ("embtune-local/",)  # models run in this process: free
+from embtune_pipeline.lib.queries.local_llm import PROVIDER as LOCAL_PROVIDER  # models run in this process: free
 
 
 class BudgetExceeded(RuntimeError):
@@ -25,7 +25,7 @@ def usd_per_token(model: str, usd_per_million_tokens: Optional[float] = None) ->
     embtune's in-process models; None when nobody knows it."""
     if usd_per_million_tokens is not None:
         return usd_per_million_tokens / 1e6, usd_per_million_tokens / 1e6
-    if model.startswith(LOCAL_PROVIDERS):
+    if model.startswith(f"{LOCAL_PROVIDER}/"):
         return 0.0, 0.0
     import litellm
 

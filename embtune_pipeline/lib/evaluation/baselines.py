@@ -47,13 +47,14 @@ class _Plan:
     tokens_to_send: int = 0
     estimated_usd: float | None = 0.0
 
-    @property
-    def query_params(self) -> dict:
-        return {**self.baseline.params, **self.baseline.query_params}
-
     def encoder(self, params: dict) -> HostedEmbedder:
         b = self.baseline
         return HostedEmbedder(b.model, params, b.request_timeout_seconds, b.max_retry_seconds)
+
+
+def _query_params(b: Baseline) -> dict:
+    """What queries are embedded with: the params, and the query-only ones over them."""
+    return {**b.params, **b.query_params}
 
 
 def _unsent(store: EmbeddingStore, hashes: list[str], texts: list[str]) -> list[str]:
@@ -71,8 +72,8 @@ def plan(baselines: list[Baseline], store_for: Callable[[str], EmbeddingStore],
             store = local_store(b.model)
             plans.append(_Plan(b, store, store))
             continue
-        p = _Plan(b, store_for(hosted_key(b.model, b.params)), None)
-        p.query_store = store_for(hosted_key(b.model, p.query_params))
+        p = _Plan(b, store_for(hosted_key(b.model, b.params)),
+                  store_for(hosted_key(b.model, _query_params(b))))
         unsent = _unsent(p.corpus_store, hashes, texts) + _unsent(p.query_store, [text_hash(q) for q in queries],
                                                                   queries)
         p.texts_to_send, p.tokens_to_send = len(unsent), count_tokens(b.model, unsent)
@@ -113,7 +114,7 @@ def encode_baselines(baselines: list[Baseline], store_for: Callable[[str], Embed
                                   label)
             batches = None
         else:
-            docs, asks = p.encoder(b.params), p.encoder(p.query_params)
+            docs, asks = p.encoder(b.params), p.encoder(_query_params(b))
             encoded = encode_with(docs, p.corpus_store, asks, p.query_store, chunks, queries, b.batch_size, reporter,
                                   label)
             batches = docs.batches + asks.batches

@@ -27,6 +27,11 @@ def is_llm(judge: str) -> bool:
     return str(judge).startswith(LLM_PREFIX)
 
 
+def llm_model(judge: str) -> str:
+    """The model of an LLM's judgment (llm_judge's inverse)."""
+    return str(judge).removeprefix(LLM_PREFIX)
+
+
 def is_human(judge: str) -> bool:
     return str(judge) == HUMAN or str(judge).startswith(f"{HUMAN}:")
 

@@ -238,14 +238,14 @@ def eval_set_info(eval_set: pd.DataFrame) -> dict:
     """What the eval set is, as every report says it: its source, its size, and who judged it: `llm_judge`
     names the LLM when one judged any of its queries, with `llm_judged_queries`; `agreement` is people vs the
     LLM where both judged (Cohen's kappa)."""
-    from embtune_pipeline.lib.evaluation.judgments import is_llm
+    from embtune_pipeline.lib.evaluation.judgments import is_llm, llm_model
 
     info = {"source": eval_set["eval_source"].iloc[0], "synthetic": bool(eval_set["synthetic"].iloc[0]),
             "queries": int(eval_set["query_id"].nunique())}
     judges = eval_set.drop_duplicates("query_id")["judge"] if "judge" in eval_set else pd.Series(dtype=str)
     llm = judges[judges.map(is_llm)]
     if len(llm):
-        info["llm_judge"] = ", ".join(sorted(j.split(":", 1)[1] for j in llm.unique()))
+        info["llm_judge"] = ", ".join(sorted(llm_model(j) for j in llm.unique()))
         info["llm_judged_queries"] = int(len(llm))
     if "agreement_pairs" in eval_set and int(eval_set["agreement_pairs"].iloc[0]) > 0:
         info["agreement"] = {"kappa": float(eval_set["agreement_kappa"].iloc[0]),

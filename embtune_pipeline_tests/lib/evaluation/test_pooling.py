@@ -18,7 +18,7 @@ def test_bm25_finds_the_words_the_query_uses_and_the_pool_carries_the_documents_
     assert [r[0] for r in bm25_rankings(chunks, ["how long does the battery last", "water damage warranty"],
                                         2)] == ["a", "c"]
     queries = pd.DataFrame({"query_id": ["q1"], "query": ["battery"]})
-    frame = pool_frame(queries, [[("a", ["bm25", "base"])]], chunks.rename(columns={}).assign(title="A"))
+    frame = pool_frame(queries, [[("a", ["bm25", "base"])]], chunks.assign(title="A"))
     assert frame.iloc[0].to_dict() == {"query_id": "q1", "query": "battery", "doc_id": "a", "title": "A",
                                        "text": "jaguar battery lasts eighteen hours", "pool_rank": 0,
                                        "sources": "bm25,base"}
