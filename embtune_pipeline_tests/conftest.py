@@ -69,6 +69,36 @@ def tiny_model(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_model, tmp_path_factory) -> Path:
+    """Another tiny bi-encoder (the tiny model with its weights moved a little): a teacher whose vectors the
+    base's do not share."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.manual_seed(1)
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    out = tmp_path_factory.mktemp("tiny_teacher") / "teacher"
+    model.save(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tiny_model, tmp_path_factory) -> Path:
+    """A tiny cross-encoder (the tiny model's transformer with a fresh one-score head), built offline."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(2)
+    model = CrossEncoder(str(tiny_model.parent / "hf"), num_labels=1, max_length=64, device="cpu")
+    out = tmp_path_factory.mktemp("tiny_cross_encoder") / "ce"
+    model.save(str(out))
+    return out
+
+
 @pytest.fixture
 def openai_server(monkeypatch):
     """Start a local OpenAI-compatible server (servers.FakeOpenAI) with `openai_server(replies=..., embed=...)`:

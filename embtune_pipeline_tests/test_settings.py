@@ -81,6 +81,26 @@ def test_baselines_are_model_strings_or_local_directories_relative_to_the_file(t
     assert s.eval_set_builder.queries == tmp_path / "log.txt" and s.eval_set_builder.pool_size == 10
 
 
+def test_a_teacher_is_a_model_string_or_a_local_directory_relative_to_the_file(tmp_path, tiny_model,
+                                                                              tiny_cross_encoder):
+    import shutil
+
+    shutil.copytree(tiny_model, tmp_path / "big-embedder")
+    shutil.copytree(tiny_cross_encoder, tmp_path / "reranker")
+    corpus = {"format": "dir", "path": "."}
+    assert load_settings(_write(tmp_path, {"corpus": corpus})).teacher is None
+    local = load_settings(_write(tmp_path, {"corpus": corpus, "teacher": "big-embedder"})).teacher
+    assert (local.model, local.is_local, local.is_cross_encoder) == (str(tmp_path / "big-embedder"), True, False)
+    ce = load_settings(_write(tmp_path, {"corpus": corpus, "teacher": {"model": "reranker"}})).teacher
+    assert ce.is_cross_encoder and ce.budget_usd == 5.0
+    api = load_settings(_write(tmp_path, {"corpus": corpus, "teacher": {
+        "model": "voyage/voyage-3", "query_params": {"input_type": "query"}, "budget_usd": 2}})).teacher
+    assert (api.is_local, api.is_cross_encoder, api.budget_usd) == (False, False, 2.0)
+    with pytest.raises(SettingsError, match="look like secrets"):
+        load_settings(_write(tmp_path, {"corpus": corpus, "teacher": {
+            "model": "openai/text-embedding-3-large", "params": {"api_key": "sk-live-0123456789abcdef"}}}))
+
+
 def test_missing_settings_file(tmp_path):
     with pytest.raises(SettingsError, match="settings file not found"):
         load_settings(tmp_path / "nope.yaml")

@@ -34,6 +34,7 @@ from embtune_pipeline.settings.schema import (
     SampleKnobs,
     Settings,
     SettingsError,
+    TeacherSettings,
     TrainKnobs,
     base_model_key,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "TRACKING_URI_ENV",
+    "TeacherSettings",
     "TrainKnobs",
     "base_model_key",
     "load_settings",

@@ -50,6 +50,11 @@ class Layout:
     def llm_cache(self) -> Path:
         return self.root / "cache" / "llm.sqlite"
 
+    @property
+    def teacher_scores(self) -> Path:
+        """A cross-encoder teacher's scores, by (teacher, query, passage)."""
+        return self.root / "cache" / "teacher_scores.sqlite"
+
     def embeddings(self, model_key: str) -> Path:
         return self.root / "cache" / "embeddings" / model_key
 

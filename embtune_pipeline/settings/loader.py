@@ -76,6 +76,9 @@ def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
     if isinstance(raw.get("baselines"), list):
         raw["baselines"] = [{**b, "model": local(b.get("model"))} if isinstance(b, dict) else local(b)
                             for b in raw["baselines"]]
+    if raw.get("teacher") is not None:
+        t = raw["teacher"]
+        raw["teacher"] = {**t, "model": local(t.get("model"))} if isinstance(t, dict) else local(t)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as e:

@@ -162,6 +162,26 @@ class BaselineSettings(_Strict):
         return self.label or (Path(self.model).name if self.is_local else self.model)
 
 
+class TeacherSettings(BaselineSettings):
+    """A model stronger on the domain than the base, distilled into it: its relevance scores label each training
+    row (a distillation loss), it filters false negatives and off-target synthetic queries when mining, and a
+    local bi-encoder teacher is the GIST guide. A plain string is short for {model: ...}."""
+
+    kind: Literal["auto", "bi-encoder", "cross-encoder"] = Field(
+        "auto", description="auto: an API model or a local directory is a bi-encoder unless its "
+        "config_sentence_transformers.json says CrossEncoder")
+    budget_usd: float = Field(5.0, ge=0, description="the most a run may spend on the teacher's API (estimated "
+                              "before any call, only for texts not cached); above it the step refuses and calls "
+                              "nothing")
+
+    @property
+    def is_cross_encoder(self) -> bool:
+        if self.kind != "auto":
+            return self.kind == "cross-encoder"
+        config = Path(self.model) / "config_sentence_transformers.json"
+        return self.is_local and config.is_file() and '"CrossEncoder"' in config.read_text()
+
+
 class EvalSetBuilderSettings(_Strict):
     """`embtune eval-set build`: an eval set from real queries without judgments (a search log). Each query's
     candidates are pooled from the base model, the newest tuned one, the baselines and BM25, then judged by an
@@ -249,6 +269,20 @@ class TrainKnobs(_Strict):
                                  "computed this many texts at a time, so peak memory no longer grows with "
                                  "batch_size (benchmarks/training.py: MiniLM, batch 32 at 256 tokens, 4.7 GB "
                                  "instead of 8.6 GB at the same speed on CPU); 0: the whole batch in one pass")
+    corpus_only_max_pairs: int = Field(2000, ge=0, description="without real training pairs (corpus-only), a "
+                                       "step budget: training stops after this many pairs, whichever comes first "
+                                       "with epochs, and synthetic pairs beyond it are not mined or scored. "
+                                       "Synthetic-only training plateaus early, and MiniLM trains about 1.6 pairs/s "
+                                       "at 256 tokens on 2 CPU cores (2000: about 20 minutes). With real pairs, the "
+                                       "epochs and the validation split decide; 0: no limit")
+    distill_loss: str = Field(
+        "kl", pattern="^(kl|margin_mse)$", description="with a teacher: kl, DistillKLDivLoss over each row's "
+        "positive and negatives (listwise); margin_mse, MarginMSELoss on the teacher's positive-minus-negative margins")
+    distill_weight: float = Field(0.5, ge=0, le=1, description="with a teacher: the distillation loss's share, "
+                                  "the contrastive loss taking the rest (1: distillation alone; 0: the teacher only "
+                                  "mines and filters)")
+    distill_temperature: float = Field(0.05, gt=0, description="kl: the student's cosine scores are divided by "
+                                       "this (0.05, the contrastive loss's scale of 20); a bi-encoder teacher's too")
     processes: int = Field(1, ge=1, description="> 1: data-parallel training in this many processes under "
                            "torchrun (one per GPU with NCCL; gloo on CPU), batch_size being the global batch; the "
                            "step still makes one model and one MLflow run")
@@ -374,6 +408,9 @@ class Settings(_Strict):
     baselines: list[BaselineSettings] = Field(
         default_factory=list, description="what the team would ship instead of tuning (an embedding API or a "
         "local model): measured beside base and tuned in the report, the gate and the verdict")
+    teacher: Optional[TeacherSettings] = Field(
+        None, description="a stronger model to distil into the base (an embedding API, a local "
+        "sentence-transformers directory, or a local cross-encoder); none: contrastive training alone")
     baselines_budget_usd: float = Field(5.0, ge=0, description="the most a run may spend embedding with the "
                                         "baselines' APIs (estimated before any call, only for texts not cached); "
                                         "above it the step refuses and calls nothing")
@@ -408,6 +445,8 @@ class Settings(_Strict):
     def _baseline_strings(cls, raw):
         if isinstance(raw, dict) and isinstance(raw.get("baselines"), list):
             raw = {**raw, "baselines": [{"model": b} if isinstance(b, str) else b for b in raw["baselines"]]}
+        if isinstance(raw, dict) and isinstance(raw.get("teacher"), str):
+            raw = {**raw, "teacher": {"model": raw["teacher"]}}
         return raw
 
     @model_validator(mode="after")

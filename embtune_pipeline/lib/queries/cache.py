@@ -33,6 +33,24 @@ class AnswerCache:
                                (key, model, answer))
             self._conn.commit()
 
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """The cached answers among `keys`, by key (asked 500 at a time: SQLite's parameter limit)."""
+        out: dict[str, str] = {}
+        distinct = list(dict.fromkeys(keys))
+        with self._lock:
+            for start in range(0, len(distinct), 500):
+                part = distinct[start:start + 500]
+                marks = ",".join("?" * len(part))
+                out.update(self._conn.execute(f"SELECT key, answer FROM answers WHERE key IN ({marks})", part))
+        return out
+
+    def put_many(self, answers: dict[str, str], model: str) -> None:
+        """Many answers in one transaction."""
+        with self._lock:
+            self._conn.executemany("INSERT OR REPLACE INTO answers (key, model, answer) VALUES (?, ?, ?)",
+                                   [(k, model, a) for k, a in answers.items()])
+            self._conn.commit()
+
     def __len__(self) -> int:
         with self._lock:
             return self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0]

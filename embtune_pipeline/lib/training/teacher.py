@@ -1,0 +1,219 @@
+"""The teacher: a model stronger on the domain than the base, whose relevance scores the base learns from
+(distillation, Tamber et al. 2025; GPL, Wang et al. 2022). A bi-encoder (a local sentence-transformers directory
+or an embedding API reached through litellm) scores a (query, passage) pair by the cosine of its vectors, cached
+in the embedding store by text hash like every model's; a cross-encoder scores each pair, its scores cached by
+(teacher, query, passage). What an API would be sent is priced before the first call and refused above the
+budget: a rerun sends nothing."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Protocol
+
+import numpy as np
+
+from embtune_pipeline.lib.costs import check_budget, count_tokens, estimate_usd
+from embtune_pipeline.lib.data.chunking import text_hash
+from embtune_pipeline.lib.embeddings import EmbeddingStore
+from embtune_pipeline.lib.hosted_embeddings import HostedEmbedder, hosted_key
+from embtune_pipeline.lib.progress import SILENT, Reporter
+from embtune_pipeline.lib.queries.cache import AnswerCache, cache_key
+
+BUDGET_SETTING = "teacher.budget_usd"
+
+
+class TeacherSpec(Protocol):
+    """The settings' `teacher:` (settings.TeacherSettings)."""
+
+    model: str
+    params: dict
+    query_params: dict
+    batch_size: int
+    usd_per_million_tokens: float | None
+    request_timeout_seconds: float
+    max_retry_seconds: float
+    budget_usd: float
+
+    @property
+    def is_local(self) -> bool: ...
+
+    @property
+    def is_cross_encoder(self) -> bool: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+class _Lazy:
+    """A model loaded on its first encode: a rerun whose vectors are all cached never loads it."""
+
+    def __init__(self, make: Callable[[], object]):
+        self._make, self._model = make, None
+
+    def encode(self, texts, **kwargs):
+        if self._model is None:
+            self._model = self._make()
+        return self._model.encode(texts, **kwargs)
+
+
+def _distinct_missing(store: EmbeddingStore, texts: list[str]) -> list[str]:
+    hashes = [text_hash(t) for t in texts]
+    missing = store.missing(hashes)
+    return list({h: t for h, t in zip(hashes, texts) if h in missing}.values())
+
+
+class BiEncoderTeacher:
+    """Scores by cosine: queries through `query_store`, passages through `passage_store` (the same store for a
+    local model; an API's query params, e.g. input_type, make a store of their own)."""
+
+    kind = "bi-encoder"
+
+    def __init__(self, spec: TeacherSpec, query_store: EmbeddingStore, passage_store: EmbeddingStore,
+                 query_encoder, passage_encoder, batch_size: int):
+        self.spec, self.query_store, self.passage_store = spec, query_store, passage_store
+        self.query_encoder, self.passage_encoder, self.batch_size = query_encoder, passage_encoder, batch_size
+        self.encoded = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def price(self, queries: list[str], passages: list[str]) -> tuple[int, int, Optional[float]]:
+        """(texts to send, their tokens, estimated USD) for the texts not cached yet; 0 USD for a local model."""
+        unsent = _distinct_missing(self.query_store, queries) + _distinct_missing(self.passage_store, passages)
+        if self.spec.is_local or not unsent:
+            return len(unsent), 0, 0.0
+        tokens = count_tokens(self.spec.model, unsent)
+        return len(unsent), tokens, estimate_usd(self.spec.model, tokens, 0, self.spec.usd_per_million_tokens)
+
+    def score(self, queries: list[str], passages: list[str], reporter: Reporter = SILENT) -> np.ndarray:
+        """The cosine of each (queries[i], passages[i])."""
+        q, n_q = self.query_store.encode(self.query_encoder, [text_hash(t) for t in queries], list(queries),
+                                         self.batch_size, reporter, "encoding queries with the teacher")
+        p, n_p = self.passage_store.encode(self.passage_encoder, [text_hash(t) for t in passages], list(passages),
+                                           self.batch_size, reporter, "encoding passages with the teacher")
+        self.encoded += n_q + n_p
+        return np.einsum("ij,ij->i", q, p) if len(q) else np.zeros(0, dtype=np.float32)
+
+
+class CrossEncoderTeacher:
+    """Scores each (query, passage) pair with a local cross-encoder (its sigmoid score in [0, 1]); a pair is
+    scored once: the scores are cached by (teacher, query, passage)."""
+
+    kind = "cross-encoder"
+
+    def __init__(self, spec: TeacherSpec, cache: AnswerCache, max_seq_length: int, batch_size: int,
+                 fingerprint: str):
+        self.spec, self.cache, self.max_seq_length, self.batch_size = spec, cache, max_seq_length, batch_size
+        self.fingerprint, self._model, self.encoded = fingerprint, None, 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def price(self, queries: list[str], passages: list[str]) -> tuple[int, int, Optional[float]]:
+        keys = {self._key(q, p) for q, p in zip(queries, passages)}
+        return len(keys - set(self.cache.get_many(list(keys)))), 0, 0.0
+
+    def _key(self, query: str, passage: str) -> str:
+        return cache_key("teacher", self.fingerprint, self.max_seq_length, query, passage)
+
+    def score(self, queries: list[str], passages: list[str], reporter: Reporter = SILENT) -> np.ndarray:
+        keys = [self._key(q, p) for q, p in zip(queries, passages)]
+        known = {k: float(v) for k, v in self.cache.get_many(keys).items()}
+        todo = {k: (q, p) for k, q, p in zip(keys, queries, passages) if k not in known}
+        if todo:
+            progress = reporter.track("scoring pairs with the teacher", len(todo), "pairs")
+            items = list(todo.items())
+            block = self.batch_size * 32
+            for start in range(0, len(items), block):
+                part = items[start:start + block]
+                scores = self._loaded().predict([pair for _, pair in part], batch_size=self.batch_size,
+                                                show_progress_bar=False, convert_to_numpy=True)
+                fresh = {k: float(s) for (k, _), s in zip(part, np.asarray(scores).reshape(len(part), -1)[:, 0])}
+                self.cache.put_many({k: repr(v) for k, v in fresh.items()}, self.spec.model)
+                known.update(fresh)
+                progress.advance(len(part))
+            self.encoded += len(todo)
+        return np.array([known[k] for k in keys], dtype=np.float32)
+
+    def _loaded(self):
+        if self._model is None:
+            from sentence_transformers import CrossEncoder
+
+            self._model = CrossEncoder(str(self.spec.model), max_length=self.max_seq_length, local_files_only=True)
+        return self._model
+
+
+def build_teacher(spec: TeacherSpec, store_for: Callable[[str], EmbeddingStore],
+                  local_store: Callable[[str], EmbeddingStore], score_cache: Callable[[], AnswerCache],
+                  fingerprint: Callable[[str], str], max_seq_length: int, batch_size: int):
+    """The teacher the settings describe. `store_for(key)` opens an embedding store by key, `local_store(path)`
+    a local model's, `score_cache()` the cross-encoder's score cache, `fingerprint(path)` a local model's hash."""
+    from embtune_pipeline.lib.models import load_model
+
+    if spec.is_cross_encoder:
+        if not spec.is_local:
+            raise ValueError(f"teacher {spec.model!r}: a cross-encoder teacher must be a local directory")
+        return CrossEncoderTeacher(spec, score_cache(), max_seq_length, batch_size, fingerprint(spec.model))
+    if spec.is_local:
+        store = local_store(spec.model)
+        model = _Lazy(lambda: load_model(spec.model, max_seq_length))
+        return BiEncoderTeacher(spec, store, store, model, model, batch_size)
+    query_params = {**spec.params, **spec.query_params}
+    return BiEncoderTeacher(
+        spec, store_for(hosted_key(spec.model, query_params)), store_for(hosted_key(spec.model, spec.params)),
+        HostedEmbedder(spec.model, query_params, spec.request_timeout_seconds, spec.max_retry_seconds),
+        HostedEmbedder(spec.model, spec.params, spec.request_timeout_seconds, spec.max_retry_seconds),
+        spec.batch_size)
+
+
+class BudgetedTeacher:
+    """The teacher as a scoring function, (query texts, passage texts) -> a score per pair, that prices what each
+    call would send and refuses (calling nothing) when the run's total would pass the budget. `cost` adds up what
+    it did: texts or pairs newly encoded, tokens sent, the estimate."""
+
+    def __init__(self, teacher, budget_usd: float, reporter: Reporter = SILENT):
+        self.teacher, self.budget_usd, self.reporter = teacher, budget_usd, reporter
+        self.cost = {"teacher": teacher.name, "teacher_kind": teacher.kind, "teacher_encoded": 0,
+                     "teacher_tokens_sent": 0, "teacher_estimated_usd": 0.0}
+
+    def __call__(self, queries: list[str], passages: list[str]) -> np.ndarray:
+        to_send, tokens, usd = self.teacher.price(queries, passages)
+        spent = self.cost["teacher_estimated_usd"]
+        check_budget(f"scoring {len(queries)} pairs with the teacher ({to_send} texts or pairs not cached, "
+                     f"{tokens} tokens; ${spent:.6f} spent before)", self.teacher.spec.model,
+                     None if usd is None else spent + usd, self.budget_usd, BUDGET_SETTING)
+        before = self.teacher.encoded
+        scores = self.teacher.score(queries, passages, self.reporter)
+        self.cost["teacher_encoded"] += self.teacher.encoded - before
+        self.cost["teacher_tokens_sent"] += tokens
+        self.cost["teacher_estimated_usd"] = round(spent + (usd or 0.0), 6)
+        return scores
+
+
+def reciprocal_ranks(positive: np.ndarray, candidates: np.ndarray, k: int = 10) -> np.ndarray:
+    """Per query, 1/rank of its positive among its candidates (rank 1 + candidates scored above it), 0 beyond
+    rank k. `candidates` is (queries, n), -inf where a slot is not a candidate."""
+    ranks = 1 + (candidates > positive[:, None]).sum(axis=1)
+    return np.where(ranks <= k, 1.0 / ranks, 0.0)
+
+
+def teacher_check(base_positive: np.ndarray, base_candidates: np.ndarray, teacher_positive: np.ndarray,
+                  teacher_candidates: np.ndarray, k: int = 10) -> dict:
+    """The label-free check before training: over the same candidates (the base's top ones, minus the query's
+    own documents), does the teacher rank a synthetic query's source above them more often than the base does?
+    MRR@k of each. A teacher that is not stronger here cannot teach the base; the check favours the teacher a
+    little (the candidates are the base's hardest), so a teacher that loses it is clearly weaker."""
+    base = float(reciprocal_ranks(base_positive, base_candidates, k).mean()) if len(base_positive) else float("nan")
+    teacher = float(reciprocal_ranks(teacher_positive, teacher_candidates, k).mean()) if len(base_positive) else base
+    return {"queries": int(len(base_positive)), "base_mrr": round(base, 4), "teacher_mrr": round(teacher, 4),
+            "teacher_is_stronger": bool(teacher > base)}
+
+
+def teacher_warning(check: dict) -> Optional[str]:
+    """What an operator should hear when the teacher does not beat the base on the synthetic queries."""
+    if check["queries"] == 0 or check["teacher_is_stronger"]:
+        return None
+    return (f"the teacher does not rank the synthetic queries' sources better than the base (MRR@10 "
+            f"{check['teacher_mrr']} vs {check['base_mrr']} on {check['queries']} queries): distilling from a "
+            "teacher that is not stronger on this corpus cannot help; choose a stronger teacher")
