@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from embtune_pipeline.lib.evaluation.retrieval import CorpusIndex
 from embtune_pipeline.lib.training.mining import (
@@ -103,3 +104,44 @@ def test_random_negatives_are_warned_about_with_the_window_to_widen():
     said = random_negative_warning({"pairs_with_random_negative": 3, "mined_pairs": 9,
                                     "random_negative_share": 1 / 3}, 3, 30)
     assert said.startswith("3 of 9 pairs (33%) got a random negative") and "rank window 3-30" in said
+    with_teacher = random_negative_warning({"pairs_with_random_negative": 3, "mined_pairs": 9,
+                                            "random_negative_share": 1 / 3, "teacher_check": {}}, 10, 50)
+    assert "held too few candidates the teacher scores below the positive" in with_teacher
+    assert "relative_margin" not in with_teacher
+
+
+def test_a_teacher_judges_false_negatives_and_the_round_trip_and_labels_each_row():
+    import pandas as pd
+
+    from embtune_pipeline.lib.training.mining import mine_training_rows
+
+    n = 6
+    chunks = pd.DataFrame({"chunk_id": [f"d{i}#0" for i in range(n)], "doc_id": [f"d{i}" for i in range(n)],
+                           "title": [""] * n, "text": [f"text {i}" for i in range(n)],
+                           "alias_doc_ids": [[] for _ in range(n)]})
+    corpus = np.eye(n, dtype=np.float32)
+    # the base ranks every chunk alike for both queries: d0..d5 in order
+    base = np.array([[0.6, 0.5, 0.4, 0.3, 0.2, 0.1]] * 3, dtype=np.float32)
+    pairs = pd.DataFrame({"query": ["gen kept", "gen off-target", "real"], "positive": ["p0", "p0", "p5"],
+                          "positive_doc_id": ["d0", "d0", "d5"], "source": ["synthetic", "synthetic", "qa_pairs"],
+                          "provenance": ["a", "b", "c"]})
+    # the teacher: "text 1" outscores every positive (an unlabelled positive); the off-target query's source
+    # scores below two other chunks (it fails a round trip of 2); the real query's too (it trains anyway)
+    judged = {("gen kept", "p0"): 0.9, ("gen off-target", "p0"): 0.1, ("real", "p5"): 0.1}
+    def teacher(queries, passages):
+        return np.array([judged.get((q, p), 0.95 if p == "text 1" else 0.5 if p == "text 2" else 0.05)
+                         for q, p in zip(queries, passages)], dtype=np.float32)
+
+    rows, stats = mine_training_rows(pairs, _unit(base), corpus[[0, 0, 5]], _exact(corpus), chunks, rank_start=0,
+                                     rank_end=5, relative_margin=0.05, per_query=1, round_trip_k=2, seed=0,
+                                     teacher=teacher)
+    assert rows["anchor"].tolist() == ["gen kept", "real"] and stats["rejected_round_trip"] == 1
+    # "gen kept": d0 is its own, text 1 outscores its positive; text 2 is the first below it. "real" (positive
+    # 0.1): text 0 (0.05) is already below
+    assert rows["negative_1"].tolist() == ["text 2", "text 0"]
+    assert stats["skipped_teacher_above_positive"] == 1 and stats["skipped_known_positive"] == 1
+    assert [list(s) for s in rows["teacher_scores"]] == [pytest.approx([0.9, 0.5]), pytest.approx([0.1, 0.05])]
+    # the label-free check, over the synthetic queries: the base ranks both sources first; the teacher ranks
+    # them 2nd and 3rd, so it is not stronger here
+    assert stats["teacher_check"] == {"queries": 2, "base_mrr": 1.0, "teacher_mrr": round((1 / 2 + 1 / 3) / 2, 4),
+                                      "teacher_is_stronger": False}
