@@ -1,7 +1,8 @@
 """What the trainer reads: training rows as datasets, one per source when sources are balanced.
 
-Data contract: rows with `anchor`, `positive`, `negative_1..n` (text) and optionally `source` (where the pair
-came from: synthetic, click_logs, qa_pairs)."""
+Data contract: rows with `anchor`, `positive`, `negative_1..n` (text), optionally `source` (where the pair
+came from: synthetic, click_logs, qa_pairs) and `teacher_scores` (a teacher's [positive, negative_1..n] scores:
+the distillation loss's label)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,31 @@ import pandas as pd
 
 from embtune_pipeline.lib.queries.pairs import is_real
 
+TEACHER_SCORES = "teacher_scores"
 
-def training_columns(rows: pd.DataFrame) -> list[str]:
-    """The columns the trainer reads, in the order its losses take them: anchor, positive, negative_1..n."""
+
+def text_columns(rows: pd.DataFrame) -> list[str]:
+    """The texts the losses take, in their order: anchor, positive, negative_1..n."""
     return ["anchor", "positive", *(c for c in rows.columns if c.startswith("negative_"))]
 
 
+def training_columns(rows: pd.DataFrame) -> list[str]:
+    """The columns the trainer reads: the texts, then the teacher's scores when a teacher judged the rows."""
+    return [*text_columns(rows), *([TEACHER_SCORES] if TEACHER_SCORES in rows.columns else [])]
+
+
+def is_distilled(rows: pd.DataFrame) -> bool:
+    return TEACHER_SCORES in rows.columns
+
+
 def to_dataset(pairs: pd.DataFrame):
-    """anchor, positive, negative_1..n columns, as the trainer's losses expect."""
+    """The text columns as the trainer's losses expect, the teacher's scores as their `label`."""
     from datasets import Dataset
 
-    return Dataset.from_pandas(pairs[training_columns(pairs)].reset_index(drop=True), preserve_index=False)
+    frame = pairs[training_columns(pairs)].reset_index(drop=True)
+    if is_distilled(frame):
+        frame[TEACHER_SCORES] = [[float(x) for x in v] for v in frame[TEACHER_SCORES]]
+    return Dataset.from_pandas(frame.rename(columns={TEACHER_SCORES: "label"}), preserve_index=False)
 
 
 def training_data(pairs: pd.DataFrame, batch_size: int, balance_sources: bool):
@@ -39,3 +54,12 @@ def training_data(pairs: pd.DataFrame, batch_size: int, balance_sources: bool):
             data = DatasetDict({"real": to_dataset(pairs[real]), "synthetic": to_dataset(pairs[~real])})
             return data, 2 * batches(n_real), 2 * n_real
     return to_dataset(pairs), batches(len(pairs)), len(pairs)
+
+
+def within_pair_budget(pairs: pd.DataFrame, max_pairs: int, seed: int) -> pd.DataFrame:
+    """The pairs a corpus-only training with a budget of `max_pairs` can see: a stable sample of that many, so
+    no step encodes, mines or scores a pair the trainer would never reach. With any real pair (or max_pairs 0)
+    there is no budget: every pair is kept."""
+    if max_pairs <= 0 or len(pairs) <= max_pairs or ("source" in pairs.columns and is_real(pairs).any()):
+        return pairs
+    return pairs.sample(n=max_pairs, random_state=seed).sort_index()

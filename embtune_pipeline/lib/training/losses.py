@@ -1,8 +1,40 @@
-"""The contrastive losses a training can take, by name."""
+"""The losses a training can take, by name: contrastive (MNRL, GIST), and distillation from a teacher's scores
+(DistillKLDivLoss, MarginMSELoss), alone or mixed with the contrastive one."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 from embtune_pipeline.lib.models import load_model
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """How the teacher's scores (the rows' label) teach: `loss` kl or margin_mse, `weight` its share of the
+    total (the contrastive loss takes the rest), `temperature` the kl student's (and teacher's) score scale."""
+
+    loss: str = "kl"
+    weight: float = 0.5
+    temperature: float = 0.05
+
+
+def distillation_loss(model, distillation: Distillation, contrastive):
+    """The teacher's scores as the loss (mixed with `contrastive` unless the weight is 1). The student's score is
+    the cosine, as at retrieval time."""
+    from sentence_transformers.sentence_transformer import losses
+    from sentence_transformers.util import pairwise_cos_sim
+
+    if distillation.loss == "kl":
+        distill = losses.DistillKLDivLoss(model, similarity_fct=pairwise_cos_sim, temperature=distillation.temperature)
+        scale = 1.0 / distillation.temperature ** 2
+    elif distillation.loss == "margin_mse":
+        distill, scale = losses.MarginMSELoss(model, similarity_fct=pairwise_cos_sim), 1.0
+    else:
+        raise ValueError(f"unknown distillation loss {distillation.loss!r}: 'kl' or 'margin_mse'")
+    from embtune_pipeline.lib.training.mixed_loss import MixedLoss
+
+    return MixedLoss(model, distill, contrastive, distillation.weight, scale)
 
 
 def contrastive_loss(model, name: str, mini_batch_size: int, guide_path, max_seq_length: int,
@@ -28,10 +60,18 @@ def contrastive_loss(model, name: str, mini_batch_size: int, guide_path, max_seq
 
 
 def training_loss(model, name: str, mini_batch_size: int, guide_path, max_seq_length: int,
-                  matryoshka_dims: tuple[int, ...] = (), gather_across_devices: bool = False):
-    """The contrastive loss, wrapped in MatryoshkaLoss when dims are asked for (the full dim always among them,
-    dims larger than the model's dropped)."""
-    loss = contrastive_loss(model, name, mini_batch_size, guide_path, max_seq_length, gather_across_devices)
+                  matryoshka_dims: tuple[int, ...] = (), gather_across_devices: bool = False,
+                  distillation: Optional[Distillation] = None):
+    """The contrastive loss, or with `distillation` (rows a teacher scored) the distillation loss mixed with it,
+    wrapped in MatryoshkaLoss when dims are asked for (the full dim always among them, dims larger than the
+    model's dropped). Mixed, the contrastive loss is the uncached one: both read one forward pass. GIST mixes
+    as MNRL (GIST's guide needs a forward pass of its own; the teacher's scores already say which in-row
+    candidates are positives)."""
+    if distillation is not None:
+        loss = distillation_loss(model, distillation, contrastive_loss(model, "mnrl", 0, guide_path, max_seq_length,
+                                                                       gather_across_devices))
+    else:
+        loss = contrastive_loss(model, name, mini_batch_size, guide_path, max_seq_length, gather_across_devices)
     if not matryoshka_dims:
         return loss
     from sentence_transformers.sentence_transformer import losses

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 
 from embtune_pipeline.lib.storage import write_atomically
@@ -19,7 +20,10 @@ RECORD_POINTER = "model_record"  # a stored value {RECORD_POINTER: path} stands 
 def training_key(pairs: pd.DataFrame, knobs: dict, base_fingerprint: str, max_seq_length: int) -> str:
     """Names a training run by its inputs: the same inputs resume the same checkpoints."""
     h = hashlib.sha256()
-    h.update(pd.util.hash_pandas_object(pairs, index=False).values.tobytes())
+    lists = [c for c in pairs.columns if len(pairs) and isinstance(pairs[c].iloc[0], (list, tuple, np.ndarray))]
+    hashable = pairs.assign(**{c: pairs[c].map(lambda v: json.dumps([round(float(x), 6) for x in v]))
+                               for c in lists})  # e.g. the teacher's scores: a list per row
+    h.update(pd.util.hash_pandas_object(hashable, index=False).values.tobytes())
     h.update(json.dumps([knobs, base_fingerprint, max_seq_length], sort_keys=True).encode())
     return h.hexdigest()[:12]
 

@@ -19,11 +19,12 @@ import pandas as pd
 from embtune_pipeline.lib.memory import peak_rss_mb, reset_peak
 from embtune_pipeline.lib.models import load_model
 from embtune_pipeline.lib.progress import SILENT, Reporter
+from embtune_pipeline.lib.queries.pairs import is_real
 from embtune_pipeline.lib.training.callbacks import VALIDATION_METRIC, progress_callback
-from embtune_pipeline.lib.training.data import training_data
+from embtune_pipeline.lib.training.data import is_distilled, training_data
 from embtune_pipeline.lib.training.interpolation import choose_interpolation
 from embtune_pipeline.lib.training.lora import add_lora, merge_lora
-from embtune_pipeline.lib.training.losses import training_loss
+from embtune_pipeline.lib.training.losses import Distillation, training_loss
 from embtune_pipeline.lib.training.validation import ValidationScorer, ValidationSet
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,21 @@ class TrainSpec:
     mini_batch_size: int = 0
     balance_sources: bool = True
     processes: int = 1  # > 1: data-parallel under torchrun, batch_size split across them (the global batch)
+    corpus_only_max_pairs: int = 0  # without real pairs, a step budget: training stops after this many; 0: none
+    distill_loss: str = "kl"  # with rows a teacher scored (see losses.Distillation)
+    distill_weight: float = 0.5
+    distill_temperature: float = 0.05
+    guide_path: Optional[Path] = None  # GIST's guide: a local bi-encoder teacher; default the base
 
     @classmethod
     def knob_names(cls) -> set[str]:
-        return {f for f in cls.__dataclass_fields__ if f not in ("base_model_path", "max_seq_length")}
+        return {f for f in cls.__dataclass_fields__ if f not in ("base_model_path", "max_seq_length", "guide_path")}
+
+    def distillation(self, pairs: pd.DataFrame) -> Optional[Distillation]:
+        """The distillation loss these rows take: when a teacher scored them and its share is above 0."""
+        if not is_distilled(pairs) or self.distill_weight == 0:
+            return None
+        return Distillation(self.distill_loss, self.distill_weight, self.distill_temperature)
 
 
 def train_model(
@@ -127,24 +139,29 @@ def train_in_this_process(
     if spec.lora:
         add_lora(model, spec.lora_rank)
     # in-batch negatives from every rank's batch: the loss sees the global batch, as in one process
-    loss = training_loss(model, spec.loss, spec.mini_batch_size, spec.base_model_path, spec.max_seq_length,
-                         spec.matryoshka_dims, gather_across_devices=world > 1)
+    loss = training_loss(model, spec.loss, spec.mini_batch_size, spec.guide_path or spec.base_model_path,
+                         spec.max_seq_length, spec.matryoshka_dims, gather_across_devices=world > 1,
+                         distillation=spec.distillation(pairs))
 
     per_device = max(1, max(2, min(spec.batch_size, len(pairs))) // world)  # a batch is never larger than the data
     batch_size = per_device * world
     # balanced only when real queries are plentiful enough to validate on: then they can carry an epoch
     balance = spec.balance_sources and validation is not None and validation.source == "real"
     dataset, epoch_batches, epoch_pairs = training_data(pairs, batch_size, balance)
+    budget = 0 if "source" in pairs.columns and is_real(pairs).any() else spec.corpus_only_max_pairs
+    max_steps = step_budget(budget, batch_size, epoch_batches, spec.epochs)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     selection: dict = {}
     save_steps = spec.save_steps
     if scorer is not None:  # each validation is a checkpoint: see validation_steps
-        save_steps = eval_steps = validation_steps(epoch_batches, spec.evaluations_per_epoch, spec.save_steps)
+        save_steps = eval_steps = validation_steps(min(epoch_batches, max_steps if max_steps > 0 else epoch_batches),
+                                                   spec.evaluations_per_epoch, spec.save_steps)
         selection = dict(eval_strategy="steps", eval_steps=eval_steps, load_best_model_at_end=True,
                          metric_for_best_model=scorer.trainer_metric, greater_is_better=True)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=spec.epochs,
+        max_steps=max_steps,  # > 0: the step budget, before the epochs are done
         per_device_train_batch_size=per_device,
         learning_rate=spec.learning_rate,
         warmup_steps=float(spec.warmup_ratio),  # a float in [0, 1) is a ratio of the steps (transformers 5)
@@ -192,7 +209,8 @@ def train_in_this_process(
     history = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
     return TrainResult(model_dir=output_dir, steps=int(trainer.state.global_step), loss_history=history,
                        resumed_from=last, train_seconds=seconds, validation=chosen, epoch_pairs=epoch_pairs,
-                       used={"batch_size": batch_size, "save_steps": save_steps, "processes": world},
+                       used={"batch_size": batch_size, "save_steps": save_steps, "processes": world,
+                             "max_steps": max_steps, "loss": type(loss).__name__},
                        peak_rss_mb=peak_rss_mb() if memory_measured else None)
 
 
@@ -203,6 +221,15 @@ def _data_parallel(world: int, cuda: bool) -> dict:
     if world <= 1:
         return {}
     return {"ddp_backend": "nccl" if cuda else "gloo", "use_cpu": not cuda, "dataloader_drop_last": True}
+
+
+def step_budget(max_pairs: int, batch_size: int, epoch_batches: int, epochs: float) -> int:
+    """The trainer's max_steps: the steps that hold max_pairs pairs, when fewer than the epochs take; -1 (the
+    epochs decide) otherwise, or with no budget (0)."""
+    if max_pairs <= 0:
+        return -1
+    steps = max(1, math.ceil(max_pairs / batch_size))
+    return steps if steps < math.ceil(epoch_batches * epochs) else -1
 
 
 def validation_steps(epoch_batches: int, evaluations_per_epoch: int, save_steps: int) -> int:

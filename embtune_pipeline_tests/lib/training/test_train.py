@@ -19,7 +19,8 @@ def _train(tiny_model, tmp_path, **kw):
 def test_training_saves_a_loadable_model_that_changed(tiny_model, tmp_path):
     result = _train(tiny_model, tmp_path, matryoshka_dims=[16, 8])
     assert result.steps == 3 and result.loss_history
-    assert result.used == {"batch_size": 8, "save_steps": 2, "processes": 1} and result.peak_rss_mb > 0
+    assert result.used == {"batch_size": 8, "save_steps": 2, "processes": 1, "max_steps": -1,
+                           "loss": "MatryoshkaLoss"} and result.peak_rss_mb > 0
     small = train_model(_spec(tiny_model, batch_size=64), pairs(), tmp_path / "small", tmp_path / "ckpt-small")
     assert small.used["batch_size"] == 24  # never larger than the data: what MLflow logs as used_batch_size
     base, tuned = load_model(tiny_model), load_model(result.model_dir)
@@ -150,7 +151,8 @@ def test_two_processes_under_torchrun_train_with_gloo_and_rank_0_alone_writes(ti
     result = train_model(spec, split.train_rows[["anchor", "positive", "negative_1"]], tmp_path / "model",
                          tmp_path / "ckpt", split.validation, Reporter(lines.append, every=0),
                          on_metrics=lambda step, m: metrics.append((step, m)))
-    assert result.used == {"batch_size": 8, "save_steps": result.used["save_steps"], "processes": 2}
+    assert result.used == {"batch_size": 8, "save_steps": result.used["save_steps"], "processes": 2,
+                           "max_steps": -1, "loss": "MultipleNegativesRankingLoss"}
     batches = len(split.train_rows) // 4  # full batches of 4, each rank takes every other one: the global batch is 8
     assert result.steps == 2 * (batches // 2) and result.epoch_pairs == len(split.train_rows)
     losses = [loss for _, loss in result.loss_history]
@@ -172,3 +174,51 @@ def test_a_failed_distributed_launch_raises_with_the_tail_of_its_log(tmp_path):
     with pytest.raises(RuntimeError, match=r"distributed training \(2 processes\) exited with 1[\s\S]*no-such-model"):
         train_model(_spec(absent, processes=2), pairs(), tmp_path / "model", tmp_path / "ckpt")
     assert (tmp_path / "ckpt" / "launch" / "torchrun.log").exists()
+
+
+def _margins(model_dir, rows):
+    """The model's cosine(anchor, positive) minus cosine(anchor, negative_1), per row."""
+    model = load_model(model_dir)
+    a, p, n = (model.encode(rows[c].tolist(), normalize_embeddings=True) for c in ("anchor", "positive", "negative_1"))
+    return (a * p).sum(axis=1) - (a * n).sum(axis=1)
+
+
+@pytest.mark.parametrize("loss", ["kl", "margin_mse"])
+def test_the_student_learns_the_teachers_scores(tiny_model, tmp_path, loss):
+    # a teacher that prefers each row's negative to its positive: distillation alone must move the student's
+    # margins its way, against what contrastive training on the same rows would do
+    rows = pairs(32).assign(teacher_scores=[[0.2, 0.8]] * 32)
+    result = train_model(_spec(tiny_model, epochs=3, distill_loss=loss, distill_weight=1.0), rows,
+                         tmp_path / "model", tmp_path / "ckpt")
+    assert result.used["loss"] == "MixedLoss"
+    assert _margins(result.model_dir, rows).mean() < _margins(tiny_model, rows).mean() - 0.05
+    contrastive = train_model(_spec(tiny_model, epochs=3), rows.drop(columns="teacher_scores"), tmp_path / "c",
+                              tmp_path / "ckpt-c")
+    assert contrastive.used["loss"] == "MultipleNegativesRankingLoss"
+    assert _margins(contrastive.model_dir, rows).mean() > _margins(tiny_model, rows).mean()
+
+
+def test_mixed_distillation_reads_one_forward_pass_and_weighs_both_losses(tiny_model):
+    import torch
+
+    from embtune_pipeline.lib.training.losses import Distillation, training_loss
+
+    model = load_model(tiny_model)
+    rows = pairs(4)
+    features = [model.tokenize(rows[c].tolist()) for c in ("anchor", "positive", "negative_1")]
+    labels = torch.tensor([[0.9, 0.1]] * 4)
+    losses = {w: float(training_loss(model, "mnrl", 0, tiny_model, 32, distillation=Distillation("kl", w))(
+        features, labels)) for w in (0.0, 0.5, 1.0)}
+    assert losses[0.5] == pytest.approx((losses[0.0] + losses[1.0]) / 2, rel=1e-4)
+    assert losses[0.0] != pytest.approx(losses[1.0])
+
+
+def test_a_step_budget_stops_training_before_the_epochs_are_done(tiny_model, tmp_path):
+    from embtune_pipeline.lib.training.train import step_budget
+
+    result = train_model(_spec(tiny_model, epochs=2, corpus_only_max_pairs=16), pairs(), tmp_path / "m", tmp_path / "c")
+    assert result.steps == 2 and result.used["max_steps"] == 2  # 16 pairs at batch 8, of 6 steps in 2 epochs
+    real = train_model(_spec(tiny_model, epochs=2, corpus_only_max_pairs=16), pairs().assign(source="qa_pairs"),
+                       tmp_path / "r", tmp_path / "cr")
+    assert real.steps == 6 and real.used["max_steps"] == -1  # real pairs: no budget
+    assert step_budget(0, 8, 3, 2.0) == -1 and step_budget(100, 8, 3, 2.0) == -1  # no budget; the epochs end first
