@@ -8,6 +8,10 @@ prints one JSON line: base and tuned nDCG@10, Recall@100, MRR@10, the training p
 epoch), what the validation split chose, the wall time, the seconds each asset took, each asset's peak resident
 memory (its step's own: see lib.memory) and the process's peak.
 `--set run.sample.sample_size=1000` overrides a settings value (dotted path).
+`--teacher MODEL` distils a stronger model (an embedding API string, a local sentence-transformers directory or a
+local cross-encoder) into the base; it is also measured on the eval set, as the baseline "teacher", so the JSON
+line gives the teacher's scores beside the base's and the student's (`tuned`), and the share of the
+teacher-base gap the student closed.
 """
 
 import argparse
@@ -21,8 +25,10 @@ import yaml
 
 import embtune_pipeline  # noqa: F401  (its import sets the process environment, before torch loads)
 
+TEACHER_LABEL = "teacher"
 
-def settings_for(beir_dir: Path, mode: str, out: Path, overrides: list[str]) -> dict:
+
+def settings_for(beir_dir: Path, mode: str, out: Path, overrides: list[str], teacher: str | None = None) -> dict:
     qrels = beir_dir / "qrels"
     split = "test" if (qrels / "test.tsv").exists() else "all"
     settings = {
@@ -41,6 +47,10 @@ def settings_for(beir_dir: Path, mode: str, out: Path, overrides: list[str]) -> 
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = yaml.safe_load(value)
+    if teacher:
+        settings["teacher"] = teacher
+        baselines = settings.get("baselines") or []
+        settings["baselines"] = [*baselines, {"model": teacher, "label": TEACHER_LABEL}]
     return settings
 
 
@@ -50,6 +60,7 @@ def main() -> None:
     ap.add_argument("--mode", choices=["corpus-only", "with-train-queries"], required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--teacher", help="a stronger model to distil into the base (see the settings' teacher:)")
     args = ap.parse_args()
 
     import dagster as dg
@@ -63,7 +74,10 @@ def main() -> None:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     settings_file = out / "settings.yaml"
-    settings_file.write_text(yaml.safe_dump(settings_for(args.beir_dir.resolve(), args.mode, out, args.overrides)))
+    settings_file.write_text(yaml.safe_dump(settings_for(args.beir_dir.resolve(), args.mode, out, args.overrides,
+                                                                str(Path(args.teacher).resolve())
+                                                                if args.teacher and Path(args.teacher).is_dir()
+                                                                else args.teacher)))
 
     start = time.time()
     s = load_settings(settings_file)
@@ -91,6 +105,7 @@ def main() -> None:
     shutil.copytree(report["model_dir"], model_out)
     pick = ("ndcg@10", "recall@100", "mrr@10")
     print(json.dumps({
+        **_teacher_scores(report, pick),
         "beir_dir": str(args.beir_dir), "mode": args.mode, "eval": report["eval_set"],
         "base": {m: round(report["base"][m], 4) for m in pick},
         "tuned": {m: round(report["finetuned"][m], 4) for m in pick},
@@ -101,6 +116,18 @@ def main() -> None:
         "wall_seconds": round(wall, 1), "asset_seconds": seconds, "asset_peak_rss_mb": peaks,
         "peak_rss_mb": process_peak_rss_mb(), "model": str(model_out),
     }))
+
+
+def _teacher_scores(report: dict, pick: tuple[str, ...]) -> dict:
+    """The teacher's scores on the eval set and the share of its gap over the base the student closed (none
+    without a teacher)."""
+    teacher = next((b for b in report.get("baselines", []) if b["name"] == TEACHER_LABEL), None)
+    if teacher is None:
+        return {}
+    base, student, ndcg = report["base"]["ndcg@10"], report["finetuned"]["ndcg@10"], teacher["ndcg@10"]
+    return {"teacher": {m: round(teacher["metrics"][m]["mean"], 4) for m in pick},
+            "gap_closed": round((student - base) / (ndcg - base), 3) if ndcg != base else None,
+            "student_minus_teacher": {k: round(teacher["vs_tuned"][k], 4) for k in ("delta", "ci_low", "ci_high")}}
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from embtune_pipeline.resources.io_managers import STEP_OUTPUTS, TableIOManager 
 from embtune_pipeline.resources.llm import QueryGenerator  # noqa: E402
 from embtune_pipeline.resources.mlflow import MlflowResource  # noqa: E402
 from embtune_pipeline.resources.settings import SettingsResource  # noqa: E402
+from embtune_pipeline.resources.teacher import TeacherModel  # noqa: E402
 from embtune_pipeline.settings import load_settings  # noqa: E402
 
 ASSET_MODULES = [corpus, queries, negatives, training, evaluation, registry, monitoring]
@@ -38,6 +39,7 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
             "embeddings": EmbeddingCache(settings=settings),
             "generator": QueryGenerator(settings=settings),
             "baselines": BaselineModels(settings=settings),
+            "teacher": TeacherModel(settings=settings),
             "eval_sets": EvalSetBuilder(settings=settings),
             "io_manager": TableIOManager(settings=settings),
             STEP_OUTPUTS: dg.FilesystemIOManager(base_dir=str(s.layout.step_outputs)),

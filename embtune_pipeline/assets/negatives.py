@@ -17,11 +17,14 @@ from embtune_pipeline.assets._common import (
 from embtune_pipeline.lib.data.chunking import chunk_texts, text_hash
 from embtune_pipeline.lib.embeddings import encode_cached, encoding_shards, model_if_needed
 from embtune_pipeline.lib.models import resolve_model_path
+from embtune_pipeline.lib.training.data import within_pair_budget
 from embtune_pipeline.lib.training.mining import mine_training_rows, random_negative_warning
+from embtune_pipeline.lib.training.teacher import teacher_warning
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.embeddings import EmbeddingCache
 from embtune_pipeline.resources.io_managers import STEP_OUTPUTS
 from embtune_pipeline.resources.settings import SettingsResource
+from embtune_pipeline.resources.teacher import TeacherModel
 from embtune_pipeline.settings import EmbedKnobs, MiningKnobs
 
 EmbedConfig = optional_config(EmbedKnobs, "EmbedConfig")
@@ -94,37 +97,48 @@ def base_corpus_embeddings(corpus: pd.DataFrame):
 
 @dg.asset(group_name="training", kinds={"parquet", "numpy"}, partitions_def=RETUNE_PARTITIONS)
 def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, settings: SettingsResource,
-                   embeddings: EmbeddingCache, training_pairs: pd.DataFrame,
+                   embeddings: EmbeddingCache, teacher: TeacherModel, training_pairs: pd.DataFrame,
                    corpus: pd.DataFrame, base_corpus_embeddings: dict) -> dg.Output[pd.DataFrame]:
     """Training rows (anchor, positive, negative_1..n): negatives from a rank window of the base model, minus
-    known positives and anything scored within a margin of the positive (likely unlabelled positives)."""
+    known positives and anything scored within a margin of the positive (likely unlabelled positives). With a
+    teacher, the teacher judges instead (false negatives, round trip) and scores each row for distillation.
+    Corpus-only, pairs beyond run.train.corpus_only_max_pairs are left out: the training would never reach them."""
     s = settings.get()
     knobs = effective(s.run.mining, config)
     emb = base_corpus_embeddings
     store = embeddings.store(emb["key"])
-    meta: dict = {}
+    pairs = within_pair_budget(training_pairs, s.run.train.corpus_only_max_pairs, knobs.seed)
+    meta: dict = {"pairs_over_budget": len(training_pairs) - len(pairs)}
     with timed(meta):
         corpus_index, index_reused = store.corpus_index(corpus["chunk_hash"].tolist(),
                                                         approximate=len(corpus) > knobs.approximate_above_chunks)
-        texts = [*training_pairs["query"], *training_pairs["positive"]]
-        model = model_if_needed(store, [text_hash(t) for t in texts], emb["model_path"], emb["max_seq_length"])
-        progress = reporter(context, s)
-        query_vecs, queries_encoded = encode_cached(store, model, training_pairs["query"].tolist(), emb["batch_size"],
-                                                    progress)
-        pos_vecs, positives_encoded = encode_cached(store, model, training_pairs["positive"].tolist(),
-                                                    emb["batch_size"], progress, "encoding positives")
-        meta.update(cache_metadata(len(set(texts)), queries_encoded + positives_encoded))
-        rows, stats = mine_training_rows(training_pairs, query_vecs, pos_vecs, corpus_index, corpus,
+        query_vecs, pos_vecs = _base_vectors(context, s, store, emb, pairs, meta)
+        judge = teacher.scorer(embeddings, reporter(context, s))
+        rows, stats = mine_training_rows(pairs, query_vecs, pos_vecs, corpus_index, corpus,
                                          rank_start=knobs.rank_start, rank_end=knobs.rank_end,
                                          relative_margin=knobs.relative_margin, per_query=knobs.negatives_per_query,
-                                         round_trip_k=knobs.round_trip_k, seed=knobs.seed)
-    if warning := random_negative_warning(stats, knobs.rank_start, knobs.rank_end):
-        context.log.warning(warning)
+                                         round_trip_k=knobs.round_trip_k, seed=knobs.seed, teacher=judge)
+    for warning in (random_negative_warning(stats, knobs.rank_start, knobs.rank_end),
+                    teacher_warning(stats["teacher_check"]) if judge else None):
+        if warning:
+            context.log.warning(warning)
     meta.update({**stats, "random_negative_share": round(stats["random_negative_share"], 4),
                  "rank_window": f"{knobs.rank_start}-{knobs.rank_end}", "round_trip_k": knobs.round_trip_k,
                  "relative_margin": knobs.relative_margin, **_index_metadata(corpus_index, index_reused),
-                 **table_metadata(rows)})
+                 **(judge.cost if judge else {"teacher": "none"}), **table_metadata(rows)})
     return dg.Output(rows, metadata=meta)
+
+
+def _base_vectors(context, s, store, emb: dict, pairs: pd.DataFrame, meta: dict):
+    """The base model's vectors of the pairs' queries and positives (cached by text)."""
+    texts = [*pairs["query"], *pairs["positive"]]
+    model = model_if_needed(store, [text_hash(t) for t in texts], emb["model_path"], emb["max_seq_length"])
+    progress = reporter(context, s)
+    query_vecs, queries_encoded = encode_cached(store, model, pairs["query"].tolist(), emb["batch_size"], progress)
+    pos_vecs, positives_encoded = encode_cached(store, model, pairs["positive"].tolist(), emb["batch_size"],
+                                                progress, "encoding positives")
+    meta.update(cache_metadata(len(set(texts)), queries_encoded + positives_encoded))
+    return query_vecs, pos_vecs
 
 
 def _index_metadata(index, reused: bool) -> dict:

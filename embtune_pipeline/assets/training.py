@@ -17,7 +17,7 @@ from embtune_pipeline.assets._common import (
     rounded,
 )
 from embtune_pipeline.lib.evaluation.report import loss_curve_png
-from embtune_pipeline.lib.training.data import training_columns
+from embtune_pipeline.lib.training.data import is_distilled, text_columns, training_columns
 from embtune_pipeline.lib.training.record import (
     NOT_TRAINING,
     model_name,
@@ -32,6 +32,7 @@ from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.io_managers import STORED_BESIDE_MODEL
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
+from embtune_pipeline.resources.teacher import TeacherModel
 from embtune_pipeline.settings import TrainKnobs, settings_digest
 
 TrainConfig = optional_config(TrainKnobs, "TrainConfig")
@@ -41,7 +42,7 @@ LOSS_CHART = "chart: training loss and validation nDCG@10"
 @dg.asset(group_name="training", kinds={"sentence_transformers", "pytorch", "mlflow"}, partitions_def=RETUNE_PARTITIONS,
           pool="gpu", metadata={STORED_BESIDE_MODEL: True})
 def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, settings: SettingsResource,
-                    mlflow: MlflowResource, hard_negatives: pd.DataFrame,
+                    mlflow: MlflowResource, teacher: TeacherModel, hard_negatives: pd.DataFrame,
                     base_corpus_embeddings: dict) -> dg.Output[dict]:
     """The base model fine-tuned on (query, positive, hard negatives) with MultipleNegativesRankingLoss or
     GISTEmbedLoss (Matryoshka and LoRA optional), saved as a sentence-transformers directory and logged to
@@ -66,7 +67,8 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
         context.log.warning(f"no validation split ({split.reason}): the last checkpoint is kept, unselected")
     fit_rows = split.train_rows[[*columns, "source"]]
     tags = _tags(context, emb, snapshot, key, hard_negatives)
-    result, curve, mlflow_run = _train_tracked(context, s, mlflow.tracker(), knobs, emb, fit_rows, split, name, tags)
+    result, curve, mlflow_run = _train_tracked(context, s, mlflow.tracker(), knobs, emb, fit_rows, split, name, tags,
+                                               teacher.guide_path())
     record = model_record(name, out_dir, emb, snapshot, knobs.model_dump(), key, mlflow_run, fit_rows, result)
     write_model_record(out_dir, record)
     if not knobs.keep_checkpoints:  # the model is saved and recorded: a rerun reuses it, not the checkpoints
@@ -75,10 +77,11 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
 
 
 def _train_tracked(context: dg.AssetExecutionContext, s, tracker, knobs, emb: dict, fit_rows: pd.DataFrame, split,
-                   name: str, tags: dict):
+                   name: str, tags: dict, guide_path):
     """Train inside the model's MLflow run (opened first, so loss and validation curves are live); returns the
-    TrainResult, the loss chart and the run's ids."""
-    spec = TrainSpec(emb["model_path"], emb["max_seq_length"], **knobs.model_dump(include=TrainSpec.knob_names()))
+    TrainResult, the loss chart and the run's ids. A local bi-encoder teacher is GIST's guide."""
+    spec = TrainSpec(emb["model_path"], emb["max_seq_length"], **knobs.model_dump(include=TrainSpec.knob_names()),
+                     guide_path=guide_path)
     out_dir = s.layout.model(name)
     with tracker.training_run(s.layout.checkpoints(name), name, _params(s, knobs, emb, fit_rows, split),
                               tags) as run_id:
@@ -98,7 +101,8 @@ def _train_tracked(context: dg.AssetExecutionContext, s, tracker, knobs, emb: di
 def _params(s, knobs, emb: dict, fit_rows: pd.DataFrame, split) -> dict:
     """The training's MLflow params, known before it trains."""
     return {**knobs.model_dump(), "base_model": emb["base_model"], "max_seq_length": emb["max_seq_length"],
-            "training_pairs": len(fit_rows), "negatives_per_pair": len(training_columns(fit_rows)) - 2,
+            "training_pairs": len(fit_rows), "negatives_per_pair": len(text_columns(fit_rows)) - 2,
+            "teacher": s.teacher.name if s.teacher else "none", "distilled": is_distilled(fit_rows),
             "validation_queries": len(split.validation or []), "generator": s.generator.model,
             "settings_digest": settings_digest(s)}
 
@@ -114,6 +118,7 @@ def _metadata(result, validation_reason: str, curve, epochs: float, record: dict
         LOSS_CHART: png_markdown(curve, "training loss and validation nDCG@10 by step"),
         "final_loss": rounded(result.loss_history[-1][1] if result.loss_history else float("nan")),
         "steps": result.steps,
+        "stopped_by_step_budget": result.used.get("max_steps", -1) > 0,
         "training_pairs": record["training_pairs"],
         "pairs_per_epoch": result.epoch_pairs,
         "train_seconds": round(result.train_seconds, 1),
