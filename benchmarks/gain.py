@@ -92,9 +92,12 @@ def main() -> None:
     seconds = {e.step_key: round(e.event_specific_data.duration_ms / 1000, 1)
                for e in result.all_events if e.is_step_success}
     peaks = {}  # each step's own peak resident memory, from its materialization's metadata (see lib.memory)
+    teacher_check = None  # hard_negatives' label-free check of the teacher against the base
     for e in result.all_events:
         if e.is_step_materialization and "peak_rss_mb" in e.materialization.metadata:
             peaks[e.step_key] = e.materialization.metadata["peak_rss_mb"].value
+        if e.is_step_materialization and "teacher_check" in e.materialization.metadata:
+            teacher_check = e.materialization.metadata["teacher_check"].value
     report = s.layout.read_asset("eval_report", f"{base}|{snapshot.key}")
     if report is None:
         sys.exit(f"the run failed before eval_report (run {result.run_id}); see the log above")
@@ -105,7 +108,7 @@ def main() -> None:
     shutil.copytree(report["model_dir"], model_out)
     pick = ("ndcg@10", "recall@100", "mrr@10")
     print(json.dumps({
-        **_teacher_scores(report, pick),
+        **_teacher_scores(report, pick), **({"teacher_check": teacher_check} if teacher_check else {}),
         "beir_dir": str(args.beir_dir), "mode": args.mode, "eval": report["eval_set"],
         "base": {m: round(report["base"][m], 4) for m in pick},
         "tuned": {m: round(report["finetuned"][m], 4) for m in pick},

@@ -19,6 +19,7 @@ from embtune_pipeline.lib.queries.pairs import (
 from embtune_pipeline.lib.queries.pairs import (
     training_pairs as build_training_pairs,
 )
+from embtune_pipeline.lib.queries.variety import vary_queries
 from embtune_pipeline.partitions import RETUNE_PARTITIONS
 from embtune_pipeline.resources.llm import QueryGenerator
 from embtune_pipeline.resources.settings import SettingsResource
@@ -67,8 +68,10 @@ def synthetic_queries(context: dg.AssetExecutionContext, config: GenerateConfig,
     with timed(meta):
         generated, stats = generator.generate(corpus_sample, knobs.queries_per_chunk, examples, reporter(context, s))
         kept, rejects = filter_queries(generated)
+        kept = vary_queries(kept, knobs.keyword_share, generator.query_kind, s.run.sample.seed)
     meta.update({
         "generator": generator.model, "prompt_template": str(generator.prompt_template),
+        "by_kind": dg.MetadataValue.json({k: int(v) for k, v in kept["kind"].value_counts().items()}),
         "style_examples": len(examples), "queries_per_chunk": knobs.queries_per_chunk,
         "generated": len(generated), "kept": len(kept), **{f"rejected_{k}": v for k, v in rejects.items()},
         **stats.as_metadata(), **table_metadata(kept),

@@ -44,14 +44,13 @@ LOSS_CHART = "chart: training loss and validation nDCG@10"
 def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, settings: SettingsResource,
                     mlflow: MlflowResource, teacher: TeacherModel, hard_negatives: pd.DataFrame,
                     base_corpus_embeddings: dict) -> dg.Output[dict]:
-    """The base model fine-tuned on (query, positive, hard negatives) with MultipleNegativesRankingLoss or
-    GISTEmbedLoss (Matryoshka and LoRA optional), saved as a sentence-transformers directory and logged to
-    MLflow with the sentence_transformers flavor (a registered version loads with one MLflow call).
+    """The base model fine-tuned on (query, positive, hard negatives) with MNRL or GIST, plus distillation from
+    the teacher's scores when a teacher labelled the rows (Matryoshka and LoRA optional); saved as a
+    sentence-transformers directory, logged to MLflow with its flavor (a registered version loads with one call).
     Checkpoints let a failed run resume; a finished model with the same inputs is reused, not retrained."""
     s = settings.get()
     knobs = effective(s.run.train, config)
-    emb = base_corpus_embeddings
-    base_key, snapshot = keys_of(context)
+    emb, (base_key, snapshot) = base_corpus_embeddings, keys_of(context)
     columns = training_columns(hard_negatives)
     # the source column decides which queries validate, so it names the run too
     key = training_key(hard_negatives[[*columns, "source"]], knobs.model_dump(exclude=NOT_TRAINING), emb["key"],

@@ -19,9 +19,19 @@ class QueryGenerator(dg.ConfigurableResource):
 
     @property
     def prompt_template(self):
-        from embtune_pipeline.lib.queries.generate import DEFAULT_PROMPT
+        from embtune_pipeline.lib.queries.generate import PROMPTS
 
-        return self.settings.get().generator.prompt_template or DEFAULT_PROMPT
+        g = self.settings.get().generator
+        return g.prompt_template or PROMPTS[g.query_style]
+
+    @property
+    def query_kind(self) -> str:
+        """What the generator writes: claim-like sentences (ICT), or its prompt's questions or claims."""
+        from embtune_pipeline.lib.queries.generate import ICT
+        from embtune_pipeline.lib.queries.variety import CLAIM, QUESTION
+
+        g = self.settings.get().generator
+        return CLAIM if g.model == ICT or g.query_style == "claims" else QUESTION
 
     def generate(self, chunks: pd.DataFrame, queries_per_chunk: int, examples: list[str], reporter=None):
         """lib.queries.generate.generate_queries as the settings configure it; returns (queries, stats)."""

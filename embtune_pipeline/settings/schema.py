@@ -115,7 +115,10 @@ class GeneratorSettings(_Strict):
         description="'ict' (model-free, offline), 'smollm2' (local LLM, optional install), or a litellm model string",
     )
     params: dict = Field(default_factory=dict, description="passed to litellm.completion (temperature, api_base...)")
-    prompt_template: Optional[Path] = Field(None, description="default: the bundled prompt")
+    query_style: str = Field("questions", pattern="^(questions|claims)$", description="an LLM's queries: the "
+                             "bundled prompt for questions, or for claims (statements to find evidence for); "
+                             "model-free ICT cuts claim-like sentences whatever this says")
+    prompt_template: Optional[Path] = Field(None, description="default: the bundled prompt of query_style")
     style_examples: int = Field(5, ge=0, description="real user queries shown in the prompt, when there are any")
     concurrency: int = Field(4, ge=1)
     max_failures: float = Field(0.1, ge=0, le=1, description="fraction of failed LLM calls that fails the step")
@@ -227,6 +230,9 @@ class SampleKnobs(_Strict):
 
 class GenerateKnobs(_Strict):
     queries_per_chunk: int = Field(3, ge=1)
+    keyword_share: float = Field(0.0, ge=0, le=1, description="share of the generated queries turned into keyword "
+                                 "queries (their content words, as typed in a search box), a stable draw; real logs "
+                                 "mix questions, claims and keywords")
 
 
 class EvalSplitKnobs(_Strict):
@@ -263,8 +269,10 @@ class TrainKnobs(_Strict):
     learning_rate: float = Field(3e-5, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     matryoshka_dims: list[int] = Field(default_factory=list, description="e.g. [384, 256, 128, 64]; [] = off")
-    loss: str = Field("mnrl", pattern="^(mnrl|gist)$", description="mnrl: MultipleNegativesRankingLoss; gist: "
-                      "GISTEmbedLoss with the base model as guide against false negatives")
+    loss: str = Field("auto", pattern="^(auto|mnrl|gist)$", description="mnrl: MultipleNegativesRankingLoss; "
+                      "gist: GISTEmbedLoss, the base model (or a local bi-encoder teacher) as guide against false "
+                      "negatives; auto: gist for corpus-only training (synthetic pairs alone, where MNRL lost to "
+                      "the base on SciFact and GIST levelled it), mnrl with real pairs")
     mini_batch_size: int = Field(8, ge=0, description="> 0: the cached (GradCache) loss, the same gradients "
                                  "computed this many texts at a time, so peak memory no longer grows with "
                                  "batch_size (benchmarks/training.py: MiniLM, batch 32 at 256 tokens, 4.7 GB "

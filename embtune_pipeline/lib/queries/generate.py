@@ -22,6 +22,7 @@ from embtune_pipeline.lib.secrets import safe_params
 log = logging.getLogger(__name__)
 
 DEFAULT_PROMPT = Path(__file__).parent / "prompts" / "queries.txt"
+PROMPTS = {"questions": DEFAULT_PROMPT, "claims": Path(__file__).parent / "prompts" / "claims.txt"}
 ICT = "ict"
 QUERY_COLUMNS = ["chunk_id", "chunk_hash", "query", "positive", "generator", "provenance"]
 

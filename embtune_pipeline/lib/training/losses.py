@@ -76,6 +76,6 @@ def training_loss(model, name: str, mini_batch_size: int, guide_path, max_seq_le
         return loss
     from sentence_transformers.sentence_transformer import losses
 
-    full = model.get_sentence_embedding_dimension()
+    full = model.get_embedding_dimension()
     dims = sorted({d for d in matryoshka_dims if 0 < d <= full} | {full}, reverse=True)
     return losses.MatryoshkaLoss(model, loss, matryoshka_dims=dims)

@@ -222,3 +222,16 @@ def test_a_step_budget_stops_training_before_the_epochs_are_done(tiny_model, tmp
                        tmp_path / "r", tmp_path / "cr")
     assert real.steps == 6 and real.used["max_steps"] == -1  # real pairs: no budget
     assert step_budget(0, 8, 3, 2.0) == -1 and step_budget(100, 8, 3, 2.0) == -1  # no budget; the epochs end first
+
+
+def test_auto_takes_gist_for_corpus_only_training_and_mnrl_with_real_pairs(tiny_model, tmp_path):
+    from embtune_pipeline.lib.training.train import contrastive_name
+
+    assert contrastive_name("auto", has_real_pairs=False) == "gist"
+    assert contrastive_name("auto", has_real_pairs=True) == "mnrl"
+    assert contrastive_name("mnrl", has_real_pairs=False) == "mnrl"
+    synthetic = _train(tiny_model, tmp_path / "s", loss="auto")
+    assert synthetic.used["loss"] == "GISTEmbedLoss"
+    real = train_model(_spec(tiny_model, loss="auto"), pairs().assign(source="click_logs"), tmp_path / "r",
+                       tmp_path / "rc")
+    assert real.used["loss"] == "MultipleNegativesRankingLoss"
