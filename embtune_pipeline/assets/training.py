@@ -118,6 +118,7 @@ def _metadata(result, validation_reason: str, curve, epochs: float, record: dict
         "final_loss": rounded(result.loss_history[-1][1] if result.loss_history else float("nan")),
         "steps": result.steps,
         "stopped_by_step_budget": result.used.get("max_steps", -1) > 0,
+        "loss": result.used.get("loss", ""),
         "training_pairs": record["training_pairs"],
         "pairs_per_epoch": result.epoch_pairs,
         "train_seconds": round(result.train_seconds, 1),

@@ -31,6 +31,7 @@ def test_a_local_teacher_labels_the_rows_the_student_learns_from(jaguar_beir, wr
     assert check["teacher_is_stronger"] == (check["teacher_mrr"] > check["base_mrr"])
     trained = asset_metadata(result, "finetuned_model")
     assert trained["steps"] <= 5 and trained["stopped_by_step_budget"] is True
+    assert trained["loss"] == "MixedLoss"  # distillation and MNRL, from one forward pass
 
     again = run_pipeline(settings, selection="hard_negatives")
     assert asset_metadata(again, "hard_negatives")["teacher_encoded"] == 0  # every teacher vector cached

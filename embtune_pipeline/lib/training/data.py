@@ -20,11 +20,16 @@ def text_columns(rows: pd.DataFrame) -> list[str]:
 
 def training_columns(rows: pd.DataFrame) -> list[str]:
     """The columns the trainer reads: the texts, then the teacher's scores when a teacher judged the rows."""
-    return [*text_columns(rows), *([TEACHER_SCORES] if TEACHER_SCORES in rows.columns else [])]
+    return [*text_columns(rows), *([TEACHER_SCORES] if is_distilled(rows) else [])]
 
 
 def is_distilled(rows: pd.DataFrame) -> bool:
     return TEACHER_SCORES in rows.columns
+
+
+def has_real_pairs(rows: pd.DataFrame) -> bool:
+    """Whether any row comes from real queries (click logs, Q&A): then the training is not corpus-only."""
+    return "source" in rows.columns and bool(is_real(rows).any())
 
 
 def to_dataset(pairs: pd.DataFrame):
@@ -60,6 +65,6 @@ def within_pair_budget(pairs: pd.DataFrame, max_pairs: int, seed: int) -> pd.Dat
     """The pairs a corpus-only training with a budget of `max_pairs` can see: a stable sample of that many, so
     no step encodes, mines or scores a pair the trainer would never reach. With any real pair (or max_pairs 0)
     there is no budget: every pair is kept."""
-    if max_pairs <= 0 or len(pairs) <= max_pairs or ("source" in pairs.columns and is_real(pairs).any()):
+    if max_pairs <= 0 or len(pairs) <= max_pairs or has_real_pairs(pairs):
         return pairs
     return pairs.sample(n=max_pairs, random_state=seed).sort_index()

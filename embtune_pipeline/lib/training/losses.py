@@ -25,6 +25,8 @@ def distillation_loss(model, distillation: Distillation, contrastive):
     from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.util import pairwise_cos_sim
 
+    from embtune_pipeline.lib.training.mixed_loss import MixedLoss
+
     if distillation.loss == "kl":
         distill = losses.DistillKLDivLoss(model, similarity_fct=pairwise_cos_sim, temperature=distillation.temperature)
         scale = 1.0 / distillation.temperature ** 2
@@ -32,8 +34,6 @@ def distillation_loss(model, distillation: Distillation, contrastive):
         distill, scale = losses.MarginMSELoss(model, similarity_fct=pairwise_cos_sim), 1.0
     else:
         raise ValueError(f"unknown distillation loss {distillation.loss!r}: 'kl' or 'margin_mse'")
-    from embtune_pipeline.lib.training.mixed_loss import MixedLoss
-
     return MixedLoss(model, distill, contrastive, distillation.weight, scale)
 
 

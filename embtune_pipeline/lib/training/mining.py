@@ -11,6 +11,7 @@ import pandas as pd
 from embtune_pipeline.lib.data.chunking import chunk_doc_ids, chunk_texts
 from embtune_pipeline.lib.evaluation.retrieval import CorpusIndex
 from embtune_pipeline.lib.queries.pairs import is_real
+from embtune_pipeline.lib.training.data import TEACHER_SCORES, text_columns
 
 
 def mine_hard_negatives(
@@ -214,14 +215,14 @@ def teacher_judged_rows(pairs: pd.DataFrame, query_vecs: np.ndarray, positive_ve
     kept = pairs[keep].reset_index(drop=True)
     out, counts = _finish(kept, negatives, base_positive[keep], chunks, docs,
                           [k for k, ok in zip(known_per_pair, keep) if ok], per_query, seed, stats, np.asarray(keep))
-    out["teacher_scores"] = _row_scores(out, teacher)
+    out[TEACHER_SCORES] = _row_scores(out, teacher)
     return out, {**counts, "teacher_check": check}
 
 
 def _row_scores(rows: pd.DataFrame, teacher: TeacherScores) -> list[list[float]]:
     """The teacher's [positive, negative_1..n] scores of each row (mostly cached: the teacher scored the
     candidates already; random negatives are scored now)."""
-    columns = ["positive", *(c for c in rows.columns if c.startswith("negative_"))]
+    columns = text_columns(rows)[1:]  # positive, negative_1..n
     anchors = rows["anchor"].tolist()
     scores = teacher([q for _ in columns for q in anchors], [t for c in columns for t in rows[c]])
     return scores.reshape(len(columns), len(rows)).T.astype(float).tolist()

@@ -19,9 +19,8 @@ import pandas as pd
 from embtune_pipeline.lib.memory import peak_rss_mb, reset_peak
 from embtune_pipeline.lib.models import load_model
 from embtune_pipeline.lib.progress import SILENT, Reporter
-from embtune_pipeline.lib.queries.pairs import is_real
 from embtune_pipeline.lib.training.callbacks import VALIDATION_METRIC, progress_callback
-from embtune_pipeline.lib.training.data import is_distilled, training_data
+from embtune_pipeline.lib.training.data import has_real_pairs, is_distilled, training_data
 from embtune_pipeline.lib.training.interpolation import choose_interpolation
 from embtune_pipeline.lib.training.lora import add_lora, merge_lora
 from embtune_pipeline.lib.training.losses import Distillation, training_loss
@@ -139,7 +138,7 @@ def train_in_this_process(
     if spec.lora:
         add_lora(model, spec.lora_rank)
     # in-batch negatives from every rank's batch: the loss sees the global batch, as in one process
-    loss = training_loss(model, contrastive_name(spec.loss, _has_real(pairs)), spec.mini_batch_size,
+    loss = training_loss(model, contrastive_name(spec.loss, has_real_pairs(pairs)), spec.mini_batch_size,
                          spec.guide_path or spec.base_model_path, spec.max_seq_length, spec.matryoshka_dims,
                          gather_across_devices=world > 1, distillation=spec.distillation(pairs))
 
@@ -148,14 +147,14 @@ def train_in_this_process(
     # balanced only when real queries are plentiful enough to validate on: then they can carry an epoch
     balance = spec.balance_sources and validation is not None and validation.source == "real"
     dataset, epoch_batches, epoch_pairs = training_data(pairs, batch_size, balance)
-    budget = 0 if _has_real(pairs) else spec.corpus_only_max_pairs
+    budget = 0 if has_real_pairs(pairs) else spec.corpus_only_max_pairs
     max_steps = step_budget(budget, batch_size, epoch_batches, spec.epochs)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     selection: dict = {}
     save_steps = spec.save_steps
     if scorer is not None:  # each validation is a checkpoint: see validation_steps
-        save_steps = eval_steps = validation_steps(min(epoch_batches, max_steps if max_steps > 0 else epoch_batches),
-                                                   spec.evaluations_per_epoch, spec.save_steps)
+        paced_by = min(epoch_batches, max_steps) if max_steps > 0 else epoch_batches  # a budget shorter than an epoch
+        save_steps = eval_steps = validation_steps(paced_by, spec.evaluations_per_epoch, spec.save_steps)
         selection = dict(eval_strategy="steps", eval_steps=eval_steps, load_best_model_at_end=True,
                          metric_for_best_model=scorer.trainer_metric, greater_is_better=True)
     args = SentenceTransformerTrainingArguments(
@@ -221,10 +220,6 @@ def _data_parallel(world: int, cuda: bool) -> dict:
     if world <= 1:
         return {}
     return {"ddp_backend": "nccl" if cuda else "gloo", "use_cpu": not cuda, "dataloader_drop_last": True}
-
-
-def _has_real(pairs: pd.DataFrame) -> bool:
-    return "source" in pairs.columns and bool(is_real(pairs).any())
 
 
 def contrastive_name(loss: str, has_real_pairs: bool) -> str:
