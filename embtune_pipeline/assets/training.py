@@ -29,6 +29,7 @@ from embtune_pipeline.lib.training.record import (
 from embtune_pipeline.lib.training.train import TrainSpec, train_model
 from embtune_pipeline.lib.training.validation import split_validation
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
+from embtune_pipeline.resources.embeddings import EmbeddingCache
 from embtune_pipeline.resources.io_managers import STORED_BESIDE_MODEL
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
@@ -42,8 +43,8 @@ LOSS_CHART = "chart: training loss and validation nDCG@10"
 @dg.asset(group_name="training", kinds={"sentence_transformers", "pytorch", "mlflow"}, partitions_def=RETUNE_PARTITIONS,
           pool="gpu", metadata={STORED_BESIDE_MODEL: True})
 def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, settings: SettingsResource,
-                    mlflow: MlflowResource, teacher: TeacherModel, hard_negatives: pd.DataFrame,
-                    base_corpus_embeddings: dict) -> dg.Output[dict]:
+                    mlflow: MlflowResource, teacher: TeacherModel, embeddings: EmbeddingCache,
+                    hard_negatives: pd.DataFrame, base_corpus_embeddings: dict) -> dg.Output[dict]:
     """The base model fine-tuned on (query, positive, hard negatives) with MNRL or GIST, plus distillation from
     the teacher's scores when a teacher labelled the rows (Matryoshka and LoRA optional); saved as a
     sentence-transformers directory, logged to MLflow with its flavor (a registered version loads with one call).
@@ -64,7 +65,7 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
                              knobs.validation_min_queries, knobs.validation_corpus_size, knobs.seed)
     if split.validation is None:
         context.log.warning(f"no validation split ({split.reason}): the last checkpoint is kept, unselected")
-    fit_rows = split.train_rows[[*columns, "source"]]
+    fit_rows = teacher.training_rows(embeddings, split.train_rows[[*columns, "source"]], knobs.distill_loss)
     tags = _tags(context, emb, snapshot, key, hard_negatives)
     result, curve, mlflow_run = _train_tracked(context, s, mlflow.tracker(), knobs, emb, fit_rows, split, name, tags,
                                                teacher.guide_path())

@@ -38,6 +38,18 @@ class TeacherModel(dg.ConfigurableResource):
                                 embed.max_seq_length, embed.batch_size)
         return BudgetedTeacher(teacher, s.teacher.budget_usd, reporter or SILENT)
 
+    def training_rows(self, embeddings: EmbeddingCache, rows, distill_loss: str):
+        """The rows the trainer reads: with the teacher's vectors of each row (batch_kl's label) when that loss
+        distils a bi-encoder teacher; as they are otherwise. The vectors come from the embedding cache, where
+        hard_negatives put them."""
+        from embtune_pipeline.lib.training.data import TEACHER_VECTORS, is_distilled, text_columns
+        from embtune_pipeline.lib.training.losses import BATCH_KL
+
+        if distill_loss != BATCH_KL or not is_distilled(rows) or (scorer := self.scorer(embeddings)) is None:
+            return rows
+        vectors = scorer.row_vectors(rows["anchor"].tolist(), [rows[c].tolist() for c in text_columns(rows)[1:]])
+        return rows if vectors is None else rows.assign(**{TEACHER_VECTORS: list(vectors)})
+
     def guide_path(self) -> Optional[str]:
         """GIST's guide when the teacher is a local bi-encoder (None: the base guides)."""
         t = self.settings.get().teacher

@@ -284,13 +284,18 @@ class TrainKnobs(_Strict):
                                        "at 256 tokens on 2 CPU cores (2000: about 20 minutes). With real pairs, the "
                                        "epochs and the validation split decide; 0: no limit")
     distill_loss: str = Field(
-        "kl", pattern="^(kl|margin_mse)$", description="with a teacher: kl, DistillKLDivLoss over each row's "
-        "positive and negatives (listwise); margin_mse, MarginMSELoss on the teacher's positive-minus-negative margins")
-    distill_weight: float = Field(0.5, ge=0, le=1, description="with a teacher: the distillation loss's share, "
-                                  "the contrastive loss taking the rest (1: distillation alone; 0: the teacher only "
-                                  "mines and filters)")
-    distill_temperature: float = Field(0.05, gt=0, description="kl: the student's cosine scores are divided by "
-                                       "this (0.05, the contrastive loss's scale of 20); a bi-encoder teacher's too")
+        "batch_kl", pattern="^(batch_kl|kl|margin_mse)$", description="with a teacher: batch_kl, listwise KL over "
+        "every passage in the batch, from a bi-encoder teacher's vectors (a cross-encoder teacher falls back to "
+        "kl); kl, DistillKLDivLoss over each row's positive and negatives; margin_mse, MarginMSELoss on the "
+        "teacher's positive-minus-negative margins")
+    distill_weight: float = Field(1.0, ge=0, le=1, description="with a teacher: the distillation loss's share, "
+                                  "the contrastive loss (MNRL) taking the rest. 1: distillation alone, the "
+                                  "teacher's judgment instead of the synthetic pairs' labels (contrastive training "
+                                  "on synthetic pairs alone lost to the base on SciFact); 0: the teacher only mines "
+                                  "and filters")
+    distill_temperature: float = Field(0.05, gt=0, description="batch_kl and kl: the student's cosine scores are "
+                                       "divided by this (0.05, the contrastive loss's scale of 20), and the "
+                                       "teacher's scores too")
     processes: int = Field(1, ge=1, description="> 1: data-parallel training in this many processes under "
                            "torchrun (one per GPU with NCCL; gloo on CPU), batch_size being the global batch; the "
                            "step still makes one model and one MLflow run")

@@ -14,8 +14,8 @@ def test_a_local_teacher_labels_the_rows_the_student_learns_from(jaguar_beir, wr
     run = tiny_run_defaults()
     run["mining"]["round_trip_k"] = 3
     run["train"].update({"epochs": 3, "distill_weight": 0.5, "corpus_only_max_pairs": 40})
-    settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"}, run=run,
-                              teacher=str(tiny_teacher))
+    settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"}, run=run, qa_pairs=None,
+                              teacher=str(tiny_teacher))  # corpus-only: the pair budget holds
     result = run_pipeline(settings, selection=UP_TO_TRAINING)
     assert result.success
     rows = read_stored(tmp_path / "data", "hard_negatives")

@@ -10,7 +10,9 @@ import pandas as pd
 
 from embtune_pipeline.lib.queries.pairs import is_real
 
-TEACHER_SCORES = "teacher_scores"
+TEACHER_SCORES = "teacher_scores"  # a teacher's scores of [positive, negative_1..n]: kl and margin_mse's label
+TEACHER_VECTORS = "teacher_vectors"  # a bi-encoder teacher's vectors of [anchor, positive, negative_1..n],
+# flattened: batch_kl's label (added by finetuned_model from the embedding store, not stored with the rows)
 
 
 def text_columns(rows: pd.DataFrame) -> list[str]:
@@ -18,9 +20,11 @@ def text_columns(rows: pd.DataFrame) -> list[str]:
     return ["anchor", "positive", *(c for c in rows.columns if c.startswith("negative_"))]
 
 
-def training_columns(rows: pd.DataFrame) -> list[str]:
-    """The columns the trainer reads: the texts, then the teacher's scores when a teacher judged the rows."""
-    return [*text_columns(rows), *([TEACHER_SCORES] if is_distilled(rows) else [])]
+def training_columns(rows: pd.DataFrame, label: str | None = None) -> list[str]:
+    """The columns the trainer reads: the texts, then the label column (the teacher's scores or vectors) when
+    the loss takes one; by default the teacher's scores when a teacher judged the rows."""
+    label = label or (TEACHER_SCORES if is_distilled(rows) else None)
+    return [*text_columns(rows), *([label] if label else [])]
 
 
 def is_distilled(rows: pd.DataFrame) -> bool:
@@ -32,17 +36,19 @@ def has_real_pairs(rows: pd.DataFrame) -> bool:
     return "source" in rows.columns and bool(is_real(rows).any())
 
 
-def to_dataset(pairs: pd.DataFrame):
-    """The text columns as the trainer's losses expect, the teacher's scores as their `label`."""
+def to_dataset(pairs: pd.DataFrame, label: str | None = None):
+    """The text columns as the trainer's losses expect, the label column (see training_columns) as `label`."""
     from datasets import Dataset
 
-    frame = pairs[training_columns(pairs)].reset_index(drop=True)
-    if is_distilled(frame):
-        frame[TEACHER_SCORES] = [[float(x) for x in v] for v in frame[TEACHER_SCORES]]
-    return Dataset.from_pandas(frame.rename(columns={TEACHER_SCORES: "label"}), preserve_index=False)
+    columns = training_columns(pairs, label)
+    frame = pairs[columns].reset_index(drop=True)
+    if len(columns) > len(text_columns(pairs)):
+        frame[columns[-1]] = [[float(x) for x in v] for v in frame[columns[-1]]]
+        frame = frame.rename(columns={columns[-1]: "label"})
+    return Dataset.from_pandas(frame, preserve_index=False)
 
 
-def training_data(pairs: pd.DataFrame, batch_size: int, balance_sources: bool):
+def training_data(pairs: pd.DataFrame, batch_size: int, balance_sources: bool, label: str | None = None):
     """The trainer's dataset, the batches and the pairs in one epoch. Balanced, when there are both real and
     (more) synthetic pairs: a dataset per source, batches taken from each in turn until the real ones run out,
     so an epoch holds as many synthetic pairs as real ones, a fresh draw each epoch, and real queries are not
@@ -56,9 +62,9 @@ def training_data(pairs: pd.DataFrame, batch_size: int, balance_sources: bool):
         real = is_real(pairs)
         n_real = int(real.sum())
         if 0 < n_real < len(pairs) - n_real:
-            data = DatasetDict({"real": to_dataset(pairs[real]), "synthetic": to_dataset(pairs[~real])})
+            data = DatasetDict({"real": to_dataset(pairs[real], label), "synthetic": to_dataset(pairs[~real], label)})
             return data, 2 * batches(n_real), 2 * n_real
-    return to_dataset(pairs), batches(len(pairs)), len(pairs)
+    return to_dataset(pairs, label), batches(len(pairs)), len(pairs)
 
 
 def within_pair_budget(pairs: pd.DataFrame, max_pairs: int, seed: int) -> pd.DataFrame:

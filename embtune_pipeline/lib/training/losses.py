@@ -8,11 +8,14 @@ from typing import Optional
 
 from embtune_pipeline.lib.models import load_model
 
+BATCH_KL = "batch_kl"  # listwise over the whole batch, from a bi-encoder teacher's vectors
+
 
 @dataclass(frozen=True)
 class Distillation:
-    """How the teacher's scores (the rows' label) teach: `loss` kl or margin_mse, `weight` its share of the
-    total (the contrastive loss takes the rest), `temperature` the kl student's (and teacher's) score scale."""
+    """How the teacher teaches: `loss` batch_kl (its vectors are the rows' label), kl or margin_mse (its scores
+    are), `weight` its share of the total (the contrastive loss takes the rest), `temperature` the score scale
+    of the kl losses, student's and teacher's."""
 
     loss: str = "kl"
     weight: float = 0.5
@@ -25,15 +28,17 @@ def distillation_loss(model, distillation: Distillation, contrastive):
     from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.util import pairwise_cos_sim
 
-    from embtune_pipeline.lib.training.mixed_loss import MixedLoss
+    from embtune_pipeline.lib.training.mixed_loss import InBatchDistillKL, MixedLoss
 
-    if distillation.loss == "kl":
+    if distillation.loss == BATCH_KL:
+        distill, scale = InBatchDistillKL(model, distillation.temperature), 1.0
+    elif distillation.loss == "kl":
         distill = losses.DistillKLDivLoss(model, similarity_fct=pairwise_cos_sim, temperature=distillation.temperature)
         scale = 1.0 / distillation.temperature ** 2
     elif distillation.loss == "margin_mse":
         distill, scale = losses.MarginMSELoss(model, similarity_fct=pairwise_cos_sim), 1.0
     else:
-        raise ValueError(f"unknown distillation loss {distillation.loss!r}: 'kl' or 'margin_mse'")
+        raise ValueError(f"unknown distillation loss {distillation.loss!r}: 'batch_kl', 'kl' or 'margin_mse'")
     return MixedLoss(model, distill, contrastive, distillation.weight, scale)
 
 

@@ -85,13 +85,18 @@ class BiEncoderTeacher:
         tokens = count_tokens(self.spec.model, unsent)
         return len(unsent), tokens, estimate_usd(self.spec.model, tokens, 0, self.spec.usd_per_million_tokens)
 
+    def vectors(self, texts: list[str], query: bool, reporter: Reporter = SILENT) -> np.ndarray:
+        """The teacher's unit vectors of the texts, as queries or as passages (cached by text)."""
+        store, encoder = (self.query_store, self.query_encoder) if query else (self.passage_store,
+                                                                               self.passage_encoder)
+        vectors, encoded = store.encode(encoder, [text_hash(t) for t in texts], list(texts), self.batch_size,
+                                        reporter, f"encoding {'queries' if query else 'passages'} with the teacher")
+        self.encoded += encoded
+        return vectors
+
     def score(self, queries: list[str], passages: list[str], reporter: Reporter = SILENT) -> np.ndarray:
         """The cosine of each (queries[i], passages[i])."""
-        q, n_q = self.query_store.encode(self.query_encoder, [text_hash(t) for t in queries], list(queries),
-                                         self.batch_size, reporter, "encoding queries with the teacher")
-        p, n_p = self.passage_store.encode(self.passage_encoder, [text_hash(t) for t in passages], list(passages),
-                                           self.batch_size, reporter, "encoding passages with the teacher")
-        self.encoded += n_q + n_p
+        q, p = self.vectors(queries, True, reporter), self.vectors(passages, False, reporter)
         return np.einsum("ij,ij->i", q, p) if len(q) else np.zeros(0, dtype=np.float32)
 
 
@@ -178,17 +183,36 @@ class BudgetedTeacher:
                      "teacher_tokens_sent": 0, "teacher_estimated_usd": 0.0}
 
     def __call__(self, queries: list[str], passages: list[str]) -> np.ndarray:
+        return self._paid(f"scoring {len(queries)} pairs", queries, passages,
+                          lambda: self.teacher.score(queries, passages, self.reporter))
+
+    def row_vectors(self, anchors: list[str], passage_columns: list[list[str]]) -> Optional[np.ndarray]:
+        """A bi-encoder teacher's vectors of each row's [anchor, passage_1..n], flattened to one row each (the
+        in-batch distillation's label); None for a cross-encoder, which has no vectors."""
+        if self.teacher.kind != BiEncoderTeacher.kind:
+            return None
+        passages = [t for column in passage_columns for t in column]
+
+        def encode() -> np.ndarray:
+            q = self.teacher.vectors(anchors, True, self.reporter)
+            p = self.teacher.vectors(passages, False, self.reporter).reshape(len(passage_columns), len(anchors), -1)
+            return np.concatenate([q, *p], axis=1)
+
+        return self._paid(f"vectors of {len(anchors)} rows", anchors, passages, encode)
+
+    def _paid(self, what: str, queries: list[str], passages: list[str], call):
+        """`call()` once what it would send is priced within the run's budget, and its cost added up."""
         to_send, tokens, usd = self.teacher.price(queries, passages)
         spent = self.cost["teacher_estimated_usd"]
-        check_budget(f"scoring {len(queries)} pairs with the teacher ({to_send} texts or pairs not cached, "
-                     f"{tokens} tokens; ${spent:.6f} spent before)", self.teacher.spec.model,
+        check_budget(f"{what} with the teacher ({to_send} texts or pairs not cached, {tokens} tokens; "
+                     f"${spent:.6f} spent before)", self.teacher.spec.model,
                      None if usd is None else spent + usd, self.budget_usd, BUDGET_SETTING)
         before = self.teacher.encoded
-        scores = self.teacher.score(queries, passages, self.reporter)
+        out = call()
         self.cost["teacher_encoded"] += self.teacher.encoded - before
         self.cost["teacher_tokens_sent"] += tokens
         self.cost["teacher_estimated_usd"] = round(spent + (usd or 0.0), 6)
-        return scores
+        return out
 
 
 def reciprocal_ranks(positive: np.ndarray, candidates: np.ndarray, k: int = 10) -> np.ndarray:

@@ -20,10 +20,16 @@ from embtune_pipeline.lib.memory import peak_rss_mb, reset_peak
 from embtune_pipeline.lib.models import load_model
 from embtune_pipeline.lib.progress import SILENT, Reporter
 from embtune_pipeline.lib.training.callbacks import VALIDATION_METRIC, progress_callback
-from embtune_pipeline.lib.training.data import has_real_pairs, is_distilled, training_data
+from embtune_pipeline.lib.training.data import (
+    TEACHER_SCORES,
+    TEACHER_VECTORS,
+    has_real_pairs,
+    is_distilled,
+    training_data,
+)
 from embtune_pipeline.lib.training.interpolation import choose_interpolation
 from embtune_pipeline.lib.training.lora import add_lora, merge_lora
-from embtune_pipeline.lib.training.losses import Distillation, training_loss
+from embtune_pipeline.lib.training.losses import BATCH_KL, Distillation, training_loss
 from embtune_pipeline.lib.training.validation import ValidationScorer, ValidationSet
 
 log = logging.getLogger(__name__)
@@ -65,8 +71,8 @@ class TrainSpec:
     balance_sources: bool = True
     processes: int = 1  # > 1: data-parallel under torchrun, batch_size split across them (the global batch)
     corpus_only_max_pairs: int = 0  # without real pairs, a step budget: training stops after this many; 0: none
-    distill_loss: str = "kl"  # with rows a teacher scored (see losses.Distillation)
-    distill_weight: float = 0.5
+    distill_loss: str = "batch_kl"  # with rows a teacher judged (see losses.Distillation)
+    distill_weight: float = 1.0
     distill_temperature: float = 0.05
     guide_path: Optional[Path] = None  # GIST's guide: a local bi-encoder teacher; default the base
 
@@ -74,11 +80,17 @@ class TrainSpec:
     def knob_names(cls) -> set[str]:
         return {f for f in cls.__dataclass_fields__ if f not in ("base_model_path", "max_seq_length", "guide_path")}
 
-    def distillation(self, pairs: pd.DataFrame) -> Optional[Distillation]:
-        """The distillation loss these rows take: when a teacher scored them and its share is above 0."""
+    def distillation(self, pairs: pd.DataFrame) -> tuple[Optional[Distillation], Optional[str]]:
+        """The distillation loss these rows take, and its label column: when a teacher judged them and its share
+        is above 0. batch_kl needs the teacher's vectors (a bi-encoder's); without them it falls back to kl over
+        each row's teacher scores (a cross-encoder's)."""
         if not is_distilled(pairs) or self.distill_weight == 0:
-            return None
-        return Distillation(self.distill_loss, self.distill_weight, self.distill_temperature)
+            return None, None
+        loss = self.distill_loss
+        if loss == BATCH_KL and TEACHER_VECTORS not in pairs.columns:
+            loss = "kl"
+        label = TEACHER_VECTORS if loss == BATCH_KL else TEACHER_SCORES
+        return Distillation(loss, self.distill_weight, self.distill_temperature), label
 
 
 def train_model(
@@ -137,16 +149,17 @@ def train_in_this_process(
             on_metrics(0, {VALIDATION_METRIC: base_score})
     if spec.lora:
         add_lora(model, spec.lora_rank)
+    distillation, label = spec.distillation(pairs)
     # in-batch negatives from every rank's batch: the loss sees the global batch, as in one process
     loss = training_loss(model, contrastive_name(spec.loss, has_real_pairs(pairs)), spec.mini_batch_size,
                          spec.guide_path or spec.base_model_path, spec.max_seq_length, spec.matryoshka_dims,
-                         gather_across_devices=world > 1, distillation=spec.distillation(pairs))
+                         gather_across_devices=world > 1, distillation=distillation)
 
     per_device = max(1, max(2, min(spec.batch_size, len(pairs))) // world)  # a batch is never larger than the data
     batch_size = per_device * world
     # balanced only when real queries are plentiful enough to validate on: then they can carry an epoch
     balance = spec.balance_sources and validation is not None and validation.source == "real"
-    dataset, epoch_batches, epoch_pairs = training_data(pairs, batch_size, balance)
+    dataset, epoch_batches, epoch_pairs = training_data(pairs, batch_size, balance, label)
     budget = 0 if has_real_pairs(pairs) else spec.corpus_only_max_pairs
     max_steps = step_budget(budget, batch_size, epoch_batches, spec.epochs)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)

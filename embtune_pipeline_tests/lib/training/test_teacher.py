@@ -50,6 +50,17 @@ def _api_teacher(server, **kw):
                            max_retry_seconds=20, **kw)
 
 
+def test_a_bi_encoder_teachers_row_vectors_are_the_in_batch_label(tiny_teacher, tiny_cross_encoder, tmp_path):
+    spec = TeacherSettings(model=str(tiny_teacher))
+    teacher = BudgetedTeacher(_teacher(spec, tmp_path), spec.budget_usd)
+    scores = teacher(QUERIES, PASSAGES)
+    rows = teacher.row_vectors(QUERIES, [PASSAGES, PASSAGES[::-1]])
+    assert rows.shape == (5, 3 * 32) and teacher.cost["teacher_encoded"] == 10  # all cached by the scoring
+    assert np.allclose((rows[:, :32] * rows[:, 32:64]).sum(axis=1), scores, atol=1e-5)
+    ce = TeacherSettings(model=str(tiny_cross_encoder))
+    assert BudgetedTeacher(_teacher(ce, tmp_path), ce.budget_usd).row_vectors(QUERIES, [PASSAGES]) is None
+
+
 def test_an_api_teacher_is_priced_first_and_sends_each_text_once(openai_server, tiny_embed, tmp_path):
     server = openai_server(embed=tiny_embed)
     spec = _api_teacher(server, usd_per_million_tokens=0.02, batch_size=4)

@@ -183,19 +183,26 @@ def _margins(model_dir, rows):
     return (a * p).sum(axis=1) - (a * n).sum(axis=1)
 
 
-@pytest.mark.parametrize("loss", ["kl", "margin_mse"])
-def test_the_student_learns_the_teachers_scores(tiny_model, tmp_path, loss):
-    # a teacher that prefers each row's negative to its positive: distillation alone must move the student's
-    # margins its way, against what contrastive training on the same rows would do
-    rows = pairs(32).assign(teacher_scores=[[0.2, 0.8]] * 32)
+# a teacher that prefers each row's negative to its positive, as scores and as vectors (the anchor's vector is
+# the negative's, the positive's is orthogonal to both)
+TEACHER_VECTORS = [[1.0, 0, 0, 0, 0, 1.0, 0, 0, 1.0, 0, 0, 0]] * 32
+
+
+@pytest.mark.parametrize("loss", ["batch_kl", "kl", "margin_mse"])
+def test_the_student_learns_the_teachers_judgments(tiny_model, tmp_path, loss):
+    # distillation alone must move the student's margins the teacher's way, against what contrastive training
+    # on the same rows does
+    rows = pairs(32).assign(teacher_scores=[[0.2, 0.8]] * 32, teacher_vectors=TEACHER_VECTORS)
     result = train_model(_spec(tiny_model, epochs=3, distill_loss=loss, distill_weight=1.0), rows,
                          tmp_path / "model", tmp_path / "ckpt")
     assert result.used["loss"] == "MixedLoss"
     assert _margins(result.model_dir, rows).mean() < _margins(tiny_model, rows).mean() - 0.05
-    contrastive = train_model(_spec(tiny_model, epochs=3), rows.drop(columns="teacher_scores"), tmp_path / "c",
-                              tmp_path / "ckpt-c")
+
+
+def test_without_a_teacher_the_same_rows_train_the_other_way(tiny_model, tmp_path):
+    contrastive = train_model(_spec(tiny_model, epochs=3), pairs(32), tmp_path / "c", tmp_path / "ckpt-c")
     assert contrastive.used["loss"] == "MultipleNegativesRankingLoss"
-    assert _margins(contrastive.model_dir, rows).mean() > _margins(tiny_model, rows).mean()
+    assert _margins(contrastive.model_dir, pairs(32)).mean() > _margins(tiny_model, pairs(32)).mean()
 
 
 def test_mixed_distillation_reads_one_forward_pass_and_weighs_both_losses(tiny_model):
