@@ -6,12 +6,31 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 
 from embtune_pipeline.lib.llm_calls import litellm_embedding, retrying
 from embtune_pipeline.lib.secrets import redact, safe_params
+
+
+class EmbeddingModelSpec(Protocol):
+    """An embedding model the settings name (settings.BaselineSettings, and TeacherSettings, which extends it):
+    a litellm model string or a local directory, with what calling it takes."""
+
+    model: str
+    params: dict
+    query_params: dict
+    batch_size: int
+    usd_per_million_tokens: float | None
+    request_timeout_seconds: float
+    max_retry_seconds: float
+
+    @property
+    def is_local(self) -> bool: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 class HostedEmbedder:

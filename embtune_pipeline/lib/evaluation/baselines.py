@@ -5,7 +5,7 @@ when the total is above the budget."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable
 
 import pandas as pd
 
@@ -14,28 +14,13 @@ from embtune_pipeline.lib.data.chunking import chunk_texts, text_hash
 from embtune_pipeline.lib.embeddings import EmbeddingStore, model_if_needed
 from embtune_pipeline.lib.evaluation.evaluate import qrels_of
 from embtune_pipeline.lib.evaluation.measure import Encoded, encode_with, scored
-from embtune_pipeline.lib.hosted_embeddings import HostedEmbedder, hosted_key
+from embtune_pipeline.lib.hosted_embeddings import EmbeddingModelSpec, HostedEmbedder, hosted_key
 from embtune_pipeline.lib.progress import SILENT, Reporter
 
 BUDGET_SETTING = "baselines_budget_usd"
 
 
-class Baseline(Protocol):
-    """A settings `baselines:` entry (settings.BaselineSettings)."""
-
-    model: str
-    params: dict
-    query_params: dict
-    batch_size: int
-    usd_per_million_tokens: float | None
-    request_timeout_seconds: float
-    max_retry_seconds: float
-
-    @property
-    def is_local(self) -> bool: ...
-
-    @property
-    def name(self) -> str: ...
+Baseline = EmbeddingModelSpec  # a settings `baselines:` entry (settings.BaselineSettings)
 
 
 @dataclass

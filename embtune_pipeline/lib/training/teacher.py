@@ -14,33 +14,20 @@ import numpy as np
 from embtune_pipeline.lib.costs import check_budget, count_tokens, estimate_usd
 from embtune_pipeline.lib.data.chunking import text_hash
 from embtune_pipeline.lib.embeddings import EmbeddingStore
-from embtune_pipeline.lib.hosted_embeddings import HostedEmbedder, hosted_key
+from embtune_pipeline.lib.hosted_embeddings import EmbeddingModelSpec, HostedEmbedder, hosted_key
 from embtune_pipeline.lib.progress import SILENT, Reporter
 from embtune_pipeline.lib.queries.cache import AnswerCache, cache_key
 
 BUDGET_SETTING = "teacher.budget_usd"
 
 
-class TeacherSpec(Protocol):
+class TeacherSpec(EmbeddingModelSpec, Protocol):
     """The settings' `teacher:` (settings.TeacherSettings)."""
 
-    model: str
-    params: dict
-    query_params: dict
-    batch_size: int
-    usd_per_million_tokens: float | None
-    request_timeout_seconds: float
-    max_retry_seconds: float
     budget_usd: float
 
     @property
-    def is_local(self) -> bool: ...
-
-    @property
     def is_cross_encoder(self) -> bool: ...
-
-    @property
-    def name(self) -> str: ...
 
 
 class _Lazy:
