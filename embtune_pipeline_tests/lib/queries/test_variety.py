@@ -22,3 +22,19 @@ def test_a_share_of_the_queries_becomes_keywords_the_same_ones_on_a_rerun():
     assert varied.equals(vary_queries(queries, 0.3, "question", seed=0))
     assert set(vary_queries(queries, 0.0, "claim")["kind"]) == {"claim"}
     assert set(vary_queries(queries, 1.0, "claim")["kind"]) == {"keywords"}
+
+
+def test_the_generators_query_style_picks_its_prompt_and_the_kind_it_writes(write_settings, jaguar_beir):
+    from embtune_pipeline.lib.queries.generate import PROMPTS
+    from embtune_pipeline.resources.llm import QueryGenerator
+    from embtune_pipeline.resources.settings import SettingsResource
+
+    def generator(**section):
+        path = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"}, generator=section)
+        return QueryGenerator(settings=SettingsResource(config_path=str(path)))
+
+    claims = generator(model="openai/gpt-4o-mini", query_style="claims")
+    assert claims.prompt_template == PROMPTS["claims"] and "$n different claims" in claims.prompt_template.read_text()
+    assert claims.query_kind == "claim"
+    assert generator(model="openai/gpt-4o-mini").query_kind == "question"
+    assert generator(model="ict").query_kind == "claim"  # a sentence cut from the chunk
