@@ -53,6 +53,11 @@ class EmbeddingStore:
         index, _ = self._load()
         return {h for h in hashes if h not in index}
 
+    def unsent(self, hashes: list[str], texts: list[str]) -> list[str]:
+        """The distinct texts not stored yet: what encoding them would send to a paid model."""
+        missing = self.missing(hashes)
+        return list({h: t for h, t in zip(hashes, texts) if h in missing}.values())
+
     def get(self, hashes: list[str]) -> np.ndarray:
         """Stored vectors in order; a hash never encoded is an error (the producing step did not run)."""
         index, shards = self._load()

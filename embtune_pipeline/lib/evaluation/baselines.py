@@ -42,11 +42,6 @@ def _query_params(b: Baseline) -> dict:
     return {**b.params, **b.query_params}
 
 
-def _unsent(store: EmbeddingStore, hashes: list[str], texts: list[str]) -> list[str]:
-    missing = store.missing(hashes)
-    return list({h: t for h, t in zip(hashes, texts) if h in missing}.values())
-
-
 def plan(baselines: list[Baseline], store_for: Callable[[str], EmbeddingStore],
          local_store: Callable[[str], EmbeddingStore], chunks: pd.DataFrame, queries: list[str]) -> list[_Plan]:
     """Each baseline's stores and what its API would be sent now (texts not cached yet), priced."""
@@ -59,7 +54,7 @@ def plan(baselines: list[Baseline], store_for: Callable[[str], EmbeddingStore],
             continue
         p = _Plan(b, store_for(hosted_key(b.model, b.params)),
                   store_for(hosted_key(b.model, _query_params(b))))
-        unsent = _unsent(p.corpus_store, hashes, texts) + _unsent(p.query_store, [text_hash(q) for q in queries],
+        unsent = p.corpus_store.unsent(hashes, texts) + p.query_store.unsent([text_hash(q) for q in queries],
                                                                   queries)
         p.texts_to_send, p.tokens_to_send = len(unsent), count_tokens(b.model, unsent)
         p.estimated_usd = estimate_usd(b.model, p.tokens_to_send, 0, b.usd_per_million_tokens) if unsent else 0.0

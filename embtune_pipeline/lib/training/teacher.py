@@ -42,12 +42,6 @@ class _Lazy:
         return self._model.encode(texts, **kwargs)
 
 
-def _distinct_missing(store: EmbeddingStore, texts: list[str]) -> list[str]:
-    hashes = [text_hash(t) for t in texts]
-    missing = store.missing(hashes)
-    return list({h: t for h, t in zip(hashes, texts) if h in missing}.values())
-
-
 class BiEncoderTeacher:
     """Scores by cosine: queries through `query_store`, passages through `passage_store` (the same store for a
     local model; an API's query params, e.g. input_type, make a store of their own)."""
@@ -66,7 +60,8 @@ class BiEncoderTeacher:
 
     def price(self, queries: list[str], passages: list[str]) -> tuple[int, int, Optional[float]]:
         """(texts to send, their tokens, estimated USD) for the texts not cached yet; 0 USD for a local model."""
-        unsent = _distinct_missing(self.query_store, queries) + _distinct_missing(self.passage_store, passages)
+        unsent = (self.query_store.unsent([text_hash(t) for t in queries], queries)
+                  + self.passage_store.unsent([text_hash(t) for t in passages], passages))
         if self.spec.is_local or not unsent:
             return len(unsent), 0, 0.0
         tokens = count_tokens(self.spec.model, unsent)
