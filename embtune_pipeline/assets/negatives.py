@@ -15,11 +15,13 @@ from embtune_pipeline.assets._common import (
     timed,
 )
 from embtune_pipeline.lib.data.chunking import chunk_texts, text_hash
-from embtune_pipeline.lib.embeddings import encode_cached, encoding_shards, model_if_needed
+from embtune_pipeline.lib.embeddings import backend_of, encode_cached, encoder_backend, encoding_shards, model_if_needed
 from embtune_pipeline.lib.models import resolve_model_path
-from embtune_pipeline.lib.training.data import within_pair_budget
+from embtune_pipeline.lib.queries.pairs import is_real
+from embtune_pipeline.lib.training.data import reachable_pairs
 from embtune_pipeline.lib.training.mining import mine_training_rows, random_negative_warning
 from embtune_pipeline.lib.training.teacher import teacher_warning
+from embtune_pipeline.lib.training.validation import validates_on_real
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.embeddings import EmbeddingCache
 from embtune_pipeline.resources.io_managers import STEP_OUTPUTS
@@ -47,7 +49,8 @@ def plan_corpus_shards(context: dg.OpExecutionContext, config: EmbedConfig, sett
     shards = encoding_shards(embeddings.store(key), corpus["chunk_hash"], knobs.shard_chunks)
     context.log.info(f"{sum(map(len, shards))} of {len(corpus)} chunks to encode, in {len(shards)} shard(s)")
     yield dg.Output({"base_model": base_model, "model_path": str(path), "key": key, "chunks": len(corpus),
-                     "max_seq_length": knobs.max_seq_length, "batch_size": knobs.batch_size}, "plan")
+                     "max_seq_length": knobs.max_seq_length, "batch_size": knobs.batch_size,
+                     "backend": knobs.backend}, "plan")
     todo = corpus[corpus["chunk_hash"].isin({h for shard in shards for h in shard})]  # a rerun: none
     text_of = dict(zip(todo["chunk_hash"], chunk_texts(todo)))
     for i, hashes in enumerate(shards):
@@ -61,11 +64,13 @@ def encode_corpus_shard(context: dg.OpExecutionContext, settings: SettingsResour
     """One shard of the chunks, encoded into the base model's store (a GPU step when k8s.gpu_steps names it)."""
     store, meta = embeddings.store(plan["key"]), {}
     with timed(meta):
-        model = model_if_needed(store, shard["hashes"], plan["model_path"], plan["max_seq_length"])
+        model = model_if_needed(store, shard["hashes"], plan["model_path"], plan["max_seq_length"],
+                                plan["backend"], shard["texts"])
         encoded = store.fill(model, shard["hashes"], shard["texts"], plan["batch_size"],
                              reporter(context, settings.get()),
                              f"encoding the corpus with the base model, {shard['name']}")
-    return {"encoded": encoded, "missing": len(store.missing(shard["hashes"])), **meta}
+    return {"encoded": encoded, "missing": len(store.missing(shard["hashes"])), "backend": backend_of(model),
+            **meta}
 
 
 @dg.op
@@ -82,6 +87,7 @@ def merge_corpus_shards(context: dg.OpExecutionContext, settings: SettingsResour
     return dg.Output(value, metadata={
         **cache_metadata(plan["chunks"], encoded), **{k: v for k, v in value.items() if k != "model_path"},
         "shards": len(shards), "slowest_shard_seconds": max(s["seconds"] for s in shards),
+        "encoded_with": ", ".join(sorted({s.get("backend", "torch") for s in shards if s["encoded"]})) or "none",
         "peak_rss_mb": max((s["peak_rss_mb"] for s in shards if "peak_rss_mb" in s), default=None)})
 
 
@@ -102,13 +108,14 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
     """Training rows (anchor, positive, negative_1..n): negatives from a rank window of the base model, minus
     known positives and anything scored within a margin of the positive (likely unlabelled positives). With a
     teacher, the teacher judges instead (false negatives, round trip) and scores each row for distillation.
-    Corpus-only, pairs beyond run.train.corpus_only_max_pairs are left out: the training would never reach them."""
+    Pairs the training cannot reach are left out (corpus-only, beyond run.train.corpus_only_max_pairs; balanced,
+    synthetic pairs beyond what the epochs draw): metadata pairs_not_mined says how many and why."""
     s = settings.get()
     knobs = effective(s.run.mining, config)
     emb = base_corpus_embeddings
     store = embeddings.store(emb["key"])
-    pairs = within_pair_budget(training_pairs, s.run.train.corpus_only_max_pairs, knobs.seed)
-    meta: dict = {"pairs_over_budget": len(training_pairs) - len(pairs)}
+    pairs, skipped = _reachable(s.run.train, training_pairs, knobs.seed)
+    meta: dict = {"pairs_not_mined": dg.MetadataValue.json(skipped), "pairs_mined": len(pairs)}
     with timed(meta):
         corpus_index, index_reused = store.corpus_index(corpus["chunk_hash"].tolist(),
                                                         approximate=len(corpus) > knobs.approximate_above_chunks)
@@ -129,15 +136,26 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
     return dg.Output(rows, metadata=meta)
 
 
+def _reachable(train, training_pairs: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, dict]:
+    """The pairs the training can reach (lib.training.data.reachable_pairs), as the train knobs decide it."""
+    balanced = train.balance_sources and validates_on_real(
+        training_pairs["query"], is_real(training_pairs), train.validation_fraction, train.validation_min_queries,
+        train.seed)
+    return reachable_pairs(training_pairs, balanced=balanced, batch_size=train.batch_size, epochs=train.epochs,
+                           corpus_only_max_pairs=train.corpus_only_max_pairs, seed=seed)
+
+
 def _base_vectors(context, s, store, emb: dict, pairs: pd.DataFrame, meta: dict):
     """The base model's vectors of the pairs' queries and positives (cached by text)."""
     texts = [*pairs["query"], *pairs["positive"]]
-    model = model_if_needed(store, [text_hash(t) for t in texts], emb["model_path"], emb["max_seq_length"])
+    model = model_if_needed(store, [text_hash(t) for t in texts], emb["model_path"], emb["max_seq_length"],
+                            encoder_backend(emb), texts)
     progress = reporter(context, s)
     query_vecs, queries_encoded = encode_cached(store, model, pairs["query"].tolist(), emb["batch_size"], progress)
     pos_vecs, positives_encoded = encode_cached(store, model, pairs["positive"].tolist(), emb["batch_size"],
                                                 progress, "encoding positives")
-    meta.update(cache_metadata(len(set(texts)), queries_encoded + positives_encoded))
+    meta.update({**cache_metadata(len(set(texts)), queries_encoded + positives_encoded),
+                 "encoded_with": backend_of(model)})
     return query_vecs, pos_vecs
 
 

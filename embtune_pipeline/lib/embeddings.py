@@ -4,6 +4,7 @@ same model, so a new corpus snapshot pays only for its new chunks."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from embtune_pipeline.lib.evaluation.retrieval import CorpusIndex, corpus_index_
 from embtune_pipeline.lib.progress import SILENT, Reporter
 from embtune_pipeline.lib.storage import write_atomically
 
+log = logging.getLogger(__name__)
+
+EXPORT_DIR = "export"  # inside a model's store: its ONNX export (lib.encoders), made once per model and length
 BATCHES_PER_SHARD = 32  # texts per shard = batch_size x this: progress and a resumable encoding, in few files
 
 
@@ -167,9 +171,27 @@ def encode_cached(store: EmbeddingStore, model, texts: list[str], batch_size: in
     return store.encode(model, [text_hash(t) for t in texts], list(texts), batch_size, reporter, what)
 
 
-def model_if_needed(store: EmbeddingStore, hashes, model_path, max_seq_length: int):
-    """The model, loaded only when one of `hashes` is not stored yet (None otherwise): a rerun whose vectors are
-    all cached does not pay the load."""
-    from embtune_pipeline.lib.models import load_model
+def model_if_needed(store: EmbeddingStore, hashes, model_path, max_seq_length: int, backend: str = "torch",
+                    sample_texts=()):
+    """The model's encoder, loaded only when one of `hashes` is not stored yet (None otherwise): a rerun whose
+    vectors are all cached does not pay the load. `backend` (lib.encoders.choose_encoder) may run it exported, the
+    export kept beside the store and checked on `sample_texts` against PyTorch; a store's vectors agree across
+    backends to a cosine of lib.encoders.AGREEMENT."""
+    from embtune_pipeline.lib.encoders import choose_encoder
 
-    return load_model(model_path, max_seq_length) if store.missing(hashes) else None
+    if not store.missing(hashes):
+        return None
+    chosen = choose_encoder(Path(model_path), max_seq_length, backend, store.root / EXPORT_DIR, sample_texts)
+    log.info("encoding with %s (%s)", chosen.backend, chosen.reason)
+    return chosen.encoder
+
+
+def encoder_backend(base_corpus_embeddings: dict) -> str:
+    """The backend base_corpus_embeddings encoded with, for the steps after it (torch: a value stored before
+    backends were a setting)."""
+    return base_corpus_embeddings.get("backend", "torch")
+
+
+def backend_of(encoder) -> str:
+    """The backend an encoder from model_if_needed runs on (for metadata): "none" when nothing was encoded."""
+    return "none" if encoder is None else getattr(encoder, "runtime", "torch")

@@ -34,4 +34,4 @@ class BaselineModels(dg.ConfigurableResource):
         embed = s.run.embed
         return fn(s.baselines, embeddings.store, lambda path: embeddings.for_model(path, embed.max_seq_length),
                   chunks, queries, s.baselines_budget_usd, embed.max_seq_length, embed.batch_size,
-                  reporter or SILENT)
+                  reporter or SILENT, embed.backend)

@@ -41,4 +41,9 @@ class EmbeddingCache(dg.ConfigurableResource):
 
         store = store or self.for_model(model_path, max_seq_length)
         return (measure if score else encode_eval)(model_path, max_seq_length, store, chunks, eval_set, batch_size,
-                                                   reporter or SILENT, model_label)
+                                                   reporter or SILENT, model_label, self.backend)
+
+    @property
+    def backend(self) -> str:
+        """What encodes (settings run.embed.backend: lib.encoders.choose_encoder)."""
+        return self.settings.get().run.embed.backend

@@ -84,7 +84,7 @@ class EvalSetBuilder(dg.ConfigurableResource):
         dense = {}
         for label, path in models.items():
             store = embeddings.for_model(path, embed.max_seq_length)
-            model = model_if_needed(store, needed, path, embed.max_seq_length)
+            model = model_if_needed(store, needed, path, embed.max_seq_length, embed.backend, texts)
             dense[label] = encode_with(model, store, model, store, chunks, texts, embed.batch_size, reporter, label)
         for label, encoded, _ in baselines.encode(embeddings, chunks, texts, reporter):
             dense[f"baseline {label}"] = encoded

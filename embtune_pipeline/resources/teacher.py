@@ -35,7 +35,7 @@ class TeacherModel(dg.ConfigurableResource):
         teacher = build_teacher(s.teacher, embeddings.store,
                                 lambda path: embeddings.for_model(path, embed.max_seq_length),
                                 lambda: AnswerCache(s.layout.teacher_scores), model_fingerprint,
-                                embed.max_seq_length, embed.batch_size)
+                                embed.max_seq_length, embed.batch_size, embed.backend)
         return BudgetedTeacher(teacher, s.teacher.budget_usd, reporter or SILENT)
 
     def training_rows(self, embeddings: EmbeddingCache, rows, distill_loss: str):

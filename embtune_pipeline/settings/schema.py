@@ -273,10 +273,14 @@ class TrainKnobs(_Strict):
                       "gist: GISTEmbedLoss, the base model (or a local bi-encoder teacher) as guide against false "
                       "negatives; auto: gist for corpus-only training (synthetic pairs alone, where MNRL lost to "
                       "the base on SciFact and GIST levelled it), mnrl with real pairs")
-    mini_batch_size: int = Field(8, ge=0, description="> 0: the cached (GradCache) loss, the same gradients "
+    mini_batch_size: int = Field(0, ge=0, description="> 0: the cached (GradCache) loss, the same gradients "
                                  "computed this many texts at a time, so peak memory no longer grows with "
                                  "batch_size (benchmarks/training.py: MiniLM, batch 32 at 256 tokens, 4.7 GB "
-                                 "instead of 8.6 GB at the same speed on CPU); 0: the whole batch in one pass")
+                                 "instead of 8.6 GB), at the cost of a second forward pass and of bfloat16, which "
+                                 "its re-computation runs without; 0: the whole batch in one pass")
+    precision: str = Field("auto", pattern="^(auto|fp32|bf16|fp16)$", description="the trainer's mixed precision. "
+                           "auto: bf16 where the hardware computes in it (a GPU that supports it, else fp16; a CPU "
+                           "with AVX512-BF16 or AMX), fp32 elsewhere")
     corpus_only_max_pairs: int = Field(2000, ge=0, description="without real training pairs (corpus-only), a "
                                        "step budget: training stops after this many pairs, whichever comes first "
                                        "with epochs, and synthetic pairs beyond it are not mined or scored. "
@@ -333,6 +337,11 @@ class TrainKnobs(_Strict):
 class EmbedKnobs(_Strict):
     max_seq_length: int = Field(256, ge=8, description="the same in mining, training and every evaluation")
     batch_size: int = Field(64, ge=1)
+    backend: str = Field("auto", pattern="^(auto|torch|onnx|openvino)$", description="what encodes for mining and "
+                         "evaluation (training is always PyTorch): the model exported to ONNX and run by OpenVINO "
+                         "or ONNX Runtime, once its vectors agree with PyTorch's (cosine >= 0.999 on sample texts); "
+                         "auto: OpenVINO on a CPU when it agrees (1.7x PyTorch's docs/s on a bfloat16 CPU), else "
+                         "PyTorch (always on a GPU)")
     shard_chunks: int = Field(100_000, ge=1, description="base_corpus_embeddings encodes the chunks it lacks in "
                               "shards of this many, each a step of its own (side by side under the multiprocess "
                               "or k8s executor: a pod each)")

@@ -78,7 +78,7 @@ def check_plans(plans: list[_Plan], budget_usd: float) -> float:
 def encode_baselines(baselines: list[Baseline], store_for: Callable[[str], EmbeddingStore],
                      local_store: Callable[[str], EmbeddingStore], chunks: pd.DataFrame, queries: list[str],
                      budget_usd: float, max_seq_length: int, batch_size: int = 64,
-                     reporter: Reporter = SILENT) -> list[tuple[str, Encoded, dict]]:
+                     reporter: Reporter = SILENT, backend: str = "torch") -> list[tuple[str, Encoded, dict]]:
     """Every baseline's vectors of the chunks and the queries, once the whole is within budget: (name, vectors,
     what it cost: texts encoded, tokens, the estimate, batches, cache hits). API vectors are cached by (model,
     params, text hash): a rerun sends nothing."""
@@ -89,7 +89,7 @@ def encode_baselines(baselines: list[Baseline], store_for: Callable[[str], Embed
         b, label = p.baseline, f"baseline {p.baseline.name}"
         if b.is_local:
             model = model_if_needed(p.corpus_store, set(chunks["chunk_hash"]) | {text_hash(q) for q in queries},
-                                    b.model, max_seq_length)
+                                    b.model, max_seq_length, backend, queries)
             encoded = encode_with(model, p.corpus_store, model, p.query_store, chunks, queries, batch_size, reporter,
                                   label)
             batches = None
@@ -108,11 +108,11 @@ def encode_baselines(baselines: list[Baseline], store_for: Callable[[str], Embed
 def measure_baselines(baselines: list[Baseline], store_for: Callable[[str], EmbeddingStore],
                       local_store: Callable[[str], EmbeddingStore], chunks: pd.DataFrame, eval_set: pd.DataFrame,
                       budget_usd: float, max_seq_length: int, batch_size: int = 64,
-                      reporter: Reporter = SILENT) -> tuple[pd.DataFrame, list[dict]]:
+                      reporter: Reporter = SILENT, backend: str = "torch") -> tuple[pd.DataFrame, list[dict]]:
     """Per-query metrics of every baseline (a `baseline` column names it), and what each cost (encode_baselines)."""
     _, queries, _ = qrels_of(eval_set)
     encoded = encode_baselines(baselines, store_for, local_store, chunks, queries, budget_usd, max_seq_length,
-                               batch_size, reporter)
+                               batch_size, reporter, backend)
     frames = [scored(e, chunks, eval_set).per_query.assign(baseline=name) for name, e, _ in encoded]
     per_query = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["query_id", "baseline"])
     return per_query, [cost for _, _, cost in encoded]

@@ -35,12 +35,12 @@ class Measurement(Encoded):
 
 def encode_eval(model_path, max_seq_length: int, store: EmbeddingStore, chunks: pd.DataFrame,
                 eval_set: pd.DataFrame, batch_size: int = 64, reporter: Reporter = SILENT,
-                model_label: str = "the model") -> Encoded:
+                model_label: str = "the model", backend: str = "torch") -> Encoded:
     """The vectors measure scores. They come from the model's store; the model is loaded only when something is
     not stored yet, and only what is missing is encoded."""
     _, texts, _ = qrels_of(eval_set)
     needed = set(chunks["chunk_hash"]) | {text_hash(t) for t in texts}
-    model = model_if_needed(store, needed, model_path, max_seq_length)
+    model = model_if_needed(store, needed, model_path, max_seq_length, backend, [*chunk_texts(chunks[:2000]), *texts])
     return encode_with(model, store, model, store, chunks, texts, batch_size, reporter, model_label)
 
 
@@ -68,7 +68,8 @@ def scored(encoded: Encoded, chunks: pd.DataFrame, eval_set: pd.DataFrame) -> Me
 
 
 def measure(model_path, max_seq_length: int, store: EmbeddingStore, chunks: pd.DataFrame, eval_set: pd.DataFrame,
-            batch_size: int = 64, reporter: Reporter = SILENT, model_label: str = "the model") -> Measurement:
+            batch_size: int = 64, reporter: Reporter = SILENT, model_label: str = "the model",
+            backend: str = "torch") -> Measurement:
     """Per-query metrics of one model on one eval set over one chunked corpus (vectors from encode_eval)."""
     return scored(encode_eval(model_path, max_seq_length, store, chunks, eval_set, batch_size, reporter,
-                              model_label), chunks, eval_set)
+                              model_label, backend), chunks, eval_set)

@@ -6,6 +6,8 @@ the distillation loss's label)."""
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from embtune_pipeline.lib.queries.pairs import is_real
@@ -74,3 +76,27 @@ def within_pair_budget(pairs: pd.DataFrame, max_pairs: int, seed: int) -> pd.Dat
     if max_pairs <= 0 or len(pairs) <= max_pairs or has_real_pairs(pairs):
         return pairs
     return pairs.sample(n=max_pairs, random_state=seed).sort_index()
+
+
+def balanced_synthetic_draws(real_pairs: int, batch_size: int, epochs: float) -> int:
+    """The most synthetic pairs a balanced training draws (see training_data): a batch of them per batch of real
+    pairs, each epoch (a part epoch counts whole). The real pairs counted before the validation split holds some
+    out, so this bounds what trains from above."""
+    return math.ceil(epochs) * -(-real_pairs // batch_size) * batch_size
+
+
+def reachable_pairs(pairs: pd.DataFrame, *, balanced: bool, batch_size: int, epochs: float, corpus_only_max_pairs: int,
+                    seed: int) -> tuple[pd.DataFrame, dict]:
+    """The pairs the training can reach, and what was left out and why: corpus-only, the step budget's
+    (within_pair_budget); balanced, every real pair and a stable sample of the synthetic pairs the epochs can draw
+    (balanced_synthetic_draws). Nothing beyond them is worth encoding, mining or scoring."""
+    if not has_real_pairs(pairs):
+        kept = within_pair_budget(pairs, corpus_only_max_pairs, seed)
+        return kept, {"corpus_only_step_budget": len(pairs) - len(kept)}
+    real = is_real(pairs)
+    synthetic = pairs[~real]
+    draws = balanced_synthetic_draws(int(real.sum()), batch_size, epochs)
+    if not balanced or len(synthetic) <= draws:
+        return pairs, {}
+    kept = pd.concat([pairs[real], synthetic.sample(n=draws, random_state=seed)]).sort_index()
+    return kept, {"beyond_balanced_epochs": len(pairs) - len(kept)}

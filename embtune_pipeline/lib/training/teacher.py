@@ -7,13 +7,14 @@ budget: a rerun sends nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Optional, Protocol
 
 import numpy as np
 
 from embtune_pipeline.lib.costs import check_budget, count_tokens, estimate_usd
 from embtune_pipeline.lib.data.chunking import text_hash
-from embtune_pipeline.lib.embeddings import EmbeddingStore
+from embtune_pipeline.lib.embeddings import EXPORT_DIR, EmbeddingStore
 from embtune_pipeline.lib.hosted_embeddings import EmbeddingModelSpec, HostedEmbedder, hosted_key
 from embtune_pipeline.lib.progress import SILENT, Reporter
 from embtune_pipeline.lib.queries.cache import AnswerCache, cache_key
@@ -31,14 +32,15 @@ class TeacherSpec(EmbeddingModelSpec, Protocol):
 
 
 class _Lazy:
-    """A model loaded on its first encode: a rerun whose vectors are all cached never loads it."""
+    """A model loaded on its first encode (`make(texts)`: the texts are the sample an export is checked on): a
+    rerun whose vectors are all cached never loads it."""
 
-    def __init__(self, make: Callable[[], object]):
+    def __init__(self, make: Callable[[list[str]], object]):
         self._make, self._model = make, None
 
     def encode(self, texts, **kwargs):
         if self._model is None:
-            self._model = self._make()
+            self._model = self._make(list(texts))
         return self._model.encode(texts, **kwargs)
 
 
@@ -133,10 +135,11 @@ class CrossEncoderTeacher:
 
 def build_teacher(spec: TeacherSpec, store_for: Callable[[str], EmbeddingStore],
                   local_store: Callable[[str], EmbeddingStore], score_cache: Callable[[], AnswerCache],
-                  fingerprint: Callable[[str], str], max_seq_length: int, batch_size: int):
+                  fingerprint: Callable[[str], str], max_seq_length: int, batch_size: int, backend: str = "torch"):
     """The teacher the settings describe. `store_for(key)` opens an embedding store by key, `local_store(path)`
-    a local model's, `score_cache()` the cross-encoder's score cache, `fingerprint(path)` a local model's hash."""
-    from embtune_pipeline.lib.models import load_model
+    a local model's, `score_cache()` the cross-encoder's score cache, `fingerprint(path)` a local model's hash;
+    a local bi-encoder encodes on `backend` (lib.encoders.choose_encoder)."""
+    from embtune_pipeline.lib.encoders import choose_encoder
 
     if spec.is_cross_encoder:
         if not spec.is_local:
@@ -144,7 +147,8 @@ def build_teacher(spec: TeacherSpec, store_for: Callable[[str], EmbeddingStore],
         return CrossEncoderTeacher(spec, score_cache(), max_seq_length, batch_size, fingerprint(spec.model))
     if spec.is_local:
         store = local_store(spec.model)
-        model = _Lazy(lambda: load_model(spec.model, max_seq_length))
+        model = _Lazy(lambda sample: choose_encoder(Path(spec.model), max_seq_length, backend,
+                                                    store.root / EXPORT_DIR, sample).encoder)
         return BiEncoderTeacher(spec, store, store, model, model, batch_size)
     query_params = {**spec.params, **spec.query_params}
     return BiEncoderTeacher(

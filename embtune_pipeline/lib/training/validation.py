@@ -49,7 +49,7 @@ def split_validation(rows: pd.DataFrame, fraction: float, max_queries: int, min_
     real = is_real(rows)
     choices = [("real", real, rows["anchor"]), ("synthetic", ~real, rows["positive"])]
     for source, pool, group in choices:
-        held = pool & stable_fraction(group, fraction, seed, salt="validation")
+        held = pool & _held_out(group, fraction, seed)
         if rows.loc[held, "anchor"].nunique() < min_queries:
             continue
         # at most max_queries queries, whole groups at a time; held groups past that go back to training
@@ -61,6 +61,16 @@ def split_validation(rows: pd.DataFrame, fraction: float, max_queries: int, min_
         return ValidationSplit(rows[~taken].reset_index(drop=True),
                                _validation_set(rows[taken], rows[~taken], corpus_size, seed, source))
     return ValidationSplit(rows, None, f"fewer than {min_queries} queries to hold out at fraction {fraction}")
+
+
+def _held_out(group: pd.Series, fraction: float, seed: int) -> pd.Series:
+    return stable_fraction(group, fraction, seed, salt="validation")
+
+
+def validates_on_real(queries: pd.Series, real: pd.Series, fraction: float, min_queries: int, seed: int) -> bool:
+    """Whether split_validation will hold out real queries (enough of them at `fraction`): what balanced training
+    needs, known before the rows are mined."""
+    return queries[real & _held_out(queries, fraction, seed)].nunique() >= min_queries
 
 
 def _validation_set(held: pd.DataFrame, train: pd.DataFrame, corpus_size: int, seed: int,

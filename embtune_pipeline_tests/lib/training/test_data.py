@@ -27,6 +27,29 @@ def test_a_pair_budget_holds_for_corpus_only_training_alone():
     assert within_pair_budget(with_real, 7, seed=0) is with_real  # real pairs: the epochs and validation decide
 
 
+def test_balanced_training_mines_only_the_synthetic_pairs_its_epochs_draw():
+    from embtune_pipeline.lib.training.data import reachable_pairs
+
+    rows = mixed(40, 500)
+    kept, skipped = reachable_pairs(rows, balanced=True, batch_size=8, epochs=2, corpus_only_max_pairs=100, seed=0)
+    real = kept["source"] != "synthetic"
+    assert real.sum() == 40 and (~real).sum() == 2 * 40  # two epochs of a synthetic batch per real batch
+    assert skipped == {"beyond_balanced_epochs": 500 - 80}
+    assert kept.equals(reachable_pairs(rows, balanced=True, batch_size=8, epochs=2, corpus_only_max_pairs=100,
+                                       seed=0)[0])  # the same pairs on a rerun
+    # what trains in an epoch does not change: as many synthetic pairs as real ones
+    assert training_data(kept, 8, balance_sources=True)[1:] == training_data(rows, 8, balance_sources=True)[1:]
+    # a part epoch counts whole; 41 real pairs take 6 batches
+    assert len(reachable_pairs(mixed(41, 500), balanced=True, batch_size=8, epochs=1.5, corpus_only_max_pairs=0,
+                               seed=0)[0]) == 41 + 2 * 6 * 8
+    # unbalanced, every pair trains every epoch; corpus-only, the step budget decides
+    every, skipped = reachable_pairs(rows, balanced=False, batch_size=8, epochs=2, corpus_only_max_pairs=100, seed=0)
+    assert every is rows and skipped == {}
+    alone, skipped = reachable_pairs(mixed(0, 500), balanced=True, batch_size=8, epochs=2, corpus_only_max_pairs=100,
+                                     seed=0)
+    assert len(alone) == 100 and skipped == {"corpus_only_step_budget": 400}
+
+
 def test_the_teachers_scores_are_the_losses_label():
     from embtune_pipeline.lib.training.data import to_dataset, training_columns
 

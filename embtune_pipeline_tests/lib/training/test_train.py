@@ -20,13 +20,34 @@ def test_training_saves_a_loadable_model_that_changed(tiny_model, tmp_path):
     result = _train(tiny_model, tmp_path, matryoshka_dims=[16, 8])
     assert result.steps == 3 and result.loss_history
     assert result.used == {"batch_size": 8, "save_steps": 2, "processes": 1, "max_steps": -1,
-                           "loss": "MatryoshkaLoss"} and result.peak_rss_mb > 0
+                           "loss": "MatryoshkaLoss", "precision": "fp32"} and result.peak_rss_mb > 0
     small = train_model(_spec(tiny_model, batch_size=64), pairs(), tmp_path / "small", tmp_path / "ckpt-small")
     assert small.used["batch_size"] == 24  # never larger than the data: what MLflow logs as used_batch_size
     base, tuned = load_model(tiny_model), load_model(result.model_dir)
     a, b = base.encode(["jaguar reset"]), tuned.encode(["jaguar reset"])
     assert a.shape == b.shape == (1, 32) and abs(a - b).max() > 1e-4
     assert (tmp_path / "ckpt" / "checkpoint-2").is_dir()
+
+
+def test_bfloat16_training_keeps_float32_weights_that_learned(tiny_model, tmp_path):
+    from safetensors.torch import load_file
+
+    result = _train(tiny_model, tmp_path, precision="bf16")
+    assert result.used["precision"] == "bf16" and all(torch.isfinite(torch.tensor(loss)) for _, loss in
+                                                      result.loss_history)
+    weights = load_file(next(result.model_dir.rglob("model.safetensors")))
+    assert {w.dtype for w in weights.values()} == {torch.float32}  # autocast computes in bf16, stores fp32
+    base, tuned = load_model(tiny_model), load_model(result.model_dir)
+    assert abs(base.encode(["jaguar reset"]) - tuned.encode(["jaguar reset"])).max() > 1e-4
+
+
+def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it():
+    from embtune_pipeline.lib.training.train import cpu_has_bf16, mixed_precision
+
+    assert mixed_precision("fp32", cuda=True) == "fp32" and mixed_precision("bf16", cuda=False) == "bf16"
+    assert mixed_precision("auto", cuda=False) == ("bf16" if cpu_has_bf16() else "fp32")
+    flags = open("/proc/cpuinfo").read().split()
+    assert cpu_has_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 
 def test_training_reports_progress_and_live_metrics(tiny_model, tmp_path):
@@ -152,7 +173,7 @@ def test_two_processes_under_torchrun_train_with_gloo_and_rank_0_alone_writes(ti
                          tmp_path / "ckpt", split.validation, Reporter(lines.append, every=0),
                          on_metrics=lambda step, m: metrics.append((step, m)))
     assert result.used == {"batch_size": 8, "save_steps": result.used["save_steps"], "processes": 2,
-                           "max_steps": -1, "loss": "MultipleNegativesRankingLoss"}
+                           "max_steps": -1, "loss": "MultipleNegativesRankingLoss", "precision": "fp32"}
     batches = len(split.train_rows) // 4  # full batches of 4, each rank takes every other one: the global batch is 8
     assert result.steps == 2 * (batches // 2) and result.epoch_pairs == len(split.train_rows)
     losses = [loss for _, loss in result.loss_history]

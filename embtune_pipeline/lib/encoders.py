@@ -1,0 +1,218 @@
+"""Encode-only backends: the same sentence-transformers model run by PyTorch, or exported to ONNX and run by
+OpenVINO or ONNX Runtime; and that export with int8 weights (dynamic quantization), for serving.
+
+optimum's exporter (sentence-transformers' own `backend="onnx"/"openvino"`) pins transformers < 4.58, below what
+embtune runs, so the model is exported with torch.onnx and run with the runtimes directly. An export is checked
+against PyTorch on sample texts before a step uses it: a runtime is taken only where every sample agrees (cosine
+>= AGREEMENT). On CPUs with bfloat16 (AVX512-BF16, AMX), OpenVINO computes in it: on this project's machine 1.7x
+PyTorch's docs/s at a least cosine of 0.99997 (benchmarks/throughput.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("openvino", "onnx")
+AUTO_RUNTIMES = ("openvino",)  # what auto tries on a CPU: ONNX Runtime measured no faster than PyTorch there
+BACKENDS = ("auto", "torch", *RUNTIMES)
+AGREEMENT = 0.999  # the least cosine between an export's vector and PyTorch's on any sample text
+AGREEMENT_SAMPLE = 32  # texts an export is checked on: the longest and shortest of what it is first asked to encode
+ONNX_FILE, INT8_FILE, EXPORT_RECORD = "model.onnx", "model_int8.onnx", "embtune_export.json"
+
+
+class ExportedEncoder:
+    """An exported model run by OpenVINO or ONNX Runtime, with sentence-transformers' `encode` for the arguments
+    embtune passes; texts are encoded longest first (as sentence-transformers does) so a batch carries little
+    padding."""
+
+    def __init__(self, export_dir: Path, runtime: str = "onnx", onnx_file: str = ONNX_FILE):
+        from transformers import AutoTokenizer
+
+        self.export_dir, self.runtime = Path(export_dir), runtime
+        record = read_export_record(self.export_dir)
+        self.max_seq_length, self.input_names = record["max_seq_length"], record["input_names"]
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.export_dir), local_files_only=True)
+        self._run = _runner(self.export_dir / onnx_file, runtime)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, normalize_embeddings: bool = False,
+               **_ignored) -> np.ndarray:
+        texts = list(texts)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out: list[np.ndarray] = []
+        for start in range(0, len(texts), batch_size):
+            batch = [texts[i] for i in order[start:start + batch_size]]
+            tokens = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_seq_length,
+                                    return_tensors="np")
+            out.append(self._run({name: tokens[name].astype(np.int64) for name in self.input_names}))
+        if not out:
+            return np.zeros((0, 0), dtype=np.float32)
+        vectors = np.concatenate(out)[np.argsort(order)].astype(np.float32)
+        return normalized(vectors) if normalize_embeddings else vectors
+
+
+def _runner(onnx_path: Path, runtime: str):
+    """A function from the tokenizer's arrays to the sentence embeddings, in `runtime`."""
+    if runtime == "openvino":
+        import openvino
+
+        core = openvino.Core()
+        precision = "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
+        compiled = core.compile_model(str(onnx_path), "CPU", {"INFERENCE_PRECISION_HINT": precision})
+        return lambda feed: np.asarray(compiled(feed)[0])
+    if runtime == "onnx":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        return lambda feed: session.run(None, feed)[0]
+    raise ValueError(f"unknown runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
+
+
+def normalized(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def least_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """The smallest cosine between matching rows of two sets of vectors: how far two backends disagree."""
+    return float((normalized(a) * normalized(b)).sum(axis=1).min())
+
+
+def agreement_sample(texts: Sequence[str], n: int = AGREEMENT_SAMPLE) -> list[str]:
+    """The longest and the shortest distinct texts: truncation and padding are where backends part."""
+    distinct = sorted(set(texts), key=len)
+    return distinct if len(distinct) <= n else distinct[: n // 2] + distinct[-(n - n // 2):]
+
+
+def export_onnx(model, export_dir: Path) -> Path:
+    """The sentence-transformers `model` (every module: transformer, pooling, normalize...) as one ONNX graph
+    from token ids to the sentence embedding, with its tokenizer beside it: a directory ExportedEncoder loads."""
+    import torch
+
+    class SentenceEmbedding(torch.nn.Module):
+        def __init__(self, inner, names):
+            super().__init__()
+            self.inner, self.names = inner, names
+
+        def forward(self, *inputs):
+            return self.inner(dict(zip(self.names, inputs)))["sentence_embedding"]
+
+    export_dir = Path(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    tokens = model.tokenizer(["an example", "a somewhat longer example sentence"], padding=True, return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokens]
+    axes = {n: {0: "batch", 1: "tokens"} for n in names}
+    tmp = export_dir / f"{ONNX_FILE}.tmp"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on shapes it fixes: the agreement check is the proof
+        torch.onnx.export(SentenceEmbedding(model.cpu().eval(), names), tuple(tokens[n] for n in names), str(tmp),
+                          input_names=names, output_names=["sentence_embedding"],
+                          dynamic_axes={**axes, "sentence_embedding": {0: "batch"}}, opset_version=17, dynamo=False)
+    tmp.replace(export_dir / ONNX_FILE)
+    model.tokenizer.save_pretrained(str(export_dir))
+    _update_record(export_dir, {"max_seq_length": int(model.max_seq_length), "input_names": names})
+    return export_dir / ONNX_FILE
+
+
+def quantize_int8(export_dir: Path) -> Path:
+    """The export with int8 weights (ONNX Runtime's dynamic quantization), beside the fp32 one; run it with
+    ExportedEncoder(export_dir, "onnx", INT8_FILE)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    export_dir = Path(export_dir)
+    target = export_dir / INT8_FILE
+    if not target.exists():
+        tmp = export_dir / f"{INT8_FILE}.tmp"
+        quantize_dynamic(str(export_dir / ONNX_FILE), str(tmp), weight_type=QuantType.QInt8)
+        tmp.replace(target)
+    return target
+
+
+def read_export_record(export_dir: Path) -> dict:
+    path = Path(export_dir) / EXPORT_RECORD
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _update_record(export_dir: Path, update: dict) -> dict:
+    record = {**read_export_record(export_dir), **update}
+    (Path(export_dir) / EXPORT_RECORD).write_text(json.dumps(record, indent=1))
+    return record
+
+
+@dataclass
+class Chosen:
+    """The encoder a step uses and why: its backend, and the export's agreement with PyTorch when checked."""
+
+    encoder: object
+    backend: str
+    least_cosine: Optional[float] = None
+    reason: str = ""
+
+
+class _Reference:
+    """The PyTorch model, loaded once and only when asked for: the reference an export is checked against, and
+    the fallback."""
+
+    def __init__(self, model_path: Path, max_seq_length: int):
+        self.model_path, self.max_seq_length, self._model = model_path, max_seq_length, None
+
+    def __call__(self):
+        from embtune_pipeline.lib.models import load_model
+
+        if self._model is None:
+            self._model = load_model(self.model_path, self.max_seq_length)
+        return self._model
+
+
+def checked_runtime(runtime: str, export_dir: Path, reference: _Reference, sample_texts: Sequence[str]) -> dict:
+    """`runtime`'s agreement with PyTorch, measured once per export and recorded beside it ({"least_cosine": x} or
+    {"error": why})."""
+    known = read_export_record(export_dir).get("agreement", {})
+    if runtime in known:
+        return known[runtime]
+    try:
+        if not (Path(export_dir) / ONNX_FILE).exists():
+            export_onnx(reference(), export_dir)
+        sample = agreement_sample(sample_texts) or ["a sample text to check the export"]
+        exported = ExportedEncoder(export_dir, runtime).encode(sample, normalize_embeddings=True)
+        expected = reference().encode(sample, convert_to_numpy=True, normalize_embeddings=True)
+        result = {"least_cosine": least_cosine(exported, expected), "checked_on": len(sample)}
+    except Exception as e:  # not installed, or an architecture the exporter cannot trace: PyTorch it is
+        log.warning("the %s backend is unavailable for %s: %s", runtime, reference.model_path, e)
+        result = {"error": f"{type(e).__name__}: {e}"[:500]}
+    _update_record(export_dir, {"agreement": {**known, runtime: result}})
+    return result
+
+
+def choose_encoder(model_path: Path, max_seq_length: int, backend: str, export_dir: Path,
+                   sample_texts: Sequence[str] = ()) -> Chosen:
+    """The encoder for `backend`: torch; openvino or onnx (an error when its export disagrees with PyTorch: its
+    vectors would not be the model's); auto, OpenVINO when it agrees on a CPU, PyTorch on a GPU or
+    when it does not. The export is made once per model and max_seq_length (export_dir: beside that model's
+    vectors) and each runtime's agreement recorded, so later steps neither export nor check again."""
+    import torch
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown encoder backend {backend!r}: one of {', '.join(BACKENDS)}")
+    reference = _Reference(model_path, max_seq_length)
+    if backend == "torch" or (backend == "auto" and torch.cuda.is_available()):
+        return Chosen(reference(), "torch", reason="asked for" if backend == "torch" else "a GPU: PyTorch")
+    reasons = []
+    for runtime in AUTO_RUNTIMES if backend == "auto" else (backend,):
+        result = checked_runtime(runtime, export_dir, reference, sample_texts)
+        cosine = result.get("least_cosine")
+        if cosine is not None and cosine >= AGREEMENT:
+            return Chosen(ExportedEncoder(export_dir, runtime), runtime, cosine, "agrees with PyTorch")
+        reasons.append(f"{runtime}: least cosine {cosine} < {AGREEMENT}" if cosine is not None
+                       else f"{runtime}: {result.get('error')}")
+    if backend != "auto":
+        raise RuntimeError(f"run.embed.backend is {backend}, but {reasons[0]}; set it to auto or torch")
+    return Chosen(reference(), "torch", reason="; ".join(reasons))

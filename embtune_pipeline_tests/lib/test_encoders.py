@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pytest
+
+from embtune_pipeline.lib.embeddings import EXPORT_DIR, EmbeddingStore, backend_of, model_if_needed
+from embtune_pipeline.lib.encoders import (
+    AGREEMENT,
+    EXPORT_RECORD,
+    ExportedEncoder,
+    agreement_sample,
+    choose_encoder,
+    export_onnx,
+    least_cosine,
+    quantize_int8,
+)
+from embtune_pipeline.lib.models import load_model
+
+TEXTS = ["a", "jaguar", "The Jaguar product line ships in the third quarter.",
+         "cells divide " * 80,  # longer than max_seq_length: cut by every backend alike
+         "Quarterly revenue of the Jaguar line, by region and channel.", "x y z"]
+
+
+@pytest.fixture(scope="module")
+def export(tiny_model, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("export")
+    export_onnx(load_model(tiny_model, 64), directory)
+    return directory
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_the_exported_model_agrees_with_pytorch_on_every_text(tiny_model, export, runtime):
+    expected = load_model(tiny_model, 64).encode(TEXTS, convert_to_numpy=True, normalize_embeddings=True)
+    vectors = ExportedEncoder(export, runtime).encode(TEXTS, batch_size=4, normalize_embeddings=True)
+    assert vectors.shape == expected.shape
+    cosines = (vectors * expected).sum(axis=1)
+    assert cosines.min() >= AGREEMENT, cosines
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+
+
+def test_the_int8_export_is_close_but_smaller(tiny_model, export):
+    path = quantize_int8(export)
+    expected = load_model(tiny_model, 64).encode(TEXTS, convert_to_numpy=True, normalize_embeddings=True)
+    vectors = ExportedEncoder(export, "onnx", path.name).encode(TEXTS, normalize_embeddings=True)
+    assert path.stat().st_size < (export / "model.onnx").stat().st_size
+    assert least_cosine(vectors, expected) > 0.9
+
+
+def test_auto_takes_openvino_once_it_agrees_and_records_the_check(tiny_model, tmp_path):
+    chosen = choose_encoder(tiny_model, 64, "auto", tmp_path, TEXTS)
+    assert chosen.backend == "openvino" and chosen.least_cosine >= AGREEMENT
+    record = json.loads((tmp_path / EXPORT_RECORD).read_text())
+    assert record["agreement"]["openvino"]["checked_on"] == len(TEXTS)
+    exported_at = (tmp_path / "model.onnx").stat().st_mtime_ns
+    again = choose_encoder(tiny_model, 64, "auto", tmp_path, TEXTS)
+    assert again.backend == "openvino" and (tmp_path / "model.onnx").stat().st_mtime_ns == exported_at
+
+
+def test_a_runtime_that_disagrees_is_refused_by_name_and_passed_over_by_auto(tiny_model, tmp_path):
+    choose_encoder(tiny_model, 64, "onnx", tmp_path, TEXTS)  # exports and records a real check
+    record = json.loads((tmp_path / EXPORT_RECORD).read_text())
+    record["agreement"] = {"onnx": {"least_cosine": 0.98}, "openvino": {"least_cosine": 0.98}}
+    (tmp_path / EXPORT_RECORD).write_text(json.dumps(record))
+    with pytest.raises(RuntimeError, match="onnx.*least cosine 0.98"):
+        choose_encoder(tiny_model, 64, "onnx", tmp_path, TEXTS)
+    fallback = choose_encoder(tiny_model, 64, "auto", tmp_path, TEXTS)
+    assert fallback.backend == "torch" and "0.98" in fallback.reason
+    assert choose_encoder(tiny_model, 64, "torch", tmp_path).backend == "torch"
+    with pytest.raises(ValueError, match="unknown encoder backend 'tpu'"):
+        choose_encoder(tiny_model, 64, "tpu", tmp_path)
+
+
+def test_an_export_that_fails_leaves_pytorch(tmp_path, tiny_model):
+    (tmp_path / EXPORT_RECORD).write_text(json.dumps({"agreement": {"openvino": {"error": "RuntimeError: no"}}}))
+    chosen = choose_encoder(tiny_model, 64, "auto", tmp_path, TEXTS)
+    assert chosen.backend == "torch" and "RuntimeError: no" in chosen.reason
+
+
+def test_the_agreement_sample_takes_the_shortest_and_longest_texts():
+    texts = [f"{'w ' * n}" for n in range(100)]
+    sample = agreement_sample(texts, 6)
+    assert sorted(map(len, sample)) == [0, 2, 4, 194, 196, 198]
+    assert sorted(agreement_sample(["b", "a", "b"])) == ["a", "b"]  # distinct texts, each checked once
+
+
+def test_a_store_filled_through_the_chosen_backend_holds_pytorchs_vectors(tiny_model, tmp_path):
+    store = EmbeddingStore(tmp_path / "store")
+    hashes = [f"h{i}" for i in range(len(TEXTS))]
+    encoder = model_if_needed(store, hashes, tiny_model, 64, "auto", TEXTS)
+    assert backend_of(encoder) == "openvino" and (store.root / EXPORT_DIR / "model.onnx").exists()
+    store.fill(encoder, hashes, TEXTS, batch_size=4)
+    expected = load_model(tiny_model, 64).encode(TEXTS, convert_to_numpy=True, normalize_embeddings=True)
+    assert least_cosine(store.get(hashes), expected) >= AGREEMENT
+    assert model_if_needed(store, hashes, tiny_model, 64, "auto", TEXTS) is None
