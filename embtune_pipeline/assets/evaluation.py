@@ -105,15 +105,33 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
                                    progress, "the tuned model")
         report = evaluation_report(model, eval_set, corpus, base, tuned, base_model_eval, knobs.bootstrap_samples,
                                    baseline_eval)
+        if knobs.serving_export:
+            report["serving"] = _serving(embeddings, model, corpus, eval_set, report, emb["batch_size"],
+                                         knobs.bootstrap_samples, progress)
     base_key, snapshot = keys_of(context)
     report["partition"] = {"base_model": base_key, "snapshot": snapshot}
     chart, table = write_report_files(report, s.layout.reports(context.partition_key))
-    mlflow.tracker().log_evaluation(model["mlflow_run_id"], report_metrics(report), report, [chart, table])
+    mlflow.tracker().log_evaluation(model["mlflow_run_id"], report_metrics(report), report, [chart, table],
+                                    report.get("serving", {}).get("export_dir"))
     return dg.Output(report, metadata={
         **_report_metadata(report, chart),
         **cache_metadata(base.distinct_texts + tuned.distinct_texts, base.encoded + tuned.encoded),
         "report_file": dg.MetadataValue.path(str(s.layout.asset("eval_report", context.partition_key, ".json"))),
         "mlflow_run": dg.MetadataValue.url(model["mlflow_run_url"]), **meta})
+
+
+def _serving(embeddings: EmbeddingCache, model: dict, corpus, eval_set, report: dict, batch_size: int,
+             samples: int, progress) -> dict:
+    """The tuned model's serving exports beside it (the fp32 one the encoder made, when it made one) and their
+    measurement (lib.evaluation.serving)."""
+    from embtune_pipeline.lib.embeddings import EXPORT_DIR
+    from embtune_pipeline.lib.encoders import serving_exports
+    from embtune_pipeline.lib.evaluation.serving import measure_serving
+
+    key = embeddings.key_for(model["model_dir"], model["max_seq_length"])
+    export_dir = serving_exports(model["model_dir"], model["max_seq_length"], embeddings.store(key).root / EXPORT_DIR)
+    return measure_serving(export_dir, model["model_dir"], model["max_seq_length"], embeddings.store(f"{key}-int8"),
+                           corpus, eval_set, report["finetuned"]["ndcg@10"], batch_size, samples, progress)
 
 
 def _report_metadata(report: dict, chart) -> dict:
@@ -132,8 +150,20 @@ def _report_metadata(report: dict, chart) -> dict:
         "eval_set": eval_kind(report["eval_set"]),
         "eval_queries": report["eval_set"]["queries"],
         **{f"baseline {b['name']} ndcg@10": rounded(b["ndcg@10"]) for b in report["baselines"]},
+        **_serving_metadata(report.get("serving")),
         EVAL_CHART: png_markdown(chart, "base and tuned metrics with 95% confidence intervals"),
     }
+
+
+def _serving_metadata(serving) -> dict:
+    if not serving:
+        return {}
+    rates = serving["docs_per_s"]
+    return {"int8_ndcg@10": rounded(serving["int8"]["ndcg@10"]),
+            "int8_ndcg@10_minus_tuned": rounded(serving["int8_ndcg@10_minus_tuned"]),
+            "docs_per_s": records_table([{"form": k, "docs/s": v, "vs torch": round(v / rates["torch"], 2)}
+                                         for k, v in rates.items()]),
+            "serving_exports": dg.MetadataValue.path(serving["export_dir"])}
 
 
 @dg.asset(group_name="evaluation", kinds={"litellm", "sqlite"}, partitions_def=RETUNE_PARTITIONS,

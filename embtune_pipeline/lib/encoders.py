@@ -18,6 +18,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from embtune_pipeline.lib.models import SERVING_DIR
+
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("openvino", "onnx")
@@ -216,3 +218,32 @@ def choose_encoder(model_path: Path, max_seq_length: int, backend: str, export_d
     if backend != "auto":
         raise RuntimeError(f"run.embed.backend is {backend}, but {reasons[0]}; set it to auto or torch")
     return Chosen(reference(), "torch", reason="; ".join(reasons))
+
+
+
+def serving_exports(model_dir: Path, max_seq_length: int, prepared: Optional[Path] = None) -> Path:
+    """model_dir/onnx: the tuned model's fp32 export (copied from `prepared`, the export an encoder already made
+    and checked, when there is one) and its int8 quantization, for a team that serves with ONNX Runtime or
+    OpenVINO rather than PyTorch."""
+    import shutil
+
+    from embtune_pipeline.lib.models import load_model
+
+    target = Path(model_dir) / SERVING_DIR
+    if not (target / ONNX_FILE).exists():
+        if prepared is not None and (Path(prepared) / ONNX_FILE).exists():
+            shutil.copytree(prepared, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.tmp", INT8_FILE))
+        else:
+            export_onnx(load_model(model_dir, max_seq_length), target)
+    quantize_int8(target)
+    return target
+
+
+def docs_per_second(encoder, texts: Sequence[str], batch_size: int) -> float:
+    """Encoding speed on `texts`, after a warm-up batch (lazy initialisation is not speed)."""
+    import time
+
+    encoder.encode(list(texts[:batch_size]), batch_size=batch_size)
+    start = time.perf_counter()
+    encoder.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True)
+    return len(texts) / (time.perf_counter() - start)

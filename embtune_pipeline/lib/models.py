@@ -31,11 +31,17 @@ def resolve_model_path(name_or_path: str) -> Path:
     return path.resolve()
 
 
+SERVING_DIR = "onnx"  # inside a tuned model's directory: its fp32 and int8 exports (lib.encoders.serving_exports)
+DERIVED_DIRS = {SERVING_DIR}  # made from the weights after training: not part of the model's fingerprint
+
+
 def model_fingerprint(path: Path) -> str:
     """Content hash of a model directory's weights and configs: the key of its cached embeddings."""
     h = hashlib.sha256()
     for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
-        if f.suffix in {".safetensors", ".bin", ".json", ".txt", ".model"} and "checkpoint" not in f.parts:
+        inside = f.relative_to(path).parts
+        if f.suffix in {".safetensors", ".bin", ".json", ".txt", ".model"} and "checkpoint" not in f.parts \
+                and inside[0] not in DERIVED_DIRS:
             h.update(str(f.relative_to(path)).encode())
             with f.open("rb") as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):

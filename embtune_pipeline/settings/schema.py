@@ -349,6 +349,10 @@ class EmbedKnobs(_Strict):
 
 class EvalKnobs(_Strict):
     bootstrap_samples: int = Field(1000, ge=100)
+    serving_export: bool = Field(True, description="export the tuned model to ONNX and int8 beside it (its "
+                                 "onnx/ folder, logged with the MLflow run its registered version points to), and "
+                                 "measure the int8 export on the eval set: one more encoding of the eval corpus, "
+                                 "at int8's speed")
 
 
 class RetuneSettings(_Strict):

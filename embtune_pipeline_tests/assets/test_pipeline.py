@@ -111,12 +111,28 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     assert version.tags["snapshot"] in report["partition"]["snapshot"]
     assert float(version.tags["tuned_ndcg_at_10"]) == round(report["finetuned"]["ndcg@10"], 4)
 
+    # encode-only work ran on the exported model (OpenVINO, on this CPU), which agreed with PyTorch first
+    assert asset_metadata(result, "base_corpus_embeddings")["encoded_with"] == "openvino"
+    serving = report["serving"]  # the tuned model's ONNX and int8 forms, beside it and in its MLflow run
+    exports = Path(report["model_dir"]) / "onnx"
+    assert serving["export_dir"] == str(exports) and {"model.onnx", "model_int8.onnx"} <= {
+        p.name for p in exports.iterdir()}
+    assert 0 <= serving["int8"]["ndcg@10"] <= 1 and min(serving["docs_per_s"].values()) > 0
+    assert serving["int8_ndcg@10_minus_tuned"] == pytest.approx(serving["int8"]["ndcg@10"]
+                                                                 - report["finetuned"]["ndcg@10"])
+    assert float(version.tags["int8_ndcg_at_10"]) == round(serving["int8"]["ndcg@10"], 4)
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(report["mlflow_run_id"], "serving")}
+    assert {"serving/model.onnx", "serving/model_int8.onnx"} <= logged
+
     again = run_pipeline(settings, run_config=VALIDATES)
     assert asset_metadata(again, "base_corpus_embeddings")["embedding_cache_misses"] == 0
     assert api.embedded_texts == sent and asset_metadata(again, "baseline_eval")["texts_encoded"] == 0
     assert asset_metadata(again, "hard_negatives")["corpus_index_reused"] is True  # built once per snapshot
     assert asset_metadata(again, "finetuned_model")["reused"] is True
     assert asset_metadata(again, "registered_model")["version"] == registered["version"]  # not registered twice
+    # the exports beside the model leave its fingerprint, and so its cached vectors, as they were
+    assert asset_metadata(again, "eval_report")["embedding_cache_misses"] == 0
+    assert report_of(data)["serving"]["int8_texts_encoded"] == 0 < serving["int8_texts_encoded"]
 
 
 def test_without_eval_queries_the_eval_set_is_synthetic_and_never_promotable(write_settings, tmp_path):

@@ -16,6 +16,7 @@ from embtune_pipeline.lib.registry.versions import tag_key
 from embtune_pipeline.lib.secrets import safe_params
 
 SERVING_PACKAGES = ("sentence-transformers", "transformers", "torch")
+SERVING_ARTIFACTS = "serving"  # the run's folder of the ONNX and int8 exports (lib.encoders.serving_exports)
 INPUT_EXAMPLE = ["how do I reset my device?"]  # the signature is inferred from it: one string in, a vector out
 # the tag the MLflow UI reads to open an experiment as model training (runs, metrics), not as GenAI traces
 EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_development"
@@ -133,11 +134,15 @@ class Tracker:
             return False
         return info.experiment_id == self.experiment_id and info.lifecycle_stage == "active"
 
-    def log_evaluation(self, run_id: str, metrics: dict[str, float], report: dict, files: list[Path]) -> None:
-        """The evaluation into the training's run: metrics, the report document as eval/eval_report.json, and
-        the files for people (chart, table)."""
+    def log_evaluation(self, run_id: str, metrics: dict[str, float], report: dict, files: list[Path],
+                       serving_dir: Optional[str] = None) -> None:
+        """The evaluation into the training's run: metrics, the report document as eval/eval_report.json, the
+        files for people (chart, table), and the serving exports under serving/ (the ONNX and int8 models with
+        their tokenizer), so the registered version's run holds every form of the model."""
         with self.mlflow.start_run(run_id=run_id):
             self.mlflow.log_metrics({tag_key(k): v for k, v in metrics.items()})
             self.mlflow.log_dict(report, "eval/eval_report.json")
             for f in files:
                 self.mlflow.log_artifact(str(f), artifact_path="eval")
+            if serving_dir:
+                self.mlflow.log_artifacts(serving_dir, artifact_path=SERVING_ARTIFACTS)

@@ -51,7 +51,17 @@ def version_tags(model: dict, report: dict, base_key: str, snapshot: str, dagste
             "eval_queries": report["eval_set"]["queries"], "promotable": report["promotable"],
             **{f"base_{m}": round(report["base"][m], 4) for m in METRICS},
             **{f"tuned_{m}": round(report["finetuned"][m], 4) for m in METRICS},
-            "ndcg@10_delta_ci_low": round(report["comparison"]["ci_low"], 4)}
+            "ndcg@10_delta_ci_low": round(report["comparison"]["ci_low"], 4),
+            **_serving_tags(report.get("serving"))}
+
+
+def _serving_tags(serving) -> dict:
+    """Where the version's ONNX and int8 forms are (in its run's serving/ folder) and how int8 measured."""
+    if not serving:
+        return {}
+    return {"serving_artifacts": "serving/ in the version's run: " + ", ".join(serving["files"]),
+            "int8_ndcg@10": round(serving["int8"]["ndcg@10"], 4),
+            "int8_docs_per_s_vs_torch": serving["int8_speedup_vs_torch"]}
 
 
 @dataclass
