@@ -1,17 +1,17 @@
 """user_pairs, synthetic_queries -> eval_set -> training_pairs."""
 
-
 import dagster as dg
 import pandas as pd
 
 from embtune_pipeline.assets._common import effective, optional_config, reporter, table_metadata, timed
 from embtune_pipeline.lib.data.ingest import settle_problems
 from embtune_pipeline.lib.evaluation.report import eval_kind, eval_set_info
-from embtune_pipeline.lib.queries.filters import filter_queries
+from embtune_pipeline.lib.queries.enough import generate_enough
 from embtune_pipeline.lib.queries.pairs import (
     USER_PAIR_COLUMNS,
     attach_targets,
     choose_eval_set,
+    held_out,
     judged_eval_set,
     read_pairs_file,
     style_examples,
@@ -20,6 +20,8 @@ from embtune_pipeline.lib.queries.pairs import (
     training_pairs as build_training_pairs,
 )
 from embtune_pipeline.lib.queries.variety import vary_queries
+from embtune_pipeline.lib.training.data import balanced_synthetic_draws
+from embtune_pipeline.lib.training.validation import validates_on_real
 from embtune_pipeline.partitions import RETUNE_PARTITIONS
 from embtune_pipeline.resources.llm import QueryGenerator
 from embtune_pipeline.resources.settings import SettingsResource
@@ -57,28 +59,48 @@ def _eval_file_queries(s: Settings) -> set[str]:
 def synthetic_queries(context: dg.AssetExecutionContext, config: GenerateConfig, settings: SettingsResource,
                       generator: QueryGenerator, corpus_sample: pd.DataFrame,
                       user_pairs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """N queries per sampled chunk, from the configured generator; filtered (length, echo, duplicates).
+    """N queries per sampled chunk, from the configured generator; filtered (length, echo, duplicates). With
+    balanced sources, only until there are as many as the epochs draw (metadata queries_needed,
+    chunks_not_generated).
 
     LLM answers are cached on disk by (model, prompt): a rerun or a new snapshot pays only for new chunks."""
     s = settings.get()
     knobs = effective(s.run.generate, config)
     examples = style_examples(user_pairs, _eval_file_queries(s), s.generator.style_examples,
                               s.run.eval_split.holdout_fraction, s.run.eval_split.seed)
+    needed = _synthetic_pairs_needed(s, user_pairs)
     meta: dict = {}
     with timed(meta):
-        generated, stats = generator.generate(corpus_sample, knobs.queries_per_chunk, examples, reporter(context, s))
-        kept, rejects = filter_queries(generated)
-        kept = vary_queries(kept, knobs.keyword_share, generator.query_kind, s.run.sample.seed)
+        result = generate_enough(
+            lambda chunks: generator.generate(chunks, knobs.queries_per_chunk, examples, reporter(context, s)),
+            corpus_sample, needed, knobs.queries_per_chunk, s.run.sample.seed)
+        kept = vary_queries(result.kept, knobs.keyword_share, generator.query_kind, s.run.sample.seed)
+    stats = result.stats
     meta.update({
         "generator": generator.model, "prompt_template": str(generator.prompt_template),
         "by_kind": dg.MetadataValue.json({k: int(v) for k, v in kept["kind"].value_counts().items()}),
         "style_examples": len(examples), "queries_per_chunk": knobs.queries_per_chunk,
-        "generated": len(generated), "kept": len(kept), **{f"rejected_{k}": v for k, v in rejects.items()},
+        "chunks_not_generated": len(corpus_sample) - result.chunks_asked, "queries_needed": needed or "all",
+        "generated": result.generated, "kept": len(kept), **{f"rejected_{k}": v for k, v in result.rejects.items()},
         **stats.as_metadata(), **table_metadata(kept),
     })
     if stats.errors:
         meta["llm_errors"] = dg.MetadataValue.json(stats.errors)
     return dg.Output(kept, metadata=meta)
+
+
+def _synthetic_pairs_needed(s: Settings, user_pairs: pd.DataFrame) -> int | None:
+    """With sources balanced (real queries that validate, after the eval split takes its own), the synthetic
+    pairs the epochs draw (lib.training.data.balanced_synthetic_draws); None, every one, otherwise. Decided by
+    the settings' train knobs (a run's override of finetuned_model's knobs does not reach back here)."""
+    train, split = s.run.train, s.run.eval_split
+    real = user_pairs[user_pairs["score"] > 0]
+    if s.eval_set is None:
+        real = real[~real["query_id"].isin(held_out(real, split.holdout_fraction, split.seed)["query_id"])]
+    if not train.balance_sources or real.empty or not validates_on_real(
+            real["query"], real["query"].notna(), train.validation_fraction, train.validation_min_queries, train.seed):
+        return None
+    return balanced_synthetic_draws(len(real), train.batch_size, train.epochs)
 
 
 @dg.asset(group_name="data", kinds={"pandas", "parquet"}, partitions_def=RETUNE_PARTITIONS)

@@ -111,6 +111,8 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     assert version.tags["snapshot"] in report["partition"]["snapshot"]
     assert float(version.tags["tuned_ndcg_at_10"]) == round(report["finetuned"]["ndcg@10"], 4)
 
+    generated, mined = asset_metadata(result, "synthetic_queries"), asset_metadata(result, "hard_negatives")
+    print({"chunks_not_generated": generated["chunks_not_generated"], "pairs_not_mined": mined["pairs_not_mined"]})
     # encode-only work ran on the exported model (OpenVINO, on this CPU), which agreed with PyTorch first
     assert asset_metadata(result, "base_corpus_embeddings")["encoded_with"] == "openvino"
     serving = report["serving"]  # the tuned model's ONNX and int8 forms, beside it and in its MLflow run
@@ -227,3 +229,23 @@ def test_the_promotion_gate_blocks_a_deliberately_worse_model(jaguar_beir, write
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'data' / 'mlflow.db'}")
     assert client.search_model_versions("name='embtune'") == []
+
+
+def test_balanced_training_pays_only_for_the_synthetic_pairs_its_epochs_draw(jaguar_beir, write_settings, tmp_path):
+    import math
+
+    run = tiny_run_defaults()
+    run["train"].update({"validation_fraction": 0.3, "validation_min_queries": 5})  # real queries validate
+    settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"}, run=run)
+    result = run_pipeline(settings, selection="*hard_negatives")
+    assert result.success
+    pairs, rows = read_stored(tmp_path / "data", "training_pairs"), read_stored(tmp_path / "data", "hard_negatives")
+    real = int((pairs["source"] != "synthetic").sum())
+    batch = run["train"]["batch_size"]
+    draws = math.ceil(run["train"]["epochs"]) * math.ceil(real / batch) * batch
+    generated = asset_metadata(result, "synthetic_queries")
+    assert generated["chunks_not_generated"] > 0  # queries for fewer chunks than the sample holds
+    assert (rows["source"] != "synthetic").sum() == real  # every real pair is mined
+    assert (rows["source"] == "synthetic").sum() == draws < (pairs["source"] == "synthetic").sum()
+    assert asset_metadata(result, "hard_negatives")["pairs_not_mined"] == {
+        "beyond_balanced_epochs": len(pairs) - len(rows)}
