@@ -6,7 +6,8 @@ Evaluates on BEIR_DIR/qrels/test.tsv (or all.tsv when there is no test split). c
 queries alone; with-train-queries adds qrels/train.tsv as Q&A pairs. Saves the tuned model to OUT_DIR/model and
 prints one JSON line: base and tuned nDCG@10, Recall@100, MRR@10, the training pairs (by source, and per
 epoch), what the validation split chose, the wall time, the seconds each asset took, each asset's peak resident
-memory (its step's own: see lib.memory) and the process's peak.
+memory (its step's own: see lib.memory) and the process's peak; with the serving exports (the default), the
+int8 form's scores, its nDCG@10 minus the tuned model's, and docs/s of PyTorch, the fp32 export and int8.
 `--set run.sample.sample_size=1000` overrides a settings value (dotted path).
 `--teacher MODEL` distils a stronger model (an embedding API string, a local sentence-transformers directory or a
 local cross-encoder) into the base; it is also measured on the eval set, as the baseline "teacher", so the JSON
@@ -117,8 +118,17 @@ def main() -> None:
         "training_pairs_by_source": record.get("training_pairs_by_source"),
         "pairs_per_epoch": record.get("pairs_per_epoch"), "validation": record.get("validation"),
         "wall_seconds": round(wall, 1), "asset_seconds": seconds, "asset_peak_rss_mb": peaks,
-        "peak_rss_mb": process_peak_rss_mb(), "model": str(model_out),
+        "peak_rss_mb": process_peak_rss_mb(), "model": str(model_out), **_serving(report.get("serving"), pick),
     }))
+
+
+def _serving(serving, pick: tuple[str, ...]) -> dict:
+    """The int8 export's scores and every form's docs/s, when eval_report made the serving exports."""
+    if not serving:
+        return {}
+    return {"int8": {m: round(serving["int8"][m], 4) for m in pick},
+            "int8_ndcg@10_minus_tuned": round(serving["int8_ndcg@10_minus_tuned"], 4),
+            "docs_per_s": serving["docs_per_s"], "int8_speedup_vs_torch": serving["int8_speedup_vs_torch"]}
 
 
 def _teacher_scores(report: dict, pick: tuple[str, ...]) -> dict:
