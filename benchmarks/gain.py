@@ -124,8 +124,8 @@ def main() -> None:
 
 def _serving(serving, pick: tuple[str, ...]) -> dict:
     """The int8 export's scores and every form's docs/s, when eval_report made the serving exports."""
-    if not serving:
-        return {}
+    if not serving or "skipped" in serving:
+        return {"serving": serving} if serving else {}
     return {"int8": {m: round(serving["int8"][m], 4) for m in pick},
             "int8_ndcg@10_minus_tuned": round(serving["int8_ndcg@10_minus_tuned"], 4),
             "docs_per_s": serving["docs_per_s"], "int8_speedup_vs_torch": serving["int8_speedup_vs_torch"]}

@@ -111,8 +111,9 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
     base_key, snapshot = keys_of(context)
     report["partition"] = {"base_model": base_key, "snapshot": snapshot}
     chart, table = write_report_files(report, s.layout.reports(context.partition_key))
+    serving = report.get("serving", {})
     mlflow.tracker().log_evaluation(model["mlflow_run_id"], report_metrics(report), report, [chart, table],
-                                    report.get("serving", {}).get("export_dir"))
+                                    None if "skipped" in serving else serving.get("export_dir"))
     return dg.Output(report, metadata={
         **_report_metadata(report, chart),
         **cache_metadata(base.distinct_texts + tuned.distinct_texts, base.encoded + tuned.encoded),
@@ -125,13 +126,12 @@ def _serving(embeddings: EmbeddingCache, model: dict, corpus, eval_set, report: 
     """The tuned model's serving exports beside it (the fp32 one the encoder made, when it made one) and their
     measurement (lib.evaluation.serving)."""
     from embtune_pipeline.lib.embeddings import EXPORT_DIR
-    from embtune_pipeline.lib.encoders import serving_exports
     from embtune_pipeline.lib.evaluation.serving import measure_serving
 
     key = embeddings.key_for(model["model_dir"], model["max_seq_length"])
-    export_dir = serving_exports(model["model_dir"], model["max_seq_length"], embeddings.store(key).root / EXPORT_DIR)
-    return measure_serving(export_dir, model["model_dir"], model["max_seq_length"], embeddings.store(f"{key}-int8"),
-                           corpus, eval_set, report["finetuned"]["ndcg@10"], batch_size, samples, progress)
+    return measure_serving(model["model_dir"], model["max_seq_length"], embeddings.store(f"{key}-int8"), corpus,
+                           eval_set, report["finetuned"]["ndcg@10"], batch_size, samples, progress,
+                           prepared=embeddings.store(key).root / EXPORT_DIR)
 
 
 def _report_metadata(report: dict, chart) -> dict:
@@ -158,6 +158,8 @@ def _report_metadata(report: dict, chart) -> dict:
 def _serving_metadata(serving) -> dict:
     if not serving:
         return {}
+    if "skipped" in serving:
+        return {"serving_exports": serving["skipped"]}
     rates = serving["docs_per_s"]
     return {"int8_ndcg@10": rounded(serving["int8"]["ndcg@10"]),
             "int8_ndcg@10_minus_tuned": rounded(serving["int8_ndcg@10_minus_tuned"]),

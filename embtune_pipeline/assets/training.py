@@ -26,7 +26,7 @@ from embtune_pipeline.lib.training.record import (
     training_key,
     write_model_record,
 )
-from embtune_pipeline.lib.training.train import TrainSpec, train_model
+from embtune_pipeline.lib.training.train import TrainSpec, this_machines_precision, train_model
 from embtune_pipeline.lib.training.validation import split_validation
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.embeddings import EmbeddingCache
@@ -54,8 +54,8 @@ def finetuned_model(context: dg.AssetExecutionContext, config: TrainConfig, sett
     emb, (base_key, snapshot) = base_corpus_embeddings, keys_of(context)
     columns = training_columns(hard_negatives)
     # the source column decides which queries validate, so it names the run too
-    key = training_key(hard_negatives[[*columns, "source"]], knobs.model_dump(exclude=NOT_TRAINING), emb["key"],
-                       emb["max_seq_length"])
+    key = training_key(hard_negatives[[*columns, "source"]], {**knobs.model_dump(exclude=NOT_TRAINING),
+                       "precision": this_machines_precision(knobs.precision)}, emb["key"], emb["max_seq_length"])
     name = model_name(base_key, key)
     out_dir, checkpoints = s.layout.model(name), s.layout.checkpoints(name)
     if (record := read_model_record(out_dir)) is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,9 +66,7 @@ def _runner(onnx_path: Path, runtime: str):
     if runtime == "openvino":
         import openvino
 
-        core = openvino.Core()
-        precision = "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
-        compiled = core.compile_model(str(onnx_path), "CPU", {"INFERENCE_PRECISION_HINT": precision})
+        compiled = openvino.Core().compile_model(str(onnx_path), "CPU", {"INFERENCE_PRECISION_HINT": _precision()})
         return lambda feed: np.asarray(compiled(feed)[0])
     if runtime == "onnx":
         import onnxruntime as ort
@@ -77,6 +76,25 @@ def _runner(onnx_path: Path, runtime: str):
         session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         return lambda feed: session.run(None, feed)[0]
     raise ValueError(f"unknown runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
+
+
+def _precision() -> str:
+    """What OpenVINO computes in on this CPU: bfloat16 where the CPU has it (its own reading of the CPU)."""
+    import openvino
+
+    return "bf16" if "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
+
+
+def runtime_key(runtime: str) -> str:
+    """What an agreement check holds for: the runtime, its version and, for OpenVINO, the precision it computes in
+    here (a check made on a CPU without bfloat16 says nothing of one with it)."""
+    if runtime == "openvino":
+        import openvino
+
+        return f"openvino {openvino.get_version()} {_precision()}"
+    import onnxruntime
+
+    return f"onnxruntime {onnxruntime.__version__} fp32"
 
 
 def normalized(vectors: np.ndarray) -> np.ndarray:
@@ -112,7 +130,7 @@ def export_onnx(model, export_dir: Path) -> Path:
     tokens = model.tokenizer(["an example", "a somewhat longer example sentence"], padding=True, return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokens]
     axes = {n: {0: "batch", 1: "tokens"} for n in names}
-    tmp = export_dir / f"{ONNX_FILE}.tmp"
+    tmp = export_dir / f"{ONNX_FILE}.{os.getpid()}.tmp"  # a name of its own: steps side by side may export
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on shapes it fixes: the agreement check is the proof
         torch.onnx.export(SentenceEmbedding(model.cpu().eval(), names), tuple(tokens[n] for n in names), str(tmp),
@@ -132,7 +150,7 @@ def quantize_int8(export_dir: Path) -> Path:
     export_dir = Path(export_dir)
     target = export_dir / INT8_FILE
     if not target.exists():
-        tmp = export_dir / f"{INT8_FILE}.tmp"
+        tmp = export_dir / f"{INT8_FILE}.{os.getpid()}.tmp"
         quantize_dynamic(str(export_dir / ONNX_FILE), str(tmp), weight_type=QuantType.QInt8)
         tmp.replace(target)
     return target
@@ -144,8 +162,10 @@ def read_export_record(export_dir: Path) -> dict:
 
 
 def _update_record(export_dir: Path, update: dict) -> dict:
+    from embtune_pipeline.lib.storage import write_atomically
+
     record = {**read_export_record(export_dir), **update}
-    (Path(export_dir) / EXPORT_RECORD).write_text(json.dumps(record, indent=1))
+    write_atomically(Path(export_dir) / EXPORT_RECORD, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     return record
 
 
@@ -175,23 +195,30 @@ class _Reference:
 
 
 def checked_runtime(runtime: str, export_dir: Path, reference: _Reference, sample_texts: Sequence[str]) -> dict:
-    """`runtime`'s agreement with PyTorch, measured once per export and recorded beside it ({"least_cosine": x} or
-    {"error": why})."""
-    known = read_export_record(export_dir).get("agreement", {})
-    if runtime in known:
-        return known[runtime]
-    try:
-        if not (Path(export_dir) / ONNX_FILE).exists():
-            export_onnx(reference(), export_dir)
-        sample = agreement_sample(sample_texts) or ["a sample text to check the export"]
-        exported = ExportedEncoder(export_dir, runtime).encode(sample, normalize_embeddings=True)
-        expected = reference().encode(sample, convert_to_numpy=True, normalize_embeddings=True)
+    """`runtime`'s agreement with PyTorch ({"least_cosine": x, "checked_on": n}), measured once per export and
+    runtime_key and recorded beside the export; {"error": why} when the runtime or the export failed (not
+    recorded: the next step tries again). Under a lock: steps side by side export and check once."""
+    from filelock import FileLock
+
+    export_dir = Path(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(export_dir / ".lock")):
+        try:
+            key = runtime_key(runtime)
+            known = read_export_record(export_dir).get("agreement", {})
+            if key in known:
+                return known[key]
+            if not (export_dir / ONNX_FILE).exists():
+                export_onnx(reference(), export_dir)
+            sample = agreement_sample(sample_texts) or ["a sample text to check the export"]
+            exported = ExportedEncoder(export_dir, runtime).encode(sample, normalize_embeddings=True)
+            expected = reference().encode(sample, convert_to_numpy=True, normalize_embeddings=True)
+        except Exception as e:  # not installed, or an architecture the exporter cannot trace: PyTorch it is
+            log.warning("the %s backend is unavailable for %s: %s", runtime, reference.model_path, e)
+            return {"error": f"{type(e).__name__}: {e}"[:500]}
         result = {"least_cosine": least_cosine(exported, expected), "checked_on": len(sample)}
-    except Exception as e:  # not installed, or an architecture the exporter cannot trace: PyTorch it is
-        log.warning("the %s backend is unavailable for %s: %s", runtime, reference.model_path, e)
-        result = {"error": f"{type(e).__name__}: {e}"[:500]}
-    _update_record(export_dir, {"agreement": {**known, runtime: result}})
-    return result
+        _update_record(export_dir, {"agreement": {**known, key: result}})
+        return result
 
 
 def choose_encoder(model_path: Path, max_seq_length: int, backend: str, export_dir: Path,
@@ -216,27 +243,28 @@ def choose_encoder(model_path: Path, max_seq_length: int, backend: str, export_d
         reasons.append(f"{runtime}: least cosine {cosine} < {AGREEMENT}" if cosine is not None
                        else f"{runtime}: {result.get('error')}")
     if backend != "auto":
-        raise RuntimeError(f"run.embed.backend is {backend}, but {reasons[0]}; set it to auto or torch")
+        raise RuntimeError(f"run.embed.backend is {backend}, but {reasons[0]} (checked on sample texts, recorded in "
+                           f"{Path(export_dir) / EXPORT_RECORD}); set it to auto or torch")
     return Chosen(reference(), "torch", reason="; ".join(reasons))
 
 
 
-def serving_exports(model_dir: Path, max_seq_length: int, prepared: Optional[Path] = None) -> Path:
-    """model_dir/onnx: the tuned model's fp32 export (copied from `prepared`, the export an encoder already made
-    and checked, when there is one) and its int8 quantization, for a team that serves with ONNX Runtime or
-    OpenVINO rather than PyTorch."""
+def serving_exports(model_dir: Path, max_seq_length: int, sample_texts: Sequence[str],
+                    prepared: Optional[Path] = None) -> tuple[Path, dict]:
+    """model_dir/serving: the tuned model's fp32 export (copied from `prepared`, the export an encoder already
+    made, when there is one) checked against PyTorch under ONNX Runtime on `sample_texts`, and, when it agrees,
+    its int8 quantization: for a team that serves with ONNX Runtime or OpenVINO rather than PyTorch. Returns the
+    folder and the fp32 export's agreement (checked_runtime)."""
     import shutil
 
-    from embtune_pipeline.lib.models import load_model
-
     target = Path(model_dir) / SERVING_DIR
-    if not (target / ONNX_FILE).exists():
-        if prepared is not None and (Path(prepared) / ONNX_FILE).exists():
-            shutil.copytree(prepared, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.tmp", INT8_FILE))
-        else:
-            export_onnx(load_model(model_dir, max_seq_length), target)
-    quantize_int8(target)
-    return target
+    if not (target / ONNX_FILE).exists() and prepared is not None and (Path(prepared) / ONNX_FILE).exists():
+        shutil.copytree(prepared, target, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("*.tmp", "*.lock", INT8_FILE))
+    agreement = checked_runtime("onnx", target, _Reference(Path(model_dir), max_seq_length), sample_texts)
+    if agreement.get("least_cosine", 0) >= AGREEMENT:
+        quantize_int8(target)
+    return target, agreement
 
 
 def docs_per_second(encoder, texts: Sequence[str], batch_size: int) -> float:

@@ -31,7 +31,8 @@ def resolve_model_path(name_or_path: str) -> Path:
     return path.resolve()
 
 
-SERVING_DIR = "onnx"  # inside a tuned model's directory: its fp32 and int8 exports (lib.encoders.serving_exports)
+SERVING_DIR = "serving"  # inside a tuned model's directory: its ONNX and int8 exports (lib.encoders.serving_exports;
+# not "onnx/", which sentence-transformers' own ONNX backend would read as its export)
 DERIVED_DIRS = {SERVING_DIR}  # made from the weights after training: not part of the model's fingerprint
 
 

@@ -72,7 +72,7 @@ class EvalSetBuilder(dg.ConfigurableResource):
         from embtune_pipeline.lib.data.chunking import text_hash
         from embtune_pipeline.lib.data.ingest import HUMAN
         from embtune_pipeline.lib.embeddings import model_if_needed
-        from embtune_pipeline.lib.evaluation.measure import encode_with
+        from embtune_pipeline.lib.evaluation.measure import agreement_texts, encode_with
         from embtune_pipeline.lib.evaluation.query_log import pool_queries, queries_to_judge
         from embtune_pipeline.lib.progress import SILENT
 
@@ -84,7 +84,8 @@ class EvalSetBuilder(dg.ConfigurableResource):
         dense = {}
         for label, path in models.items():
             store = embeddings.for_model(path, embed.max_seq_length)
-            model = model_if_needed(store, needed, path, embed.max_seq_length, embed.backend, texts)
+            model = model_if_needed(store, needed, path, embed.max_seq_length, embed.backend,
+                                    agreement_texts(chunks, texts))
             dense[label] = encode_with(model, store, model, store, chunks, texts, embed.batch_size, reporter, label)
         for label, encoded, _ in baselines.encode(embeddings, chunks, texts, reporter):
             dense[f"baseline {label}"] = encoded

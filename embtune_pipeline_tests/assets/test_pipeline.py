@@ -111,17 +111,14 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     assert version.tags["snapshot"] in report["partition"]["snapshot"]
     assert float(version.tags["tuned_ndcg_at_10"]) == round(report["finetuned"]["ndcg@10"], 4)
 
-    generated, mined = asset_metadata(result, "synthetic_queries"), asset_metadata(result, "hard_negatives")
-    print({"chunks_not_generated": generated["chunks_not_generated"], "pairs_not_mined": mined["pairs_not_mined"]})
     # encode-only work ran on the exported model (OpenVINO, on this CPU), which agreed with PyTorch first
     assert asset_metadata(result, "base_corpus_embeddings")["encoded_with"] == "openvino"
     serving = report["serving"]  # the tuned model's ONNX and int8 forms, beside it and in its MLflow run
-    exports = Path(report["model_dir"]) / "onnx"
+    exports = Path(report["model_dir"]) / "serving"
     assert serving["export_dir"] == str(exports) and {"model.onnx", "model_int8.onnx"} <= {
         p.name for p in exports.iterdir()}
+    assert serving["fp32_agreement"]["least_cosine"] >= 0.999  # checked before it is published
     assert 0 <= serving["int8"]["ndcg@10"] <= 1 and min(serving["docs_per_s"].values()) > 0
-    assert serving["int8_ndcg@10_minus_tuned"] == pytest.approx(serving["int8"]["ndcg@10"]
-                                                                 - report["finetuned"]["ndcg@10"])
     assert float(version.tags["int8_ndcg_at_10"]) == round(serving["int8"]["ndcg@10"], 4)
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(report["mlflow_run_id"], "serving")}
     assert {"serving/model.onnx", "serving/model_int8.onnx"} <= logged

@@ -13,6 +13,7 @@ from embtune_pipeline.lib.encoders import (
     export_onnx,
     least_cosine,
     quantize_int8,
+    runtime_key,
 )
 from embtune_pipeline.lib.models import load_model
 
@@ -50,7 +51,7 @@ def test_auto_takes_openvino_once_it_agrees_and_records_the_check(tiny_model, tm
     chosen = choose_encoder(tiny_model, 64, "auto", tmp_path, TEXTS)
     assert chosen.backend == "openvino" and chosen.least_cosine >= AGREEMENT
     record = json.loads((tmp_path / EXPORT_RECORD).read_text())
-    assert record["agreement"]["openvino"]["checked_on"] == len(TEXTS)
+    assert record["agreement"][runtime_key("openvino")]["checked_on"] == len(TEXTS)
     exported_at = (tmp_path / "model.onnx").stat().st_mtime_ns
     again = choose_encoder(tiny_model, 64, "auto", tmp_path, TEXTS)
     assert again.backend == "openvino" and (tmp_path / "model.onnx").stat().st_mtime_ns == exported_at
@@ -59,9 +60,9 @@ def test_auto_takes_openvino_once_it_agrees_and_records_the_check(tiny_model, tm
 def test_a_runtime_that_disagrees_is_refused_by_name_and_passed_over_by_auto(tiny_model, tmp_path):
     choose_encoder(tiny_model, 64, "onnx", tmp_path, TEXTS)  # exports and records a real check
     record = json.loads((tmp_path / EXPORT_RECORD).read_text())
-    record["agreement"] = {"onnx": {"least_cosine": 0.98}, "openvino": {"least_cosine": 0.98}}
+    record["agreement"] = {runtime_key(r): {"least_cosine": 0.98} for r in ("onnx", "openvino")}
     (tmp_path / EXPORT_RECORD).write_text(json.dumps(record))
-    with pytest.raises(RuntimeError, match="onnx.*least cosine 0.98"):
+    with pytest.raises(RuntimeError, match="onnx.*least cosine 0.98.*embtune_export.json"):
         choose_encoder(tiny_model, 64, "onnx", tmp_path, TEXTS)
     fallback = choose_encoder(tiny_model, 64, "auto", tmp_path, TEXTS)
     assert fallback.backend == "torch" and "0.98" in fallback.reason
@@ -70,10 +71,18 @@ def test_a_runtime_that_disagrees_is_refused_by_name_and_passed_over_by_auto(tin
         choose_encoder(tiny_model, 64, "tpu", tmp_path)
 
 
-def test_an_export_that_fails_leaves_pytorch(tmp_path, tiny_model):
-    (tmp_path / EXPORT_RECORD).write_text(json.dumps({"agreement": {"openvino": {"error": "RuntimeError: no"}}}))
+def test_an_export_that_fails_leaves_pytorch_and_is_tried_again_next_time(tmp_path, tiny_model, monkeypatch):
+    from embtune_pipeline.lib import encoders
+
+    def untraceable(model, export_dir):
+        raise RuntimeError("no tracer for this architecture")
+
+    monkeypatch.setattr(encoders, "export_onnx", untraceable)
     chosen = choose_encoder(tiny_model, 64, "auto", tmp_path, TEXTS)
-    assert chosen.backend == "torch" and "RuntimeError: no" in chosen.reason
+    assert chosen.backend == "torch" and "no tracer for this architecture" in chosen.reason
+    assert not (tmp_path / EXPORT_RECORD).exists()  # a failure is not recorded: a fixed exporter gets its chance
+    monkeypatch.undo()
+    assert choose_encoder(tiny_model, 64, "auto", tmp_path, TEXTS).backend == "openvino"
 
 
 def test_the_agreement_sample_takes_the_shortest_and_longest_texts():

@@ -13,7 +13,7 @@ from embtune_pipeline.lib.costs import check_budget, count_tokens, estimate_usd
 from embtune_pipeline.lib.data.chunking import chunk_texts, text_hash
 from embtune_pipeline.lib.embeddings import EmbeddingStore, model_if_needed
 from embtune_pipeline.lib.evaluation.evaluate import qrels_of
-from embtune_pipeline.lib.evaluation.measure import Encoded, encode_with, scored
+from embtune_pipeline.lib.evaluation.measure import Encoded, agreement_texts, encode_with, scored
 from embtune_pipeline.lib.hosted_embeddings import EmbeddingModelSpec, HostedEmbedder, hosted_key
 from embtune_pipeline.lib.progress import SILENT, Reporter
 
@@ -89,7 +89,7 @@ def encode_baselines(baselines: list[Baseline], store_for: Callable[[str], Embed
         b, label = p.baseline, f"baseline {p.baseline.name}"
         if b.is_local:
             model = model_if_needed(p.corpus_store, set(chunks["chunk_hash"]) | {text_hash(q) for q in queries},
-                                    b.model, max_seq_length, backend, queries)
+                                    b.model, max_seq_length, backend, agreement_texts(chunks, queries))
             encoded = encode_with(model, p.corpus_store, model, p.query_store, chunks, queries, batch_size, reporter,
                                   label)
             batches = None

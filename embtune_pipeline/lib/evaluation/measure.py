@@ -40,8 +40,14 @@ def encode_eval(model_path, max_seq_length: int, store: EmbeddingStore, chunks: 
     not stored yet, and only what is missing is encoded."""
     _, texts, _ = qrels_of(eval_set)
     needed = set(chunks["chunk_hash"]) | {text_hash(t) for t in texts}
-    model = model_if_needed(store, needed, model_path, max_seq_length, backend, [*chunk_texts(chunks[:2000]), *texts])
+    model = model_if_needed(store, needed, model_path, max_seq_length, backend, agreement_texts(chunks, texts))
     return encode_with(model, store, model, store, chunks, texts, batch_size, reporter, model_label)
+
+
+def agreement_texts(chunks: pd.DataFrame, queries: list[str]) -> list[str]:
+    """The texts an export is checked on before it encodes these (lib.encoders.agreement_sample takes the
+    shortest and longest): chunks, where truncation shows, and queries."""
+    return [*chunk_texts(chunks.head(2000)), *queries]
 
 
 def encode_with(corpus_encoder, corpus_store: EmbeddingStore, query_encoder, query_store: EmbeddingStore,

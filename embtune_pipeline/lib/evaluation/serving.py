@@ -11,23 +11,36 @@ import pandas as pd
 from embtune_pipeline.lib.data.chunking import chunk_texts
 from embtune_pipeline.lib.embeddings import EmbeddingStore
 from embtune_pipeline.lib.evaluation.evaluate import qrels_of, summarize
-from embtune_pipeline.lib.evaluation.measure import encode_with, scored
+from embtune_pipeline.lib.evaluation.measure import agreement_texts, encode_with, scored
 from embtune_pipeline.lib.progress import SILENT, Reporter
 
 SPEED_SAMPLE = 256  # chunks each form encodes, timed, for docs/s
 
 
-def measure_serving(export_dir: Path, model_dir: Path, max_seq_length: int, int8_store: EmbeddingStore,
-                    chunks: pd.DataFrame, eval_set: pd.DataFrame, tuned_ndcg: float, batch_size: int = 64,
-                    samples: int = 1000, reporter: Reporter = SILENT) -> dict:
-    """The report's `serving` section: where the exports are, the int8 export's metrics on the eval set (its
-    vectors cached in `int8_store`: a rerun encodes nothing) and its nDCG@10 minus the tuned model's, and docs/s
-    of PyTorch, the fp32 export and the int8 one on the same SPEED_SAMPLE chunks."""
-    from embtune_pipeline.lib.encoders import INT8_FILE, ONNX_FILE, ExportedEncoder, docs_per_second
+def measure_serving(model_dir: Path, max_seq_length: int, int8_store: EmbeddingStore, chunks: pd.DataFrame,
+                    eval_set: pd.DataFrame, tuned_ndcg: float, batch_size: int = 64, samples: int = 1000,
+                    reporter: Reporter = SILENT, prepared: Path | None = None) -> dict:
+    """The report's `serving` section: the exports (lib.encoders.serving_exports) and the fp32 one's agreement
+    with PyTorch; when it agrees, the int8 export's metrics on the eval set (its vectors cached in `int8_store`:
+    a rerun encodes nothing) and its nDCG@10 minus the tuned model's, and docs/s of PyTorch, the fp32 export and
+    the int8 one on the same SPEED_SAMPLE chunks. An export that disagrees is reported, not measured."""
+    from embtune_pipeline.lib.encoders import (
+        AGREEMENT,
+        INT8_FILE,
+        ONNX_FILE,
+        ExportedEncoder,
+        docs_per_second,
+        serving_exports,
+    )
     from embtune_pipeline.lib.models import load_model
 
-    int8 = ExportedEncoder(export_dir, "onnx", INT8_FILE)
     _, texts, _ = qrels_of(eval_set)
+    export_dir, agreement = serving_exports(model_dir, max_seq_length, agreement_texts(chunks, texts), prepared)
+    if agreement.get("least_cosine", 0) < AGREEMENT:
+        return {"export_dir": str(export_dir), "fp32_agreement": agreement,
+                "skipped": f"the ONNX export does not agree with PyTorch (cosine >= {AGREEMENT} on every sample "
+                           f"text): no serving form is published"}
+    int8 = ExportedEncoder(export_dir, "onnx", INT8_FILE)
     measured = scored(encode_with(int8, int8_store, int8, int8_store, chunks, texts, batch_size, reporter,
                                   "the int8 export"), chunks, eval_set)
     metrics = {m: v["mean"] for m, v in summarize(measured.per_query, samples).items()}
@@ -35,7 +48,8 @@ def measure_serving(export_dir: Path, model_dir: Path, max_seq_length: int, int8
     rates = {"torch": docs_per_second(load_model(model_dir, max_seq_length), sample, batch_size),
              "onnx": docs_per_second(ExportedEncoder(export_dir, "onnx"), sample, batch_size),
              "int8": docs_per_second(int8, sample, batch_size)}
-    return {"export_dir": str(export_dir), "files": [ONNX_FILE, INT8_FILE], "int8": metrics,
+    return {"export_dir": str(export_dir), "files": [ONNX_FILE, INT8_FILE], "fp32_agreement": agreement,
+            "int8": metrics,
             "int8_ndcg@10_minus_tuned": metrics["ndcg@10"] - tuned_ndcg, "int8_texts_encoded": measured.encoded,
             "speed_sample": len(sample),
             "docs_per_s": {k: round(v, 2) for k, v in rates.items()},

@@ -57,7 +57,7 @@ def version_tags(model: dict, report: dict, base_key: str, snapshot: str, dagste
 
 def _serving_tags(serving) -> dict:
     """Where the version's ONNX and int8 forms are (in its run's serving/ folder) and how int8 measured."""
-    if not serving:
+    if not serving or "skipped" in serving:
         return {}
     return {"serving_artifacts": "serving/ in the version's run: " + ", ".join(serving["files"]),
             "int8_ndcg@10": round(serving["int8"]["ndcg@10"], 4),

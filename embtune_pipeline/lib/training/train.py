@@ -163,7 +163,7 @@ def train_in_this_process(
     dataset, epoch_batches, epoch_pairs = training_data(pairs, batch_size, balance, label)
     budget = 0 if has_real_pairs(pairs) else spec.corpus_only_max_pairs
     max_steps = step_budget(budget, batch_size, epoch_batches, spec.epochs)
-    precision = mixed_precision(spec.precision, torch.cuda.is_available())
+    precision = this_machines_precision(spec.precision)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     selection: dict = {}
     save_steps = spec.save_steps
@@ -190,8 +190,7 @@ def train_in_this_process(
         disable_tqdm=True,
         dataloader_pin_memory=torch.cuda.is_available(),
         **selection,
-        **_data_parallel(world, torch.cuda.is_available()),
-        **_precision_args(precision, torch.cuda.is_available()),
+        **{**_data_parallel(world, torch.cuda.is_available()), **_precision_args(precision, torch.cuda.is_available())},
     )
     watcher = progress_callback(reporter, scorer.trainer_metric if scorer else None, on_metrics)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
@@ -257,10 +256,17 @@ def mixed_precision(precision: str, cuda: bool) -> str:
     return "bf16" if cpu_has_bf16() else "fp32"
 
 
-def cpu_has_bf16() -> bool:
+def this_machines_precision(precision: str) -> str:
+    """mixed_precision on this machine: what names a training (its key), so bf16 and fp32 runs never share one."""
+    import torch
+
+    return mixed_precision(precision, torch.cuda.is_available())
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX), from the flags Linux lists."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = Path(cpuinfo).read_text()
     except OSError:
         return False
     return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))

@@ -37,8 +37,6 @@ def test_balanced_training_mines_only_the_synthetic_pairs_its_epochs_draw():
     assert skipped == {"beyond_balanced_epochs": 500 - 80}
     assert kept.equals(reachable_pairs(rows, balanced=True, batch_size=8, epochs=2, corpus_only_max_pairs=100,
                                        seed=0)[0])  # the same pairs on a rerun
-    # what trains in an epoch does not change: as many synthetic pairs as real ones
-    assert training_data(kept, 8, balance_sources=True)[1:] == training_data(rows, 8, balance_sources=True)[1:]
     # a part epoch counts whole; 41 real pairs take 6 batches
     assert len(reachable_pairs(mixed(41, 500), balanced=True, batch_size=8, epochs=1.5, corpus_only_max_pairs=0,
                                seed=0)[0]) == 41 + 2 * 6 * 8

@@ -42,12 +42,21 @@ def test_bfloat16_training_keeps_float32_weights_that_learned(tiny_model, tmp_pa
 
 
 def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it():
-    from embtune_pipeline.lib.training.train import cpu_has_bf16, mixed_precision
+    from embtune_pipeline.lib.training.train import mixed_precision
 
     assert mixed_precision("fp32", cuda=True) == "fp32" and mixed_precision("bf16", cuda=False) == "bf16"
-    assert mixed_precision("auto", cuda=False) == ("bf16" if cpu_has_bf16() else "fp32")
-    flags = open("/proc/cpuinfo").read().split()
-    assert cpu_has_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+    assert mixed_precision("auto", cuda=False) in {"bf16", "fp32"}
+
+
+def test_a_cpu_has_bfloat16_when_linux_lists_avx512_bf16_or_amx(tmp_path):
+    from embtune_pipeline.lib.training.train import cpu_has_bf16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    for flags, expected in (("fpu avx2 avx512f avx512_bf16 avx512_vnni", True), ("fpu avx512f amx_bf16", True),
+                            ("fpu avx2 avx512f avx512_vnni", False), ("fpu avx512_bf16x", False)):
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert cpu_has_bf16(cpuinfo) is expected, flags
+    assert cpu_has_bf16(tmp_path / "absent") is False
 
 
 def test_training_reports_progress_and_live_metrics(tiny_model, tmp_path):
@@ -168,12 +177,12 @@ def test_two_processes_under_torchrun_train_with_gloo_and_rank_0_alone_writes(ti
 
     split = split_validation(pairs(160).assign(source="qa_pairs"), 0.25, 100, 10, 80, seed=0)
     lines, metrics = [], []
-    spec = _spec(tiny_model, epochs=2, processes=2, save_steps=100)
+    spec = _spec(tiny_model, epochs=2, processes=2, save_steps=100, precision="bf16")  # gloo takes use_cpu once
     result = train_model(spec, split.train_rows[["anchor", "positive", "negative_1"]], tmp_path / "model",
                          tmp_path / "ckpt", split.validation, Reporter(lines.append, every=0),
                          on_metrics=lambda step, m: metrics.append((step, m)))
     assert result.used == {"batch_size": 8, "save_steps": result.used["save_steps"], "processes": 2,
-                           "max_steps": -1, "loss": "MultipleNegativesRankingLoss", "precision": "fp32"}
+                           "max_steps": -1, "loss": "MultipleNegativesRankingLoss", "precision": "bf16"}
     batches = len(split.train_rows) // 4  # full batches of 4, each rank takes every other one: the global batch is 8
     assert result.steps == 2 * (batches // 2) and result.epoch_pairs == len(split.train_rows)
     losses = [loss for _, loss in result.loss_history]
