@@ -111,9 +111,8 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, settings:
     base_key, snapshot = keys_of(context)
     report["partition"] = {"base_model": base_key, "snapshot": snapshot}
     chart, table = write_report_files(report, s.layout.reports(context.partition_key))
-    serving = report.get("serving", {})
     mlflow.tracker().log_evaluation(model["mlflow_run_id"], report_metrics(report), report, [chart, table],
-                                    None if "skipped" in serving else serving.get("export_dir"))
+                                    _published(report.get("serving")))
     return dg.Output(report, metadata={
         **_report_metadata(report, chart),
         **cache_metadata(base.distinct_texts + tuned.distinct_texts, base.encoded + tuned.encoded),
@@ -153,6 +152,11 @@ def _report_metadata(report: dict, chart) -> dict:
         **_serving_metadata(report.get("serving")),
         EVAL_CHART: png_markdown(chart, "base and tuned metrics with 95% confidence intervals"),
     }
+
+
+def _published(serving) -> str | None:
+    """The folder of serving forms to log with the model's run: none when they were skipped or not made."""
+    return serving["export_dir"] if serving and "skipped" not in serving else None
 
 
 def _serving_metadata(serving) -> dict:
