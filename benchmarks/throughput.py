@@ -88,7 +88,7 @@ def plain_trainer(base: Path, rows, batch_size: int, max_seq_length: int, precis
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers import SentenceTransformerTrainingArguments as Args
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
     model = SentenceTransformer(str(base), local_files_only=True)
