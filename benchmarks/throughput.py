@@ -61,7 +61,8 @@ def encoding(texts: list[str], max_seq_length: int, batch_size: int, export_dir:
     return out
 
 
-def training(beir_dir: Path, n_pairs: int, batch_size: int, max_seq_length: int, work: Path) -> dict:
+def training(beir_dir: Path, n_pairs: int, batch_size: int, max_seq_length: int, work: Path,
+             precision: str | None = None) -> dict:
     import torch
     from training import training_rows  # benchmarks/training.py: real train pairs, another's passage as negative
 
@@ -71,7 +72,7 @@ def training(beir_dir: Path, n_pairs: int, batch_size: int, max_seq_length: int,
 
     rows = training_rows(beir_dir, n_pairs)
     base = resolve_model_path(DEFAULT_BASE_MODEL)
-    precision = mixed_precision(TrainKnobs().precision, torch.cuda.is_available())
+    precision = mixed_precision(precision or TrainKnobs().precision, torch.cuda.is_available())
     spec = TrainSpec(base, max_seq_length, epochs=1, batch_size=batch_size, save_steps=10_000, loss="mnrl",
                      mini_batch_size=0, precision=precision)
     ours = train_model(spec, rows, work / "embtune", work / "embtune-ckpt")
@@ -114,6 +115,7 @@ def main() -> None:
     ap.add_argument("--encode-batch-size", type=int, default=64)
     ap.add_argument("--max-seq-length", type=int, default=256)
     ap.add_argument("--skip-training", action="store_true")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="default: run.train.precision")
     ap.add_argument("--out", type=Path, help="where the export is written (default: a temporary folder)")
     args = ap.parse_args()
 
@@ -126,7 +128,8 @@ def main() -> None:
                   "encoding": encoding(documents(args.beir_dir, args.docs), args.max_seq_length,
                                        args.encode_batch_size, work / "export")}
         if not args.skip_training:
-            result["training"] = training(args.beir_dir, args.pairs, args.batch_size, args.max_seq_length, work)
+            result["training"] = training(args.beir_dir, args.pairs, args.batch_size, args.max_seq_length, work,
+                                          args.precision)
     print(json.dumps(result), flush=True)
 
 

@@ -41,22 +41,11 @@ def test_bfloat16_training_keeps_float32_weights_that_learned(tiny_model, tmp_pa
     assert abs(base.encode(["jaguar reset"]) - tuned.encode(["jaguar reset"])).max() > 1e-4
 
 
-def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it():
+def test_auto_precision_is_bfloat16_on_a_gpu_and_fp32_on_a_cpu():
     from embtune_pipeline.lib.training.train import mixed_precision
 
     assert mixed_precision("fp32", cuda=True) == "fp32" and mixed_precision("bf16", cuda=False) == "bf16"
-    assert mixed_precision("auto", cuda=False) in {"bf16", "fp32"}
-
-
-def test_a_cpu_has_bfloat16_when_linux_lists_avx512_bf16_or_amx(tmp_path):
-    from embtune_pipeline.lib.training.train import cpu_has_bf16
-
-    cpuinfo = tmp_path / "cpuinfo"
-    for flags, expected in (("fpu avx2 avx512f avx512_bf16 avx512_vnni", True), ("fpu avx512f amx_bf16", True),
-                            ("fpu avx2 avx512f avx512_vnni", False), ("fpu avx512_bf16x", False)):
-        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-        assert cpu_has_bf16(cpuinfo) is expected, flags
-    assert cpu_has_bf16(tmp_path / "absent") is False
+    assert mixed_precision("auto", cuda=False) == "fp32"  # bf16 on a CPU is asked for, not assumed
 
 
 def test_training_reports_progress_and_live_metrics(tiny_model, tmp_path):
