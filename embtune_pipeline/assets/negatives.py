@@ -21,7 +21,7 @@ from embtune_pipeline.lib.queries.pairs import is_real
 from embtune_pipeline.lib.training.data import reachable_pairs
 from embtune_pipeline.lib.training.mining import mine_training_rows, random_negative_warning
 from embtune_pipeline.lib.training.teacher import teacher_warning
-from embtune_pipeline.lib.training.validation import validates_on_real
+from embtune_pipeline.lib.training.validation import trains_balanced
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.embeddings import EmbeddingCache
 from embtune_pipeline.resources.io_managers import STEP_OUTPUTS
@@ -138,9 +138,7 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
 
 def _reachable(train, training_pairs: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, dict]:
     """The pairs the training can reach (lib.training.data.reachable_pairs), as the train knobs decide it."""
-    balanced = train.balance_sources and validates_on_real(
-        training_pairs["query"], is_real(training_pairs), train.validation_fraction, train.validation_min_queries,
-        train.seed)
+    balanced = trains_balanced(train, training_pairs["query"], is_real(training_pairs))
     return reachable_pairs(training_pairs, balanced=balanced, batch_size=train.batch_size, epochs=train.epochs,
                            corpus_only_max_pairs=train.corpus_only_max_pairs, seed=seed)
 

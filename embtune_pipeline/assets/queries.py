@@ -21,7 +21,7 @@ from embtune_pipeline.lib.queries.pairs import (
 )
 from embtune_pipeline.lib.queries.variety import vary_queries
 from embtune_pipeline.lib.training.data import balanced_synthetic_draws
-from embtune_pipeline.lib.training.validation import validates_on_real
+from embtune_pipeline.lib.training.validation import trains_balanced
 from embtune_pipeline.partitions import RETUNE_PARTITIONS
 from embtune_pipeline.resources.llm import QueryGenerator
 from embtune_pipeline.resources.settings import SettingsResource
@@ -97,8 +97,7 @@ def _synthetic_pairs_needed(s: Settings, user_pairs: pd.DataFrame) -> int | None
     real = user_pairs[user_pairs["score"] > 0]
     if s.eval_set is None:
         real = real[~real["query_id"].isin(held_out(real, split.holdout_fraction, split.seed)["query_id"])]
-    if not train.balance_sources or real.empty or not validates_on_real(
-            real["query"], real["query"].notna(), train.validation_fraction, train.validation_min_queries, train.seed):
+    if real.empty or not trains_balanced(train, real["query"], real["query"].notna()):
         return None
     return balanced_synthetic_draws(len(real), train.batch_size, train.epochs)
 

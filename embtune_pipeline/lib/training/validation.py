@@ -73,6 +73,13 @@ def validates_on_real(queries: pd.Series, real: pd.Series, fraction: float, min_
     return queries[real & _held_out(queries, fraction, seed)].nunique() >= min_queries
 
 
+def trains_balanced(train, queries: pd.Series, real: pd.Series) -> bool:
+    """Whether a training with these train knobs (settings.TrainKnobs) balances its sources: asked to, and real
+    queries will validate (train.py balances only then). Known before the rows are generated or mined."""
+    return train.balance_sources and validates_on_real(queries, real, train.validation_fraction,
+                                                       train.validation_min_queries, train.seed)
+
+
 def _validation_set(held: pd.DataFrame, train: pd.DataFrame, corpus_size: int, seed: int,
                     source: str) -> ValidationSet:
     negative_cols = [c for c in held.columns if c.startswith("negative_")]
