@@ -32,17 +32,17 @@ def documents(beir_dir: Path, n: int) -> list[str]:
     return [embedding_text(t or "", x or "") for t, x in zip(docs["title"], docs["text"])]
 
 
-def timed_encode(encoder, texts: list[str], batch_size: int):
-    encoder.encode(texts[:batch_size], batch_size=batch_size)  # warm-up: lazy initialisation, kernels chosen
-    start = time.perf_counter()
-    vectors = encoder.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True)
-    return vectors, len(texts) / (time.perf_counter() - start)
-
-
 def encoding(texts: list[str], max_seq_length: int, batch_size: int, export_dir: Path) -> dict:
     import torch
 
-    from embtune_pipeline.lib.encoders import INT8_FILE, ExportedEncoder, export_onnx, least_cosine, quantize_int8
+    from embtune_pipeline.lib.encoders import (
+        INT8_FILE,
+        ExportedEncoder,
+        export_onnx,
+        least_cosine,
+        quantize_int8,
+        timed_encode,
+    )
     from embtune_pipeline.lib.models import load_model, resolve_model_path
     from embtune_pipeline.settings.schema import DEFAULT_BASE_MODEL
 

@@ -267,11 +267,12 @@ def serving_exports(model_dir: Path, max_seq_length: int, sample_texts: Sequence
     return target, agreement
 
 
-def docs_per_second(encoder, texts: Sequence[str], batch_size: int) -> float:
-    """Encoding speed on `texts`, after a warm-up batch (lazy initialisation is not speed)."""
+def timed_encode(encoder, texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, float]:
+    """The unit vectors of `texts` and the docs/s it took, after a warm-up batch (lazy initialisation is not
+    speed)."""
     import time
 
     encoder.encode(list(texts[:batch_size]), batch_size=batch_size)
     start = time.perf_counter()
-    encoder.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True)
-    return len(texts) / (time.perf_counter() - start)
+    vectors = encoder.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True)
+    return vectors, len(texts) / (time.perf_counter() - start)

@@ -29,8 +29,8 @@ def measure_serving(model_dir: Path, max_seq_length: int, int8_store: EmbeddingS
         INT8_FILE,
         ONNX_FILE,
         ExportedEncoder,
-        docs_per_second,
         serving_exports,
+        timed_encode,
     )
     from embtune_pipeline.lib.models import load_model
 
@@ -45,9 +45,8 @@ def measure_serving(model_dir: Path, max_seq_length: int, int8_store: EmbeddingS
                                   "the int8 export"), chunks, eval_set)
     metrics = {m: v["mean"] for m, v in summarize(measured.per_query, samples).items()}
     sample = chunk_texts(chunks.head(SPEED_SAMPLE))
-    rates = {"torch": docs_per_second(load_model(model_dir, max_seq_length), sample, batch_size),
-             "onnx": docs_per_second(ExportedEncoder(export_dir, "onnx"), sample, batch_size),
-             "int8": docs_per_second(int8, sample, batch_size)}
+    forms = {"torch": load_model(model_dir, max_seq_length), "onnx": ExportedEncoder(export_dir, "onnx"), "int8": int8}
+    rates = {name: timed_encode(encoder, sample, batch_size)[1] for name, encoder in forms.items()}
     return {"export_dir": str(export_dir), "files": [ONNX_FILE, INT8_FILE], "fp32_agreement": agreement,
             "int8": metrics,
             "int8_ndcg@10_minus_tuned": metrics["ndcg@10"] - tuned_ndcg, "int8_texts_encoded": measured.encoded,
