@@ -12,7 +12,8 @@ Training: pairs/s of embtune's trainer (lib.training.train.train_model: MNRL, on
 train pairs, the precision run.train.precision's auto picks, no validation) against a plain sentence-transformers
 SentenceTransformerTrainer with the same loss, batch, sequence length, precision and no-duplicates sampler.
 
-Prints one JSON line, the last (the plain trainer logs its own summary before it). Runs take a few minutes on 2 CPU cores; nothing else should run meanwhile."""
+Prints one JSON line, the last (the plain trainer logs its own summary before it). Runs take a few minutes on
+2 CPU cores; nothing else should run meanwhile."""
 
 import argparse
 import json
