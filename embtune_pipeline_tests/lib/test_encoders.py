@@ -7,6 +7,8 @@ from embtune_pipeline.lib.embeddings import EXPORT_DIR, EmbeddingStore, backend_
 from embtune_pipeline.lib.encoders import (
     AGREEMENT,
     EXPORT_RECORD,
+    INT8_FILE,
+    INT8_RECIPE,
     ExportedEncoder,
     agreement_sample,
     choose_encoder,
@@ -39,12 +41,28 @@ def test_the_exported_model_agrees_with_pytorch_on_every_text(tiny_model, export
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
 
 
-def test_the_int8_export_is_close_but_smaller(tiny_model, export):
+def test_the_int8_export_computes_its_matmuls_in_int8_and_stays_close(tiny_model, export):
+    import onnx
+
     path = quantize_int8(export)
     expected = load_model(tiny_model, 64).encode(TEXTS, convert_to_numpy=True, normalize_embeddings=True)
     vectors = ExportedEncoder(export, "onnx", path.name).encode(TEXTS, normalize_embeddings=True)
-    assert path.stat().st_size < (export / "model.onnx").stat().st_size
-    assert least_cosine(vectors, expected) > 0.9
+    graph = onnx.load(str(path)).graph
+    weights = {w.name for w in graph.initializer}
+    assert "MatMulInteger" in [node.op_type for node in graph.node]
+    assert not [node.name for node in graph.node if node.op_type == "MatMul" and set(node.input) & weights]
+    assert least_cosine(vectors, expected) > 0.98, least_cosine(vectors, expected)
+
+
+def test_an_int8_file_of_another_recipe_is_made_again(tiny_model, tmp_path):
+    export_onnx(load_model(tiny_model, 64), tmp_path)
+    (tmp_path / INT8_FILE).write_bytes(b"made by an earlier recipe")
+    quantize_int8(tmp_path)
+    assert json.loads((tmp_path / EXPORT_RECORD).read_text())["int8_recipe"] == INT8_RECIPE
+    made = (tmp_path / INT8_FILE).stat().st_mtime_ns
+    quantize_int8(tmp_path)  # this recipe's file is kept
+    assert (tmp_path / INT8_FILE).stat().st_mtime_ns == made
+    assert ExportedEncoder(tmp_path, "onnx", INT8_FILE).encode(TEXTS).shape[0] == len(TEXTS)
 
 
 def test_auto_takes_openvino_once_it_agrees_and_records_the_check(tiny_model, tmp_path):
