@@ -4,8 +4,8 @@ OpenVINO or ONNX Runtime; and that export with int8 weights (dynamic quantizatio
 optimum's exporter (sentence-transformers' own `backend="onnx"/"openvino"`) pins transformers < 4.58, below what
 embtune runs, so the model is exported with torch.onnx and run with the runtimes directly. An export is checked
 against PyTorch on sample texts before a step uses it: a runtime is taken only where every sample agrees (cosine
->= AGREEMENT). On CPUs with bfloat16 (AVX512-BF16, AMX), OpenVINO computes in it: on this project's machine 2.35x
-PyTorch's docs/s at a least cosine of 0.99997 (benchmarks/throughput.py)."""
+>= AGREEMENT). On CPUs with bfloat16 (AVX512-BF16, AMX), OpenVINO computes in it: on this project's machine 4.03x
+PyTorch's docs/s at a least cosine of 0.99997 (benchmarks/throughput.py; 2.35x in an earlier session)."""
 
 from __future__ import annotations
 

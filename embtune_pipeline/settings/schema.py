@@ -341,7 +341,7 @@ class EmbedKnobs(_Strict):
     backend: str = Field("auto", pattern="^(auto|torch|onnx|openvino)$", description="what encodes for mining and "
                          "evaluation (training is always PyTorch): the model exported to ONNX and run by OpenVINO "
                          "or ONNX Runtime, once its vectors agree with PyTorch's (cosine >= 0.999 on sample texts); "
-                         "auto: OpenVINO on a CPU when it agrees (2.35x PyTorch's docs/s on a bfloat16 CPU: "
+                         "auto: OpenVINO on a CPU when it agrees (2.35x to 4x PyTorch's docs/s on a bfloat16 CPU: "
                          "benchmarks/throughput.py), else PyTorch (always on a GPU)")
     shard_chunks: int = Field(100_000, ge=1, description="base_corpus_embeddings encodes the chunks it lacks in "
                               "shards of this many, each a step of its own (side by side under the multiprocess "
