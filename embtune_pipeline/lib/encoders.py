@@ -29,9 +29,9 @@ BACKENDS = ("auto", "torch", *RUNTIMES)
 AGREEMENT = 0.999  # the least cosine between an export's vector and PyTorch's on any sample text
 AGREEMENT_SAMPLE = 32  # texts an export is checked on: the longest and shortest of what it is first asked to encode
 ONNX_FILE, INT8_FILE, EXPORT_RECORD = "model.onnx", "model_int8.onnx", "embtune_export.json"
-# quantize_int8's recipe, part of its vectors' cache key. On SciFact's whole documents the base model lost 0.004
-# nDCG@10 with ORT's default (one scale per tensor; 0.02 for a tuned model) and none with a scale per output channel
-# on the MatMuls alone (+0.001, mean cosine to PyTorch 0.937 -> 0.995), at the same speed
+# quantize_int8's recipe, part of its vectors' cache key. ORT's default (one scale per tensor, embeddings too) cost a
+# tuned model 0.02 nDCG@10 on SciFact; a scale per output channel on the MatMuls alone kept two within 0.006, at
+# least cosine 0.991 to PyTorch instead of 0.901 (README, "Speed": gain.py's eval reports, benchmarks/throughput.py)
 INT8_RECIPE = "int8-matmul-per-channel"
 
 
@@ -150,16 +150,18 @@ def quantize_int8(export_dir: Path) -> Path:
     """The export with int8 weights (ONNX Runtime's dynamic quantization of the MatMuls, one scale per output
     channel), beside the fp32 one; run it with ExportedEncoder(export_dir, "onnx", INT8_FILE). An int8 file made
     by another recipe is made again."""
+    from filelock import FileLock
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     export_dir = Path(export_dir)
     target = export_dir / INT8_FILE
-    if not target.exists() or read_export_record(export_dir).get("int8_recipe") != INT8_RECIPE:
-        tmp = export_dir / f"{INT8_FILE}.{os.getpid()}.tmp"
-        quantize_dynamic(str(export_dir / ONNX_FILE), str(tmp), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"], per_channel=True)
-        tmp.replace(target)
-        _update_record(export_dir, {"int8_recipe": INT8_RECIPE})
+    with FileLock(str(export_dir / ".lock")):  # the record is shared with checked_runtime's updates
+        if not target.exists() or read_export_record(export_dir).get("int8_recipe") != INT8_RECIPE:
+            tmp = export_dir / f"{INT8_FILE}.{os.getpid()}.tmp"
+            quantize_dynamic(str(export_dir / ONNX_FILE), str(tmp), weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul"], per_channel=True)
+            tmp.replace(target)
+            _update_record(export_dir, {"int8_recipe": INT8_RECIPE})
     return target
 
 
