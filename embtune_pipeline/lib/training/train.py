@@ -156,8 +156,8 @@ def train_in_this_process(
                          spec.guide_path or spec.base_model_path, spec.max_seq_length, spec.matryoshka_dims,
                          gather_across_devices=world > 1, distillation=distillation)
 
-    per_device = max(1, max(2, min(spec.batch_size, len(pairs))) // world)  # a batch is never larger than the data
-    batch_size = per_device * world
+    # a batch is never larger than the data, and splits evenly across the ranks (see _data_parallel)
+    batch_size = max(1, max(2, min(spec.batch_size, len(pairs))) // world) * world
     # balanced only when real queries are plentiful enough to validate on: then they can carry an epoch
     balance = spec.balance_sources and validation is not None and validation.source == "real"
     dataset, epoch_batches, epoch_pairs = training_data(pairs, batch_size, balance, label)
@@ -176,7 +176,7 @@ def train_in_this_process(
         output_dir=str(checkpoint_dir),
         num_train_epochs=spec.epochs,
         max_steps=max_steps,  # > 0: the step budget, before the epochs are done
-        per_device_train_batch_size=per_device,
+        per_device_train_batch_size=batch_size,  # the global batch: with several ranks, split across them
         learning_rate=spec.learning_rate,
         warmup_steps=float(spec.warmup_ratio),  # a float in [0, 1) is a ratio of the steps (transformers 5)
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate in the batch would be a false in-batch negative
@@ -230,11 +230,15 @@ def train_in_this_process(
 
 def _data_parallel(world: int, cuda: bool) -> dict:
     """The trainer's arguments for `world` ranks: NCCL on GPUs; on CPU gloo, which transformers only takes with
-    use_cpu (otherwise each rank trains alone on all the data). The last short batch is dropped so no rank waits
-    on a batch another rank lacks."""
+    use_cpu (otherwise each rank trains alone on all the data). The batch sampler draws the batches one process
+    would, and each is split across the ranks (split_batches), so the gathered loss sees that same batch: drawn
+    whole, its no-duplicates rule and its single source (training_data) hold across ranks. Without it each rank
+    took whole batches in turn, so with balanced sources one rank got every real batch and the other every
+    synthetic one, mixed in each step. The last short batch is dropped so no rank waits on a piece it lacks."""
     if world <= 1:
         return {}
-    return {"ddp_backend": "nccl" if cuda else "gloo", "use_cpu": not cuda, "dataloader_drop_last": True}
+    return {"ddp_backend": "nccl" if cuda else "gloo", "use_cpu": not cuda, "dataloader_drop_last": True,
+            "accelerator_config": {"split_batches": True}}
 
 
 def _precision_args(precision: str, cuda: bool) -> dict:

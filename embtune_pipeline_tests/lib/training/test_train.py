@@ -172,8 +172,8 @@ def test_two_processes_under_torchrun_train_with_gloo_and_rank_0_alone_writes(ti
                          on_metrics=lambda step, m: metrics.append((step, m)))
     assert result.used == {"batch_size": 8, "save_steps": result.used["save_steps"], "processes": 2,
                            "max_steps": -1, "loss": "MultipleNegativesRankingLoss", "precision": "bf16"}
-    batches = len(split.train_rows) // 4  # full batches of 4, each rank takes every other one: the global batch is 8
-    assert result.steps == 2 * (batches // 2) and result.epoch_pairs == len(split.train_rows)
+    # full batches of 8 (the last short one dropped), each split across the 2 ranks
+    assert result.steps == 2 * (len(split.train_rows) // 8) and result.epoch_pairs == len(split.train_rows)
     losses = [loss for _, loss in result.loss_history]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5  # it learns
     assert [(s, m["train_loss"]) for s, m in metrics if "train_loss" in m] == result.loss_history  # relayed live
@@ -186,6 +186,35 @@ def test_two_processes_under_torchrun_train_with_gloo_and_rank_0_alone_writes(ti
     again = train_model(spec, split.train_rows[["anchor", "positive", "negative_1"]], tmp_path / "model",
                         tmp_path / "ckpt", split.validation)  # a rerun: every rank resumes from the last checkpoint
     assert again.resumed_from and again.resumed_from.endswith(f"checkpoint-{result.steps}")
+
+
+def test_ranks_split_the_batches_one_process_would_train(tiny_model, tmp_path):
+    """Under torchrun each step's global batch is a batch one process draws, split across the ranks: one source
+    (training_data: a generated query is no in-batch negative for a user's) and no duplicate across the ranks.
+    Taking whole batches in turn, one rank got every real batch and the other every synthetic one."""
+    from accelerate.data_loader import BatchSamplerShard
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers, MultiDatasetBatchSamplers
+
+    from embtune_pipeline.lib.training.data import training_data
+    from embtune_pipeline.lib.training.train import _data_parallel
+
+    rows = mixed(40, 80)
+    dataset, _, _ = training_data(rows, 8, True)
+    args = SentenceTransformerTrainingArguments(str(tmp_path), per_device_train_batch_size=8, report_to="none",
+                                                batch_sampler=BatchSamplers.NO_DUPLICATES,
+                                                multi_dataset_batch_sampler=MultiDatasetBatchSamplers.ROUND_ROBIN)
+    trainer = SentenceTransformerTrainer(model=load_model(tiny_model), args=args, train_dataset=dataset)
+    one_process = trainer.get_train_dataloader().batch_sampler  # the batches of a training in one process
+    split = _data_parallel(2, cuda=False)["accelerator_config"]["split_batches"]
+    ranks = [list(BatchSamplerShard(one_process, num_processes=2, process_index=r, split_batches=split,
+                                    even_batches=False)) for r in range(2)]
+    steps = [a + b for a, b in zip(*ranks)]
+    assert steps == list(one_process) and len(steps) == 10  # 5 real batches of 8, each with a synthetic one
+    texts = [row for _, d in dataset.items() for row in d["anchor"]]  # the ConcatDataset's order: real first
+    for step in steps:
+        assert len({texts[i].startswith("how do I reset") for i in step}) == 1  # one source a step
+        assert len({texts[i] for i in step}) == len(step)
 
 
 def test_a_failed_distributed_launch_raises_with_the_tail_of_its_log(tmp_path):
