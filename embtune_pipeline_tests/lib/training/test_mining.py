@@ -142,6 +142,7 @@ def test_a_teacher_judges_false_negatives_and_the_round_trip_and_labels_each_row
     assert stats["skipped_teacher_above_positive"] == 1 and stats["skipped_known_positive"] == 1
     assert [list(s) for s in rows["teacher_scores"]] == [pytest.approx([0.9, 0.5]), pytest.approx([0.1, 0.05])]
     # the label-free check, over the synthetic queries: the base ranks both sources first; the teacher ranks
-    # them 2nd and 3rd, so it is not stronger here
+    # them 2nd and 3rd, so it is weaker here, on every query
     assert stats["teacher_check"] == {"queries": 2, "base_mrr": 1.0, "teacher_mrr": round((1 / 2 + 1 / 3) / 2, 4),
-                                      "teacher_is_stronger": False}
+                                      "lead_ci": [round(-2 / 3, 4), -0.5], "teacher_is_stronger": False,
+                                      "teacher_is_weaker": True}

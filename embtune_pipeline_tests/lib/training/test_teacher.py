@@ -122,8 +122,13 @@ def test_the_label_free_check_compares_the_ranks_of_the_sources():
     candidates = np.array([[0.9, 0.5, -np.inf], [0.3, 0.2, 0.1]])
     assert reciprocal_ranks(np.array([0.8, 0.05]), candidates, k=3).tolist() == [0.5, 0.0]  # rank 2; rank 4 > k
     weaker = teacher_check(np.array([0.95, 0.4]), candidates, np.array([0.8, 0.05]), candidates)
-    assert weaker == {"queries": 2, "base_mrr": 1.0, "teacher_mrr": 0.375, "teacher_is_stronger": False}
-    assert "does not rank the synthetic queries' sources better than the base (MRR@10 0.375 vs 1.0" in \
-        teacher_warning(weaker)
+    assert weaker == {"queries": 2, "base_mrr": 1.0, "teacher_mrr": 0.375, "lead_ci": [-0.75, -0.5],
+                      "teacher_is_stronger": False, "teacher_is_weaker": True}
+    assert "ranks the synthetic queries' sources worse than the base (MRR@10 0.375 vs 1.0 on 2 queries, 95% " \
+           "interval of its lead -0.75 to -0.5)" in teacher_warning(weaker)
     stronger = teacher_check(np.array([0.8, 0.05]), candidates, np.array([0.95, 0.4]), candidates)
     assert stronger["teacher_is_stronger"] and teacher_warning(stronger) is None
+    # a tie is no warning: the teacher ranks one source lower, the other higher
+    tie = teacher_check(np.array([0.95, 0.25]), candidates, np.array([0.8, 0.4]), candidates)
+    assert tie["teacher_mrr"] == tie["base_mrr"] and tie["lead_ci"] == [-0.5, 0.5]
+    assert not tie["teacher_is_stronger"] and not tie["teacher_is_weaker"] and teacher_warning(tie) is None
