@@ -9,6 +9,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from embtune_pipeline.lib.encoders import BACKENDS
 from embtune_pipeline.settings.layout import Layout
 
 CONFIG_ENV = "EMBTUNE_CONFIG"
@@ -338,7 +339,7 @@ class TrainKnobs(_Strict):
 class EmbedKnobs(_Strict):
     max_seq_length: int = Field(256, ge=8, description="the same in mining, training and every evaluation")
     batch_size: int = Field(64, ge=1)
-    backend: str = Field("auto", pattern="^(auto|torch|onnx|openvino)$", description="what encodes for mining and "
+    backend: str = Field("auto", pattern=f"^({'|'.join(BACKENDS)})$", description="what encodes for mining and "
                          "evaluation (training is always PyTorch): the model exported to ONNX and run by OpenVINO "
                          "or ONNX Runtime, once its vectors agree with PyTorch's (cosine >= 0.999 on sample texts); "
                          "auto: OpenVINO on a CPU when it agrees (2.35x to 4x PyTorch's docs/s on a bfloat16 CPU: "
