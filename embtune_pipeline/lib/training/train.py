@@ -7,6 +7,7 @@ The concerns live beside it: data.py (rows to datasets, balancing), losses.py, l
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -143,9 +144,11 @@ def train_in_this_process(
     main_rank = int(os.environ.get("RANK", "0")) == 0
     model = load_model(spec.base_model_path, max_seq_length=spec.max_seq_length)
     scorer = ValidationScorer(validation) if validation is not None else None
+    precision = this_machines_precision(spec.precision)
     if scorer is not None and main_rank:  # before LoRA layers are added: the base weights under their own names
         base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        base_score = scorer.score(model)
+        with scoring_outside_trainer(precision, world, torch.cuda.is_available()):
+            base_score = scorer.score(model)
         if on_metrics is not None:
             on_metrics(0, {VALIDATION_METRIC: base_score})
     if spec.lora:
@@ -163,7 +166,6 @@ def train_in_this_process(
     dataset, epoch_batches, epoch_pairs = training_data(pairs, batch_size, balance, label)
     budget = 0 if has_real_pairs(pairs) else spec.corpus_only_max_pairs
     max_steps = step_budget(budget, batch_size, epoch_batches, spec.epochs)
-    precision = this_machines_precision(spec.precision)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     selection: dict = {}
     save_steps = spec.save_steps
@@ -211,7 +213,8 @@ def train_in_this_process(
         known = {0.0: base_score}  # scores already measured need no second encoding of the validation corpus
         if trainer.state.best_metric is not None:
             known[1.0] = float(trainer.state.best_metric)  # the best checkpoint, loaded at the end
-        chosen = choose_interpolation(model, base_state, scorer, spec.interpolation_alphas, known)
+        with scoring_outside_trainer(precision, world, torch.cuda.is_available()):
+            chosen = choose_interpolation(model, base_state, scorer, spec.interpolation_alphas, known)
         scores = [(int(e["step"]), float(e[scorer.trainer_metric]))
                   for e in trainer.state.log_history if scorer.trainer_metric in e]
         best = trainer.state.best_model_checkpoint
@@ -239,6 +242,23 @@ def _data_parallel(world: int, cuda: bool) -> dict:
         return {}
     return {"ddp_backend": "nccl" if cuda else "gloo", "use_cpu": not cuda, "dataloader_drop_last": True,
             "accelerator_config": {"split_batches": True}}
+
+
+def scoring_outside_trainer(precision: str, world: int, cuda: bool):
+    """How rank 0 scores the base and the WiSE-FT ratios, outside the trainer: in the precision the trainer's own
+    validations run in (its autocast), so every score that picks a step or a ratio is measured alike; and on a CPU
+    shared by several ranks with every core, since the other ranks wait meanwhile (inside the trainer,
+    sentence-transformers shares the encoding among them instead)."""
+    import torch
+
+    stack = contextlib.ExitStack()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if dtype is not None:
+        stack.enter_context(torch.autocast("cuda" if cuda else "cpu", dtype=dtype))
+    if world > 1 and not cuda:
+        stack.callback(torch.set_num_threads, torch.get_num_threads())
+        torch.set_num_threads(os.cpu_count() or 1)
+    return stack
 
 
 def _precision_args(precision: str, cuda: bool) -> dict:

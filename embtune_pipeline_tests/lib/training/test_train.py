@@ -48,6 +48,24 @@ def test_auto_precision_is_bfloat16_on_a_gpu_and_fp32_on_a_cpu():
     assert mixed_precision("auto", cuda=False) == "fp32"  # bf16 on a CPU is asked for, not assumed
 
 
+def test_scores_outside_the_trainer_run_in_its_precision_and_on_the_cores_waiting_ranks_leave():
+    import os
+
+    from embtune_pipeline.lib.training.train import scoring_outside_trainer
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each of two ranks gets on two cores
+    try:
+        with scoring_outside_trainer("bf16", world=2, cuda=False):
+            assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+            assert torch.get_num_threads() == os.cpu_count()
+        assert not torch.is_autocast_enabled("cpu") and torch.get_num_threads() == 1
+        with scoring_outside_trainer("fp32", world=1, cuda=False):  # one process has every core already
+            assert not torch.is_autocast_enabled("cpu") and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_training_reports_progress_and_live_metrics(tiny_model, tmp_path):
     from embtune_pipeline.lib.progress import Reporter
     from embtune_pipeline.lib.training.validation import split_validation
