@@ -270,7 +270,8 @@ def _precision_args(precision: str, cuda: bool) -> dict:
 def mixed_precision(precision: str, cuda: bool) -> str:
     """The precision the trainer computes in: `precision`, or for auto bf16 on a GPU that supports it (fp16 on
     an older one) and fp32 on a CPU. bf16 on a CPU with AVX512-BF16 trains about 1.8x faster (benchmarks/
-    throughput.py --precision), but cost nDCG@10 on SciFact (0.7245 against 0.7291 for the defaults): ask for it."""
+    throughput.py --precision), but its trainings scored 0.7164 to 0.7245 nDCG@10 on SciFact against one fp32
+    run's 0.7291 (README, Speed): ask for it."""
     if precision != "auto":
         return precision
     if cuda:
