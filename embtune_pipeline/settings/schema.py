@@ -110,7 +110,23 @@ class PairsSettings(_Strict):
         return {"jsonl": "jsonl", "json": "jsonl", "parquet": "parquet", "csv": "csv"}.get(suffix, suffix)
 
 
-class GeneratorSettings(_Strict):
+class _HostedCallSettings(_Strict):
+    """How long one call to a hosted model (an LLM, an embedding API) may take and be retried: the same knobs,
+    stated once, wherever such calls are made."""
+
+    request_timeout_seconds: float = Field(60, gt=0, description="one request gives up after this long")
+    max_retry_seconds: float = Field(300, ge=0, description="rate limits and server errors are retried with "
+                                     "backoff (Retry-After honoured) for at most this long per call")
+
+
+class _LLMCallSettings(_HostedCallSettings):
+    """A step that makes many LLM calls: how many at once, and the share that may fail before the step does."""
+
+    concurrency: int = Field(4, ge=1, description="LLM calls in flight at once")
+    max_failures: float = Field(0.1, ge=0, le=1, description="fraction of failed LLM calls that fails the step")
+
+
+class GeneratorSettings(_LLMCallSettings):
     model: str = Field(
         "ict",
         description="'ict' (model-free, offline), 'smollm2' (local LLM, optional install), or a litellm model string",
@@ -121,11 +137,6 @@ class GeneratorSettings(_Strict):
                              "model-free ICT cuts claim-like sentences whatever this says")
     prompt_template: Optional[Path] = Field(None, description="default: the bundled prompt of query_style")
     style_examples: int = Field(5, ge=0, description="real user queries shown in the prompt, when there are any")
-    concurrency: int = Field(4, ge=1)
-    max_failures: float = Field(0.1, ge=0, le=1, description="fraction of failed LLM calls that fails the step")
-    request_timeout_seconds: float = Field(60, gt=0, description="one LLM request gives up after this long")
-    max_retry_seconds: float = Field(300, ge=0, description="rate limits and server errors are retried with "
-                                     "backoff (Retry-After honoured) for at most this long per call")
 
     @model_validator(mode="after")
     def _no_secrets(self):
@@ -133,7 +144,7 @@ class GeneratorSettings(_Strict):
         return self
 
 
-class BaselineSettings(_Strict):
+class BaselineSettings(_HostedCallSettings):
     """A model the team would ship instead of tuning, measured on the same eval set and chunked corpus as base
     and tuned. A plain string in the list is short for {model: ...}."""
 
@@ -148,9 +159,6 @@ class BaselineSettings(_Strict):
     batch_size: int = Field(64, ge=1, description="texts per request")
     usd_per_million_tokens: Optional[float] = Field(None, ge=0, description="its price, when litellm's cost map "
                                                     "lacks the model (0 for a self-hosted server)")
-    request_timeout_seconds: float = Field(60, gt=0)
-    max_retry_seconds: float = Field(300, ge=0, description="rate limits and server errors are retried with "
-                                     "backoff for at most this long per request")
 
     @model_validator(mode="after")
     def _no_secrets(self):
@@ -186,7 +194,7 @@ class TeacherSettings(BaselineSettings):
         return self.is_local and config.is_file() and '"CrossEncoder"' in config.read_text()
 
 
-class EvalSetBuilderSettings(_Strict):
+class EvalSetBuilderSettings(_LLMCallSettings):
     """`embtune eval-set build`: an eval set from real queries without judgments (a search log). Each query's
     candidates are pooled from the base model, the newest tuned one, the baselines and BM25, then judged by an
     LLM (`judge`), by people (`embtune label`), or both."""
@@ -206,10 +214,6 @@ class EvalSetBuilderSettings(_Strict):
                               "before the first, for answers not cached); above it nothing is called")
     usd_per_million_tokens: Optional[float] = Field(None, ge=0, description="the judge's price when litellm's "
                                                     "cost map lacks it (0 for a self-hosted server)")
-    concurrency: int = Field(4, ge=1)
-    max_failures: float = Field(0.1, ge=0, le=1)
-    request_timeout_seconds: float = Field(60, gt=0)
-    max_retry_seconds: float = Field(300, ge=0)
 
     @model_validator(mode="after")
     def _no_secrets(self):
