@@ -125,11 +125,11 @@ def _serving(embeddings: EmbeddingCache, model: dict, corpus, eval_set, report: 
     """The tuned model's serving exports beside it (the fp32 one the encoder made, when it made one) and their
     measurement (lib.evaluation.serving)."""
     from embtune_pipeline.lib.embeddings import EXPORT_DIR
-    from embtune_pipeline.lib.encoders import INT8_RECIPE
+    from embtune_pipeline.lib.encoders import INT8_RECIPE_NAME
     from embtune_pipeline.lib.evaluation.serving import measure_serving
 
     key = embeddings.key_for(model["model_dir"], model["max_seq_length"])
-    int8_store = embeddings.store(f"{key}-{INT8_RECIPE}")  # vectors of another recipe are another's
+    int8_store = embeddings.store(f"{key}-{INT8_RECIPE_NAME}")  # vectors of another recipe are another's
     return measure_serving(model["model_dir"], model["max_seq_length"], int8_store, corpus, eval_set,
                            report["finetuned"]["ndcg@10"], batch_size, samples, progress,
                            prepared=embeddings.store(key).root / EXPORT_DIR)

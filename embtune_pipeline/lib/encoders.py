@@ -29,10 +29,24 @@ BACKENDS = ("auto", "torch", *RUNTIMES)
 AGREEMENT = 0.999  # the least cosine between an export's vector and PyTorch's on any sample text
 AGREEMENT_SAMPLE = 32  # texts an export is checked on: the longest and shortest of what it is first asked to encode
 ONNX_FILE, INT8_FILE, EXPORT_RECORD = "model.onnx", "model_int8.onnx", "embtune_export.json"
-# quantize_int8's recipe, part of its vectors' cache key. ORT's default (one scale per tensor, embeddings too) cost a
-# tuned model 0.02 nDCG@10 on SciFact; a scale per output channel on the MatMuls alone kept two within 0.006, at
-# least cosine 0.991 to PyTorch instead of 0.901 (README, "Speed": gain.py's eval reports, benchmarks/throughput.py)
-INT8_RECIPE = "int8-matmul-per-channel"
+# quantize_int8's recipe: ONNX Runtime's quantize_dynamic arguments. ORT's default (one scale per tensor, embeddings
+# too) cost a tuned model 0.02 nDCG@10 on SciFact; a scale per output channel on the MatMuls alone kept five within
+# 0.0083, at least cosine 0.991 to PyTorch instead of 0.901 (README, "Speed": gain.py's eval reports,
+# benchmarks/throughput.py)
+INT8_RECIPE = {"weight_type": "QInt8", "op_types_to_quantize": ("MatMul",), "per_channel": True}
+
+
+def recipe_name(recipe: dict) -> str:
+    """The recipe's name, in the export record and the int8 vectors' cache key: made from every argument, so a
+    changed recipe makes its file and its vectors again. The recipe above is 'int8-matmul-per-channel'."""
+    named = ("weight_type", "op_types_to_quantize", "per_channel")
+    return "-".join([recipe["weight_type"].lower().removeprefix("q"),
+                     *(op.lower() for op in recipe["op_types_to_quantize"]),
+                     "per-channel" if recipe["per_channel"] else "per-tensor",
+                     *(f"{k}={v}" for k, v in sorted(recipe.items()) if k not in named)])
+
+
+INT8_RECIPE_NAME = recipe_name(INT8_RECIPE)
 
 
 class ExportedEncoder:
@@ -147,21 +161,22 @@ def export_onnx(model, export_dir: Path) -> Path:
 
 
 def quantize_int8(export_dir: Path) -> Path:
-    """The export with int8 weights (ONNX Runtime's dynamic quantization of the MatMuls, one scale per output
-    channel), beside the fp32 one; run it with ExportedEncoder(export_dir, "onnx", INT8_FILE). An int8 file made
-    by another recipe is made again."""
+    """The export with int8 weights (INT8_RECIPE: ONNX Runtime's dynamic quantization of the MatMuls, one scale
+    per output channel), beside the fp32 one; run it with ExportedEncoder(export_dir, "onnx", INT8_FILE). An int8
+    file made by another recipe is made again."""
     from filelock import FileLock
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     export_dir = Path(export_dir)
     target = export_dir / INT8_FILE
     with FileLock(str(export_dir / ".lock")):  # the record is shared with checked_runtime's updates
-        if not target.exists() or read_export_record(export_dir).get("int8_recipe") != INT8_RECIPE:
+        if not target.exists() or read_export_record(export_dir).get("int8_recipe") != INT8_RECIPE_NAME:
             tmp = export_dir / f"{INT8_FILE}.{os.getpid()}.tmp"
-            quantize_dynamic(str(export_dir / ONNX_FILE), str(tmp), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul"], per_channel=True)
+            quantize_dynamic(str(export_dir / ONNX_FILE), str(tmp), **{
+                **INT8_RECIPE, "weight_type": QuantType[INT8_RECIPE["weight_type"]],
+                "op_types_to_quantize": list(INT8_RECIPE["op_types_to_quantize"])})
             tmp.replace(target)
-            _update_record(export_dir, {"int8_recipe": INT8_RECIPE})
+            _update_record(export_dir, {"int8_recipe": INT8_RECIPE_NAME})
     return target
 
 

@@ -9,12 +9,14 @@ from embtune_pipeline.lib.encoders import (
     EXPORT_RECORD,
     INT8_FILE,
     INT8_RECIPE,
+    INT8_RECIPE_NAME,
     ExportedEncoder,
     agreement_sample,
     choose_encoder,
     export_onnx,
     least_cosine,
     quantize_int8,
+    recipe_name,
     runtime_key,
 )
 from embtune_pipeline.lib.models import load_model
@@ -58,11 +60,19 @@ def test_an_int8_file_of_another_recipe_is_made_again(tiny_model, tmp_path):
     export_onnx(load_model(tiny_model, 64), tmp_path)
     (tmp_path / INT8_FILE).write_bytes(b"made by an earlier recipe")
     quantize_int8(tmp_path)
-    assert json.loads((tmp_path / EXPORT_RECORD).read_text())["int8_recipe"] == INT8_RECIPE
+    assert json.loads((tmp_path / EXPORT_RECORD).read_text())["int8_recipe"] == INT8_RECIPE_NAME
     made = (tmp_path / INT8_FILE).stat().st_mtime_ns
     quantize_int8(tmp_path)  # this recipe's file is kept
     assert (tmp_path / INT8_FILE).stat().st_mtime_ns == made
     assert ExportedEncoder(tmp_path, "onnx", INT8_FILE).encode(TEXTS).shape[0] == len(TEXTS)
+
+
+def test_the_int8_recipe_is_named_by_every_argument_so_a_changed_one_is_made_again():
+    assert INT8_RECIPE_NAME == "int8-matmul-per-channel"  # the name vectors cached so far carry
+    changed = [{**INT8_RECIPE, "per_channel": False}, {**INT8_RECIPE, "weight_type": "QUInt8"},
+               {**INT8_RECIPE, "op_types_to_quantize": ("MatMul", "Gather")}, {**INT8_RECIPE, "reduce_range": True}]
+    names = [recipe_name(r) for r in changed]
+    assert INT8_RECIPE_NAME not in names and len(set(names)) == len(names), names
 
 
 def test_auto_takes_openvino_once_it_agrees_and_records_the_check(tiny_model, tmp_path):
