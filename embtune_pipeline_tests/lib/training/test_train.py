@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -41,11 +43,22 @@ def test_bfloat16_training_keeps_float32_weights_that_learned(tiny_model, tmp_pa
     assert abs(base.encode(["jaguar reset"]) - tuned.encode(["jaguar reset"])).max() > 1e-4
 
 
-def test_auto_precision_is_bfloat16_on_a_gpu_and_fp32_on_a_cpu():
+def test_auto_precision_is_bfloat16_where_the_hardware_computes_in_it(monkeypatch):
+    from embtune_pipeline.lib.training import train
     from embtune_pipeline.lib.training.train import mixed_precision
 
     assert mixed_precision("fp32", cuda=True) == "fp32" and mixed_precision("bf16", cuda=False) == "bf16"
-    assert mixed_precision("auto", cuda=False) == "fp32"  # bf16 on a CPU is asked for, not assumed
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)
+    assert mixed_precision("auto", cuda=False) == "bf16"
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    assert mixed_precision("auto", cuda=False) == "fp32"
+
+
+def test_this_cpu_is_said_to_compute_in_bfloat16_exactly_when_linux_lists_the_flag():
+    from embtune_pipeline.lib.training.train import cpu_has_bf16
+
+    flags = Path("/proc/cpuinfo").read_text().split()
+    assert cpu_has_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 
 def test_scores_outside_the_trainer_run_in_its_precision_and_on_the_cores_waiting_ranks_leave():
