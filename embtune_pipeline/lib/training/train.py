@@ -270,8 +270,8 @@ def _precision_args(precision: str, cuda: bool) -> dict:
 def mixed_precision(precision: str, cuda: bool) -> str:
     """The precision the trainer computes in: `precision`, or for auto bf16 where the hardware computes in it (a
     GPU that supports it, a CPU with AVX512-BF16 or AMX), fp16 on an older GPU, fp32 on a CPU without it. On
-    SciFact's defaults bf16 and fp32 trainings of the same seed scored alike (README, Speed: f23 and f18b), and
-    bf16 trains about 1.5x faster on such a CPU."""
+    SciFact's defaults bf16 and fp32 trainings of the same seed scored alike (README, Speed: f23 and f18b, f24
+    and f22), and on such a CPU bf16 trained them in two thirds of fp32's time."""
     if precision != "auto":
         return precision
     if cuda:
