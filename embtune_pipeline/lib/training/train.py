@@ -281,10 +281,10 @@ def mixed_precision(precision: str, cuda: bool) -> str:
     return "bf16" if cpu_has_bf16() else "fp32"
 
 
-def cpu_has_bf16() -> bool:
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX), from the flags Linux lists."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = cpuinfo.read_text()
     except OSError:
         return False
     return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))

@@ -54,11 +54,16 @@ def test_auto_precision_is_bfloat16_where_the_hardware_computes_in_it(monkeypatc
     assert mixed_precision("auto", cuda=False) == "fp32"
 
 
-def test_this_cpu_is_said_to_compute_in_bfloat16_exactly_when_linux_lists_the_flag():
+def test_a_cpu_computes_in_bfloat16_when_linux_lists_avx512_bf16_or_amx(tmp_path):
     from embtune_pipeline.lib.training.train import cpu_has_bf16
 
-    flags = Path("/proc/cpuinfo").read_text().split()
-    assert cpu_has_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+    def cpu(flags: str) -> Path:
+        path = tmp_path / f"cpuinfo-{len(flags)}"
+        path.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 avx2 {flags}\n")
+        return path
+
+    assert cpu_has_bf16(cpu("avx512f avx512_bf16")) and cpu_has_bf16(cpu("amx_tile amx_bf16"))
+    assert not cpu_has_bf16(cpu("avx512f avx512_vnni")) and not cpu_has_bf16(tmp_path / "missing")
 
 
 def test_scores_outside_the_trainer_run_in_its_precision_and_on_the_cores_waiting_ranks_leave():
