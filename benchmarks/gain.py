@@ -128,7 +128,8 @@ def _serving(serving, pick: tuple[str, ...]) -> dict:
         return {"serving": serving} if serving else {}
     return {"int8": {m: round(serving["int8"][m], 4) for m in pick},
             "int8_ndcg@10_minus_tuned": round(serving["int8_ndcg@10_minus_tuned"], 4),
-            "docs_per_s": serving["docs_per_s"], "int8_speedup_vs_torch": serving["int8_speedup_vs_torch"]}
+            "docs_per_s": serving["docs_per_s"], "int8_speedup_vs_torch": serving["int8_speedup_vs_torch"],
+            "fastest_serving_form": serving["fastest"]["form"]}
 
 
 def _teacher_scores(report: dict, pick: tuple[str, ...]) -> dict:

@@ -15,7 +15,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -218,10 +218,12 @@ class _Reference:
         return self._model
 
 
-def checked_runtime(runtime: str, export_dir: Path, reference: _Reference, sample_texts: Sequence[str]) -> dict:
-    """`runtime`'s agreement with PyTorch ({"least_cosine": x, "checked_on": n}), measured once per export and
-    runtime_key and recorded beside the export; {"error": why} when the runtime or the export failed (not
-    recorded: the next step tries again). Under a lock: steps side by side export and check once."""
+def checked_runtime(runtime: str, export_dir: Path, reference: Callable[[], object],
+                    sample_texts: Sequence[str]) -> dict:
+    """`runtime`'s agreement with PyTorch (`reference()` gives the model: loaded only when needed), as
+    {"least_cosine": x, "checked_on": n}, measured once per export and runtime_key and recorded beside the export;
+    {"error": why} when the runtime or the export failed (not recorded: the next step tries again). Under a lock:
+    steps side by side export and check once."""
     from filelock import FileLock
 
     export_dir = Path(export_dir)
@@ -238,7 +240,7 @@ def checked_runtime(runtime: str, export_dir: Path, reference: _Reference, sampl
             exported = ExportedEncoder(export_dir, runtime).encode(sample, normalize_embeddings=True)
             expected = reference().encode(sample, convert_to_numpy=True, normalize_embeddings=True)
         except Exception as e:  # not installed, or an architecture the exporter cannot trace: PyTorch it is
-            log.warning("the %s backend is unavailable for %s: %s", runtime, reference.model_path, e)
+            log.warning("the %s backend is unavailable for the export in %s: %s", runtime, export_dir, e)
             return {"error": f"{type(e).__name__}: {e}"[:500]}
         result = {"least_cosine": least_cosine(exported, expected), "checked_on": len(sample)}
         _update_record(export_dir, {"agreement": {**known, key: result}})

@@ -120,6 +120,12 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     assert serving["fp32_agreement"]["least_cosine"] >= 0.999  # checked before it is published
     assert 0 <= serving["int8"]["ndcg@10"] <= 1 and min(serving["docs_per_s"].values()) > 0
     assert float(version.tags["int8_ndcg_at_10"]) == round(serving["int8"]["ndcg@10"], 4)
+    # the fp32 export is timed under OpenVINO too, where it agrees (the encoder's check, copied with the export),
+    # and the version names the fastest form
+    assert serving["openvino_agreement"]["least_cosine"] >= 0.999 and "openvino" in serving["docs_per_s"]
+    fastest = serving["fastest"]
+    assert serving["docs_per_s"][fastest["form"]] == max(serving["docs_per_s"].values())
+    assert version.tags["fastest_serving_form"].startswith(fastest["runs"])
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(report["mlflow_run_id"], "serving")}
     assert {"serving/model.onnx", "serving/model_int8.onnx"} <= logged
 

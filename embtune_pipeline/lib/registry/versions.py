@@ -56,12 +56,14 @@ def version_tags(model: dict, report: dict, base_key: str, snapshot: str, dagste
 
 
 def _serving_tags(serving) -> dict:
-    """Where the version's ONNX and int8 forms are (in its run's serving/ folder) and how int8 measured."""
+    """Where the version's ONNX and int8 forms are (in its run's serving/ folder), how int8 measured, and which
+    form encoded fastest on the machine that measured it."""
     if not serving or "skipped" in serving:
         return {}
     return {"serving_artifacts": "serving/ in the version's run: " + ", ".join(serving["files"]),
             "int8_ndcg@10": round(serving["int8"]["ndcg@10"], 4),
-            "int8_docs_per_s_vs_torch": serving["int8_speedup_vs_torch"]}
+            "int8_docs_per_s_vs_torch": serving["int8_speedup_vs_torch"],
+            "fastest_serving_form": f"{serving['fastest']['runs']}, {serving['fastest']['vs_torch']}x PyTorch's docs/s"}
 
 
 @dataclass
