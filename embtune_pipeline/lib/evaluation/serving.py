@@ -1,8 +1,8 @@
 """The serving exports measured like the tuned model: the int8 export's metrics on the same eval set, and every
 form's encoding speed beside PyTorch's on the same texts (lib.encoders: the fp32 export agrees with PyTorch to a
 cosine of AGREEMENT, so its metrics are the tuned model's; int8 is where quality can move). The fp32 export is timed
-under OpenVINO too where it agrees there: on CPUs with bfloat16 it computes in it, and outran int8 on this
-project's machine (README, "Speed")."""
+under OpenVINO too where it agrees there: on CPUs with bfloat16 it computes in it, and on SciFact's chunks it outran
+int8 on this project's machine (README, "Speed")."""
 
 from __future__ import annotations
 
