@@ -284,10 +284,10 @@ def mixed_precision(precision: str, cuda: bool) -> str:
 def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX), from the flags Linux lists."""
     try:
-        flags = cpuinfo.read_text()
+        words = set(cpuinfo.read_text().split())
     except OSError:
         return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    return bool(words & {"avx512_bf16", "amx_bf16"})
 
 
 def this_machines_precision(precision: str) -> str:

@@ -58,7 +58,7 @@ def test_a_cpu_computes_in_bfloat16_when_linux_lists_avx512_bf16_or_amx(tmp_path
     from embtune_pipeline.lib.training.train import cpu_has_bf16
 
     def cpu(flags: str) -> Path:
-        path = tmp_path / f"cpuinfo-{len(flags)}"
+        path = tmp_path / f"cpuinfo-{flags.replace(' ', '-')}"  # a file per flag list
         path.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 avx2 {flags}\n")
         return path
 
