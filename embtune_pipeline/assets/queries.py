@@ -72,7 +72,8 @@ def synthetic_queries(context: dg.AssetExecutionContext, config: GenerateConfig,
     meta: dict = {}
     with timed(meta):
         result = generate_enough(
-            lambda chunks: generator.generate(chunks, knobs.queries_per_chunk, examples, reporter(context, s)),
+            lambda chunks: generator.generate(chunks, knobs.queries_per_chunk, examples, reporter(context, s),
+                                             ict_max_words=knobs.ict_max_words),
             corpus_sample, needed, knobs.queries_per_chunk, s.run.sample.seed)
         kept = vary_queries(result.kept, knobs.keyword_share, generator.query_kind, s.run.sample.seed)
     stats = result.stats

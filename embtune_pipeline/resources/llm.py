@@ -33,8 +33,10 @@ class QueryGenerator(dg.ConfigurableResource):
         g = self.settings.get().generator
         return CLAIM if g.model == ICT or g.query_style == "claims" else QUESTION
 
-    def generate(self, chunks: pd.DataFrame, queries_per_chunk: int, examples: list[str], reporter=None):
-        """lib.queries.generate.generate_queries as the settings configure it; returns (queries, stats)."""
+    def generate(self, chunks: pd.DataFrame, queries_per_chunk: int, examples: list[str], reporter=None,
+                 ict_max_words: int | None = None):
+        """lib.queries.generate.generate_queries as the settings configure it (ict_max_words: a run's override of
+        run.generate's); returns (queries, stats)."""
         from embtune_pipeline.lib.progress import SILENT
         from embtune_pipeline.lib.queries.cache import AnswerCache
         from embtune_pipeline.lib.queries.generate import ICT, generate_queries
@@ -47,7 +49,8 @@ class QueryGenerator(dg.ConfigurableResource):
                 chunks, queries_per_chunk, g.model, cache=cache, template=self.prompt_template.read_text(),
                 examples=examples, params=g.params, concurrency=g.concurrency, max_failures=g.max_failures,
                 request_timeout=g.request_timeout_seconds, max_retry_seconds=g.max_retry_seconds,
-                reporter=reporter or SILENT)
+                reporter=reporter or SILENT,
+                ict_max_words=ict_max_words or s.run.generate.ict_max_words)
         finally:
             if cache is not None:
                 cache.close()

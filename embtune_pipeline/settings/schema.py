@@ -10,6 +10,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from embtune_pipeline.lib.encoders import BACKENDS
+from embtune_pipeline.lib.queries.generate import ICT_MAX_WORDS
 from embtune_pipeline.settings.layout import Layout
 
 CONFIG_ENV = "EMBTUNE_CONFIG"
@@ -238,6 +239,9 @@ class GenerateKnobs(_Strict):
     keyword_share: float = Field(0.0, ge=0, le=1, description="share of the generated queries turned into keyword "
                                  "queries (their content words, as typed in a search box), a stable draw; real logs "
                                  "mix questions, claims and keywords")
+    ict_max_words: int = Field(ICT_MAX_WORDS, ge=4, description="model-free (ict) queries: a sentence of the "
+                               "chunk cut to at most this many words (a random run of them); shorter cuts are "
+                               "harder and more like typed queries")
 
 
 class EvalSplitKnobs(_Strict):

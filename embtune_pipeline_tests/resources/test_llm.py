@@ -14,3 +14,15 @@ def test_the_query_generator_runs_the_configured_model(write_settings, tmp_path)
     queries, stats = generator.generate(chunks, 2, [])
     assert len(queries) == 2 * len(chunks) and set(queries["chunk_id"]) == set(chunks["chunk_id"])
     assert stats.chunks == len(chunks)
+
+
+def test_the_query_generator_cuts_ict_queries_as_the_settings_say(write_settings, tmp_path):
+    settings = corpus_settings(write_settings, tmp_path, run={"generate": {"ict_max_words": 4}})
+    source = CorpusSource(settings=settings)
+    chunks, _ = source.chunk(source.read_current()[0], settings.get().base_model_ref(settings.get().base_model_keys[0]))
+    generator = QueryGenerator(settings=settings)
+    cut, _ = generator.generate(chunks, 2, [])
+    assert cut["query"].str.split().str.len().max() == 4
+    longer, _ = generator.generate(chunks, 2, [], ict_max_words=30)  # a run's override of the settings
+    assert longer["query"].str.split().str.len().max() > 4
+    assert longer["positive"].tolist() == cut["positive"].tolist()

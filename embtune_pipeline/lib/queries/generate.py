@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PROMPT = Path(__file__).parent / "prompts" / "queries.txt"
 PROMPTS = {"questions": DEFAULT_PROMPT, "claims": Path(__file__).parent / "prompts" / "claims.txt"}
 ICT = "ict"
+ICT_MAX_WORDS = 24  # an ICT query's longest cut of its sentence, unless run.generate.ict_max_words says otherwise
 QUERY_COLUMNS = ["chunk_id", "chunk_hash", "query", "positive", "generator", "provenance"]
 
 
@@ -78,8 +79,11 @@ def parse_questions(answer: str, n: int) -> list[str]:
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
-def ict_pairs(title: str, text: str, n: int, seed_key: str, max_words: int = 24) -> list[tuple[str, str]]:
-    """Inverse cloze task: a sentence of the chunk is the query; the chunk without it is the positive."""
+def ict_pairs(title: str, text: str, n: int, seed_key: str,
+              max_words: int = ICT_MAX_WORDS) -> list[tuple[str, str]]:
+    """Inverse cloze task: a sentence of the chunk is the query (a random run of `max_words` of its words when
+    longer); the chunk without the whole sentence is the positive. The same seed picks the same sentences
+    whatever `max_words` is, so only the queries change with it."""
     sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
     candidates = [i for i, s in enumerate(sentences) if len(s.split()) >= 4]
     if len(sentences) < 2 or not candidates:
@@ -120,6 +124,7 @@ def generate_queries(
     request_timeout: float = 60.0,
     max_retry_seconds: float = 300.0,
     reporter: Reporter = SILENT,
+    ict_max_words: int = ICT_MAX_WORDS,
 ) -> tuple[pd.DataFrame, GenerationStats]:
     """n queries per chunk. LLM answers are cached by (model, rendered prompt, params) as each arrives; a failed
     call, or an answer with no question in it, is not cached, so a rerun retries only those. Each request stops
@@ -130,7 +135,7 @@ def generate_queries(
     rows: list[tuple] = []
     if model == ICT:
         for c in chunks.itertuples(index=False):
-            for q, pos in ict_pairs(c.title, c.text, n, seed_key=c.chunk_hash):
+            for q, pos in ict_pairs(c.title, c.text, n, seed_key=c.chunk_hash, max_words=ict_max_words):
                 rows.append((c.chunk_id, c.chunk_hash, q, pos, ICT, f"ict:{c.chunk_hash}"))
         return pd.DataFrame(rows, columns=QUERY_COLUMNS), stats
 
