@@ -252,13 +252,9 @@ def choose_encoder(model_path: Path, max_seq_length: int, backend: str, export_d
     """The encoder for `backend`: torch; openvino or onnx (an error when its export disagrees with PyTorch: its
     vectors would not be the model's); auto, OpenVINO when it agrees on a CPU, PyTorch on a GPU or
     when it does not. The export is made once per model and max_seq_length (export_dir: beside that model's
-    vectors) and each runtime's agreement recorded, so later steps neither export nor check again. Encoding
-    reuses freed memory from here on (lib.memory.keep_freed_memory), as training does."""
+    vectors) and each runtime's agreement recorded, so later steps neither export nor check again."""
     import torch
 
-    from embtune_pipeline.lib.memory import keep_freed_memory
-
-    keep_freed_memory()
     if backend not in BACKENDS:
         raise ValueError(f"unknown encoder backend {backend!r}: one of {', '.join(BACKENDS)}")
     reference = _Reference(model_path, max_seq_length)
