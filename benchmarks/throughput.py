@@ -69,12 +69,10 @@ def training(beir_dir: Path, n_pairs: int, batch_size: int, max_seq_length: int,
     import torch
     from training import training_rows  # benchmarks/training.py: real train pairs, another's passage as negative
 
-    from embtune_pipeline.lib.memory import keep_freed_memory
     from embtune_pipeline.lib.models import resolve_model_path
     from embtune_pipeline.lib.training.train import TrainSpec, mixed_precision, train_model
     from embtune_pipeline.settings.schema import DEFAULT_BASE_MODEL, TrainKnobs
 
-    keep_freed_memory()  # as train_model does, before either trainer runs: the same allocator for both
     rows = training_rows(beir_dir, n_pairs)
     base = resolve_model_path(DEFAULT_BASE_MODEL)
     precision = mixed_precision(precision or TrainKnobs().precision, torch.cuda.is_available())

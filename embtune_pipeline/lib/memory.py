@@ -54,28 +54,3 @@ def peak_during(out: dict, key: str = "peak_rss_mb"):
         peak = peak_rss_mb()
         if measurable and peak is not None:
             out[key] = peak
-
-
-# glibc's mallopt parameters (malloc.h) and its ceiling for the mmap threshold on 64-bit
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-HEAP_BLOCK_CEILING = 32 * 1024 ** 2
-
-
-def keep_freed_memory() -> bool:
-    """Have glibc's malloc reuse freed memory instead of handing it back to the kernel. A training step frees
-    and allocates the same activations again; by default each block of more than a few MiB is a fresh mmap whose
-    pages the kernel must fault in and zero every step (on 2 cores, about 40% of a training's CPU time was the
-    kernel's). After this, blocks up to 32 MiB come from the heap and the heap is never trimmed: the process
-    keeps its peak memory, which a training reaches every step anyway. Process-wide, once is enough. False
-    where the C library is not glibc (nothing changes there)."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # glibc only: musl and others have no such symbol
-        mallopt = libc.mallopt
-    except (AttributeError, OSError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return all(mallopt(param, value) == 1 for param, value in (
-        (_M_MMAP_THRESHOLD, HEAP_BLOCK_CEILING), (_M_TRIM_THRESHOLD, 2 ** 31 - 1), (_M_TOP_PAD, 1024 ** 3)))

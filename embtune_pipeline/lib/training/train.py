@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 import pandas as pd
 
-from embtune_pipeline.lib.memory import keep_freed_memory, peak_rss_mb, reset_peak
+from embtune_pipeline.lib.memory import peak_rss_mb, reset_peak
 from embtune_pipeline.lib.models import load_model
 from embtune_pipeline.lib.progress import SILENT, Reporter
 from embtune_pipeline.lib.training.callbacks import VALIDATION_METRIC, progress_callback
@@ -139,7 +139,6 @@ def train_in_this_process(
     from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
-    keep_freed_memory()  # each step's activations reuse the last step's memory, not fresh pages from the kernel
     memory_measured = reset_peak()  # TrainResult.peak_rss_mb: this process's peak while it trains
     world = int(os.environ.get("WORLD_SIZE", "1"))
     main_rank = int(os.environ.get("RANK", "0")) == 0
