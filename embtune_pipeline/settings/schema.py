@@ -10,7 +10,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from embtune_pipeline.lib.encoders import BACKENDS
-from embtune_pipeline.lib.queries.generate import ICT_MAX_WORDS
+from embtune_pipeline.lib.queries import ICT_MAX_WORDS
 from embtune_pipeline.settings.layout import Layout
 
 CONFIG_ENV = "EMBTUNE_CONFIG"

@@ -15,6 +15,7 @@ import pandas as pd
 from embtune_pipeline.lib.data.chunking import embedding_text
 from embtune_pipeline.lib.llm_calls import CallStats, CompleteFn, ask_all
 from embtune_pipeline.lib.progress import SILENT, Reporter
+from embtune_pipeline.lib.queries import ICT_MAX_WORDS
 from embtune_pipeline.lib.queries.cache import AnswerCache, cache_key
 from embtune_pipeline.lib.queries.local_llm import litellm_model_name, local_generation_params
 from embtune_pipeline.lib.secrets import safe_params
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PROMPT = Path(__file__).parent / "prompts" / "queries.txt"
 PROMPTS = {"questions": DEFAULT_PROMPT, "claims": Path(__file__).parent / "prompts" / "claims.txt"}
 ICT = "ict"
-ICT_MAX_WORDS = 24  # an ICT query's longest cut of its sentence, unless run.generate.ict_max_words says otherwise
 QUERY_COLUMNS = ["chunk_id", "chunk_hash", "query", "positive", "generator", "provenance"]
 
 
