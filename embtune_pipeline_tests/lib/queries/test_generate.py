@@ -44,15 +44,13 @@ def test_ict_cuts_long_sentences_to_max_words_and_keeps_the_positives():
     text = ("The Jaguar X2 battery holds its charge for eleven hours of continuous use in cold weather. "
             "Its charger draws at most forty watts from any port that supports the current standard. "
             "Firmware updates arrive monthly over the air and restart the unit at night.")
-    sentences = [s.split() for s in text.split(". ")]
     long_pairs = ict_pairs("Jaguar", text, n=3, seed_key="h")
     short_pairs = ict_pairs("Jaguar", text, n=3, seed_key="h", max_words=5)
     assert [p for _, p in short_pairs] == [p for _, p in long_pairs]  # the same sentences taken out
     for (short, positive), (full, _) in zip(short_pairs, long_pairs):
         words = short.split()
         assert len(words) == 5 and len(full.split()) > 5
-        assert short in full  # a run of the sentence's own words, in order
-        assert any(" ".join(words) in " ".join(s) for s in sentences) and short not in positive
+        assert short in full and short not in positive  # a run of the taken-out sentence's words, in order
 
 
 def _chunks(n):
