@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from embtune_pipeline.lib.errors import InputError, RowProblem, file_problem
+from embtune_pipeline.lib.storage import write_atomically
 
 DOC_COLUMNS = ["doc_id", "title", "text", "provenance"]
 PAIR_COLUMNS = ["query_id", "query", "doc_id", "answer", "score", "provenance", "judge"]
@@ -63,56 +64,112 @@ def iter_records(path: Path, fmt: str) -> Iterator[Row | RowProblem]:
 
 
 def _csv_records(path: Path) -> Iterator[Row | RowProblem]:
-    """CSV rows that cannot swallow one another: the dialect is strict (a quote must close a field), and a
-    record whose quoted field runs over lines that themselves read as rows is refused, naming the line where
-    the quote opened. A lenient reader would silently merge every row up to the next quote into one text."""
+    """CSV rows that cannot swallow one another. The dialect is strict (a quote must close a field), and a
+    record over several lines whose lines read, each alone, as rows of the header's width is a stray quote: that
+    row is a bad row and the lines it swallowed are read again as rows of their own. A lenient reader merged
+    every row up to the next quote into one text. A byte that is not UTF-8 spoils its row, not the file."""
     with _open_csv(path) as f:
-        reader = csv.reader(f, strict=True)
-        start = 1
+        lines = _CsvLines(path, f)
+        header = _csv_header(lines)
+        while True:
+            values, error = lines.next_record()
+            if values is None and error is None:
+                return
+            if not values and error is None:
+                continue  # a blank line
+            start, inner = lines.taken[0][0], [text for _, text, _ in lines.taken[1:]]
+            if inner and _swallowed_rows(inner, len(header), broken=error is not None or len(values) != len(header)):
+                yield RowProblem(str(path), f"line {start}", (
+                    f"a quote opened in this row runs over the next {len(inner)} line(s), which read as rows of "
+                    "their own: a stray quote? The row is set aside and those lines are read as rows; close the "
+                    "quote, or write a quote inside a field as \"\""))
+                lines.read_again(lines.taken[1:])
+            elif error is not None:
+                yield RowProblem(str(path), f"line {start}", (
+                    f"unreadable CSV ({error}): a quote opened in this row is not closed where the field ends; "
+                    "quote the whole field and write a quote inside it as \"\""))
+            elif problem := lines.undecodable():
+                yield problem
+            elif len(values) != len(header):
+                yield RowProblem(str(path), f"line {start}", f"expected {len(header)} fields, found {len(values)}")
+            else:
+                yield f"line {start}", dict(zip(header, values))
+
+
+def _csv_header(lines: "_CsvLines") -> list[str]:
+    header, error = lines.next_record()
+    if error is not None:
+        raise file_problem(lines.path, f"unreadable CSV header ({error})")
+    if header is None:
+        raise file_problem(lines.path, "empty CSV file (no header row)")
+    if problem := lines.undecodable():
+        raise InputError([problem])
+    return header
+
+
+def _swallowed_rows(inner: list[str], fields: int, broken: bool) -> bool:
+    """Whether the lines a multi-line record runs over are rows a stray quote swallowed: most of them parse, each
+    alone, as a row of the header's width, whatever the columns hold. A record that reads well (the right width,
+    no error) is a valid CSV field, so it takes at least two such lines to overturn it: prose over several lines
+    rarely has the row's width on most of them, but one line may."""
+    rows = sum(len(next(csv.reader([text]), [])) == fields for text in inner)
+    return rows * 2 > len(inner) and (broken or rows >= 2)
+
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
+_Line = tuple[int, str, Optional[int]]  # (line number, text, offset of the first byte that is not UTF-8)
+
+
+class _CsvLines:
+    """The physical lines of a CSV file, read by a strict csv.reader one record at a time; the lines of the last
+    record are kept (`taken`) so they can be named, or handed out again."""
+
+    def __init__(self, path: Path, f):
+        self.path = str(path)
+        self._file = f
+        self._number = 0
+        self._again: list[_Line] = []
+        self.taken: list[_Line] = []
+        self._reader = csv.reader(self, strict=True)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self._again:
+            line = self._again.pop()
+        else:
+            text = self._file.readline()
+            if not text:
+                raise StopIteration
+            self._number += 1
+            bad = _NOT_UTF8.search(text)
+            line = (self._number, text, len(text[:bad.start()].encode("utf-8", "surrogateescape")) if bad else None)
+        self.taken.append(line)
+        return line[1]
+
+    def next_record(self) -> tuple[Optional[list[str]], Optional[csv.Error]]:
+        """The next record's fields (None at the end), or the error that stopped it."""
+        self.taken = []
         try:
-            header = next(reader, None)
-            if header is None:
-                raise file_problem(path, "empty CSV file (no header row)")
-            while True:
-                start = reader.line_num + 1
-                values = next(reader, None)
-                if values is None:
-                    return
-                if not values:
-                    continue
-                line = reader.line_num
-                if line > start and (rows := _rows_inside(values, len(header))):
-                    yield RowProblem(str(path), f"line {start}", (
-                        f"a quoted field opened on this line runs to line {line} and holds {rows} line(s) that "
-                        "read as rows of their own: a stray quote? Close it, or write a quote inside a field as \"\""))
-                    continue
-                if len(values) != len(header):
-                    yield RowProblem(str(path), f"line {line}", f"expected {len(header)} fields, found {len(values)}")
-                    continue
-                yield f"line {line}", dict(zip(header, values))
-        except (csv.Error, UnicodeDecodeError) as e:
-            # the reader cannot go past such a line: the rest of the file is unread, so fail outright
-            raise InputError([RowProblem(str(path), f"line {start}", (
-                f"unreadable CSV ({e}): a quote opened on this line is not closed where the field ends; quote "
-                "the whole field and write a quote inside it as \"\""))]) from e
+            return next(self._reader, None), None
+        except csv.Error as e:
+            return None, e
 
+    def undecodable(self) -> Optional[RowProblem]:
+        """The first line of the last record holding a byte that is not UTF-8, as a problem."""
+        number, byte = next(((n, byte) for n, _, byte in self.taken if byte is not None), (0, None))
+        return RowProblem(self.path, f"line {number}", f"not valid UTF-8 (byte {byte})") if byte is not None else None
 
-def _rows_inside(values: list[str], fields: int) -> int:
-    """Lines inside a multi-line field that parse, alone, as a whole row whose first field is a token (an id):
-    what a stray quote swallows. Prose that spans lines rarely has exactly the row's field count and an
-    id-like first field on every such line."""
-    found = 0
-    for value in values:
-        for inner in value.split("\n")[1:]:
-            parsed = next(csv.reader([inner]), [])
-            if len(parsed) == fields and parsed[0] and not re.search(r"\s", parsed[0]):
-                found += 1
-    return found
+    def read_again(self, lines: list[_Line]) -> None:
+        self._again.extend(reversed(lines))
 
 
 def _open_csv(path: Path):
+    """Text lines as the csv module wants them (newline=""); a byte that is not UTF-8 is kept as a surrogate so
+    its row can be named, and a BOM is not part of the first column."""
     csv.field_size_limit(sys.maxsize)  # long documents are fine; the default cap is 128 KiB a field
-    return Path(path).open(encoding="utf-8-sig", newline="")  # -sig: a BOM is not part of the first column
+    return Path(path).open(encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
 def _columns_of(path: Path, fmt: str) -> Optional[list[str]]:
@@ -120,13 +177,13 @@ def _columns_of(path: Path, fmt: str) -> Optional[list[str]]:
     if not Path(path).is_file():
         raise file_problem(path, "file not found")
     if fmt == "csv":
-        try:
-            with _open_csv(path) as f:
-                return next(csv.reader(f), [])
-        except UnicodeDecodeError as e:
-            raise file_problem(path, f"the header is not valid UTF-8: {e}") from e
+        with _open_csv(path) as f:
+            return _csv_header(_CsvLines(path, f))
     if fmt == "parquet":
-        return pq.read_schema(path).names
+        try:
+            return pq.read_schema(path).names
+        except Exception as e:  # pyarrow raises several types for corrupt files
+            raise file_problem(path, f"cannot read Parquet: {e}") from None
     return None
 
 
@@ -144,15 +201,17 @@ def _text(value) -> str:
 
 
 def settle_problems(problems: list[RowProblem], policy: str, quarantine_file: Optional[Path], hint: str = "") -> int:
-    """Fail on problems (policy 'error') or append them to the quarantine file; returns the count set aside."""
+    """Fail on problems (policy 'error') or add them to the quarantine file, which keeps what earlier reads set
+    aside (a row once there is there once); returns the count set aside by this read."""
     if not problems:
         return 0
     if policy == "error" or quarantine_file is None:
         raise InputError(problems, hint or "set corpus.bad_rows: quarantine to set such rows aside instead")
-    quarantine_file.parent.mkdir(parents=True, exist_ok=True)
-    with quarantine_file.open("w", encoding="utf-8") as f:
-        for p in problems:
-            f.write(json.dumps(p.to_dict()) + "\n")
+    quarantine_file = Path(quarantine_file)
+    held = quarantine_file.read_text(encoding="utf-8").splitlines() if quarantine_file.exists() else []
+    lines = list(dict.fromkeys([line for line in held if line.strip()] + [json.dumps(p.to_dict()) for p in problems]))
+    write_atomically(quarantine_file, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in lines),
+                                                                 encoding="utf-8"))
     return len(problems)
 
 
@@ -415,9 +474,14 @@ def _read_beir_pairs(root: Path, split: str) -> tuple[pd.DataFrame, list[RowProb
             continue
         queries[str(rec["_id"])] = (_text(rec["text"]).strip(), label)
     records = []
-    with qrels_file.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
-            parts = line.rstrip("\n").split("\t")
+    with qrels_file.open("rb") as f:
+        for i, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                problems.append(RowProblem(str(qrels_file), f"line {i}", f"not valid UTF-8 (byte {e.start})"))
+                continue
+            parts = line.rstrip("\r\n").split("\t")
             if i == 1 and parts[0] == "query-id":
                 continue
             if not line.strip():

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from embtune_pipeline.lib.data.ingest import read_documents, read_pairs, settle_problems
-from embtune_pipeline.lib.errors import InputError
+from embtune_pipeline.lib.errors import InputError, RowProblem
 
 
 def write_rows(path: Path, rows: list[dict]) -> Path:
@@ -125,23 +125,98 @@ def _csv_with(tmp_path, rows: list[str]) -> Path:
 
 def test_a_stray_quote_never_swallows_rows_silently(tmp_path):
     """Found by a probe: a quote closed 40 lines later merged 40 rows into one text (110 of 150 kept), and a
-    quote never closed kept 60 of 150, both with exit 0 under bad_rows: error."""
+    quote never closed kept 60 of 150, both with exit 0 under bad_rows: error. Only the row with the quote is a
+    bad row: the lines it swallowed are read as rows of their own."""
     rows = [f"{i},Title {i},Text of document {i}." for i in range(1, 151)]
     closed_later = rows.copy()
     closed_later[59] = '60,Title 60,"Text of document 60 with a stray quote.'
     closed_later[99] = '100,Title 100,Text of document 100."'
     docs, problems = read_documents(_csv_with(tmp_path, closed_later), "csv")
-    assert len(docs) == 109 and len(problems) == 1 and "holds 40 line(s)" in problems[0].problem
-    with pytest.raises(InputError, match=r"line 61: a quoted field opened on this line runs to line 101"):
+    assert len(docs) == 149 and len(problems) == 1 and "runs over the next 40 line(s)" in problems[0].problem
+    with pytest.raises(InputError, match=r"line 61: a quote opened in this row runs over the next 40 line"):
         settle_problems(problems, "error", None)  # bad_rows: error fails, naming the line
     never_closed = rows.copy()
     never_closed[89] = '90,Title 90,"Text of document 90 never closed.'
-    with pytest.raises(InputError, match=r"line 91: unreadable CSV \(unexpected end of data\)"):
-        read_documents(_csv_with(tmp_path, never_closed), "csv")
+    docs, problems = read_documents(_csv_with(tmp_path, never_closed), "csv")
+    assert len(docs) == 149 and [p.row for p in problems] == ["line 91"]
     into_next = rows.copy()
     into_next[9] = '10,"Title 10" and more,Text of document 10.'
-    with pytest.raises(InputError, match=r"line 11: unreadable CSV"):
-        read_documents(_csv_with(tmp_path, into_next), "csv")
+    docs, problems = read_documents(_csv_with(tmp_path, into_next), "csv")
+    assert len(docs) == 149 and [p.row for p in problems] == ["line 11"]
+    assert problems[0].problem.startswith("unreadable CSV (',' expected after '\"')")
+    untidy = rows[:50]  # among the swallowed lines, a short row and a blank line
+    untidy[9], untidy[14], untidy[19], untidy[29] = '10,Title 10,"stray', "15,Title 15", "", '30,Title 30,end"'
+    docs, problems = read_documents(_csv_with(tmp_path, untidy), "csv")
+    assert len(docs) == 47 and [p.row for p in problems] == ["line 11", "line 16"]  # 49 rows, 1 blank line
+
+
+@pytest.mark.parametrize("header, row, opened, closed", [
+    # ids with a space: the old check wanted an id-like first field on every swallowed line
+    ("id,title,text", "doc {i},Title {i},Text of document {i}.",
+     'doc 60,Title 60,"Text of document 60 with a stray quote.', "doc 100,Title 100,Text of document 100.\""),
+    # the id column last, the quote in the first column
+    ("title,text,id", "Title {i},Text of document {i}.,doc {i}",
+     '"Title 60 stray,Text of document 60.,doc 60', 'Title 100",Text of document 100.,doc 100'),
+    # two columns, text first
+    ("text,id", "Text of document {i}.,{i}", '"Text of document 60 with a stray quote.,60',
+     'Text of document 100.",100'),
+])
+def test_a_stray_quote_is_one_bad_row_whatever_the_ids_and_column_order(tmp_path, header, row, opened, closed):
+    """The probe of issue 32: 40 rows merged into one 37,000-character document, exit 0, nothing quarantined."""
+    lines = [row.format(i=i) for i in range(1, 151)]
+    lines[59], lines[99] = opened, closed
+    f = tmp_path / "docs.csv"
+    f.write_text(header + "\n" + "".join(line + "\n" for line in lines))
+    id_column = "id"
+    docs, problems = read_documents(f, "csv", id_column, "title" if "title" in header else None, "text")
+    assert len(docs) + len(problems) == 150  # rows kept + quarantined = rows in
+    assert [p.row for p in problems] == ["line 61"] and "stray quote" in problems[0].problem
+    assert docs["text"].str.len().max() < 60  # no document holds swallowed rows
+    assert docs["provenance"].iloc[59].endswith("docs.csv:line 62")  # row 61 comes next, read where it is
+    assert docs["text"].iloc[59] == "Text of document 61."
+    with pytest.raises(InputError) as err:
+        settle_problems(problems, "error", None)
+    assert len(err.value.problems) == 1 and f"{f}, line 61: " in str(err.value)
+
+
+def test_a_byte_that_is_not_utf8_spoils_its_row_not_the_corpus(tmp_path):
+    """A single \\xff refused the whole corpus, naming the wrong line and an unclosed quote as the cause."""
+    f = tmp_path / "docs.csv"
+    f.write_bytes(b"id,title,text\n1,One,first\n2,Two,caf\xff\n3,Three,\"over\ntwo lines\"\n4,Four,\"x\ny\xfe\"\n")
+    docs, problems = read_documents(f, "csv")
+    assert docs["doc_id"].tolist() == ["1", "3"] and docs["text"].iloc[1] == "over\ntwo lines"
+    assert [(p.row, p.problem) for p in problems] == [("line 3", "not valid UTF-8 (byte 9)"),
+                                                      ("line 7", "not valid UTF-8 (byte 1)")]
+    header = tmp_path / "header.csv"
+    header.write_bytes(b"id,t\xffext\n1,one\n")
+    with pytest.raises(InputError, match=r"header\.csv, line 1: not valid UTF-8 \(byte 4\)"):
+        read_documents(header, "csv", text_column="t")
+
+
+def test_broken_qrels_and_truncated_parquet_are_named_not_raw_errors(jaguar_beir, tmp_path):
+    qrels = jaguar_beir / "qrels" / "test.tsv"
+    lines = qrels.read_bytes().splitlines(keepends=True)
+    qrels.write_bytes(b"".join(lines[:2]) + b"q\xe90\tdoc\t1\n" + b"".join(lines[2:]))
+    pairs, problems = read_pairs(jaguar_beir, "beir", split="test")
+    assert len(pairs) == len(lines) - 1
+    assert [(p.file, p.row, p.problem) for p in problems] == [(str(qrels), "line 3", "not valid UTF-8 (byte 1)")]
+    whole = tmp_path / "whole.parquet"
+    pd.DataFrame({"id": [str(i) for i in range(500)], "text": ["some text"] * 500}).to_parquet(whole)
+    truncated = tmp_path / "docs.parquet"
+    truncated.write_bytes(whole.read_bytes()[:-100])
+    with pytest.raises(InputError, match=r"docs\.parquet, -: cannot read Parquet"):
+        read_documents(truncated, "parquet")
+    with pytest.raises(InputError, match=r"docs\.parquet, -: cannot read Parquet"):
+        read_pairs(truncated, "parquet")
+
+
+def test_quarantine_adds_to_what_it_holds(tmp_path):
+    """It was rewritten at every read: rows set aside by an earlier read vanished."""
+    q = tmp_path / "quarantine" / "corpus" / "abc.jsonl"
+    first = [RowProblem("docs.csv", "line 2", "empty text"), RowProblem("docs.csv", "line 5", "duplicate id")]
+    assert settle_problems(first, "quarantine", q) == 2
+    assert settle_problems([first[1], RowProblem("docs.csv", "line 9", "empty id")], "quarantine", q) == 2
+    assert [json.loads(line)["row"] for line in q.read_text().splitlines()] == ["line 2", "line 5", "line 9"]
 
 
 def test_a_quoted_text_over_several_lines_is_still_one_document(tmp_path):
@@ -150,6 +225,10 @@ def test_a_quoted_text_over_several_lines_is_still_one_document(tmp_path):
         "csv")
     assert problems == [] and docs["doc_id"].tolist() == ["1", "2"]
     assert docs["text"].iloc[0].count("\n") == 2 and '"really"' in docs["text"].iloc[0]
+    # one further line that happens to have the row's width is no proof of a stray quote: a valid field reads
+    docs, problems = read_documents(_csv_with(tmp_path, ['1,Address,"Acme Ltd\nSpringfield, IL, USA"', "2,T,x"]),
+                                    "csv")
+    assert problems == [] and docs["text"].tolist() == ["Acme Ltd\nSpringfield, IL, USA", "x"]
 
 
 def test_text_that_is_not_text_is_a_named_row_problem(tmp_path):
