@@ -172,7 +172,8 @@ def cmd_snapshot(s, args) -> int:
 
     snapshot = register_snapshot(_instance(), s, _resource(args, "corpus_source"))
     print(f"snapshot {snapshot.key} ({len(snapshot.documents)} documents, "
-          f"{'new' if snapshot.new else 'already registered'})")
+          f"{'new' if snapshot.new else 'already registered'}"
+          f"{'; its stored copy was damaged and is written again' if snapshot.repaired else ''})")
     for base in s.base_model_keys:
         print(f"partition {retune_key(base, snapshot.key)}")
     return 0

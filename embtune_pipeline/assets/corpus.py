@@ -40,8 +40,8 @@ def corpus(context: dg.AssetExecutionContext, settings: SettingsResource,
         "source": info.get("source", ""),
         **table_metadata(chunks),
     })
-    if quarantined:
-        meta["quarantine_file"] = dg.MetadataValue.path(str(s.layout.quarantine("corpus")))
+    if info.get("quarantine_file"):
+        meta["quarantine_file"] = dg.MetadataValue.path(info["quarantine_file"])
     return dg.Output(chunks, metadata=meta)
 
 

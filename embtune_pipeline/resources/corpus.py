@@ -3,6 +3,8 @@ documents become chunks. A deployment reading its corpus from elsewhere swaps th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
@@ -18,13 +20,14 @@ class CorpusSource(dg.ConfigurableResource):
         """The documents as the source holds them now, and how many rows were quarantined; bad rows fail or go
         to quarantine, as corpus.bad_rows says."""
         from embtune_pipeline.lib.data.ingest import read_documents, settle_problems
+        from embtune_pipeline.lib.data.snapshots import snapshot_key
         from embtune_pipeline.lib.errors import file_problem
 
-        s = self.settings.get()
-        c = s.corpus
+        c = self.settings.get().corpus
         docs, problems = read_documents(c.path, c.format, c.id_col, c.title_column, c.text_column, c.modules,
                                         c.max_document_chars)
-        quarantined = settle_problems(problems, c.bad_rows, s.layout.quarantine("corpus"))
+        quarantine = self.quarantine_file(snapshot_key(docs)) if problems else None
+        quarantined = settle_problems(problems, c.bad_rows, quarantine)
         if docs.empty:
             raise file_problem(c.path or c.format, "the corpus has no usable document")
         return docs, quarantined
@@ -39,7 +42,12 @@ class CorpusSource(dg.ConfigurableResource):
         """The frozen snapshots of this corpus, one per registered content."""
         from embtune_pipeline.lib.data.snapshots import SnapshotStore
 
-        return SnapshotStore(self.settings.get().layout.snapshot)
+        return SnapshotStore(self.settings.get().layout.snapshot, self.quarantine_file)
+
+    def quarantine_file(self, snapshot: str) -> Path:
+        """Where the rows set aside by reading the corpus as `snapshot` are: one file per snapshot, so reading
+        another snapshot never drops them."""
+        return self.settings.get().layout.quarantine("corpus", snapshot)
 
     def register_current(self):
         """Freeze the documents as they are now (a snapshot keyed by their content) and return it."""

@@ -84,8 +84,11 @@ class Layout:
         base = self.root / "reports"
         return base / partition.replace("|", "/") if partition else base
 
-    def quarantine(self, source: str) -> Path:
-        return self.root / "quarantine" / f"{source}.jsonl"
+    def quarantine(self, source: str, snapshot: Optional[str] = None) -> Path:
+        """The rows of a source set aside as bad: quarantine/<source>.jsonl, or quarantine/<source>/<snapshot>.jsonl
+        for the rows a corpus snapshot was read without, so reading another snapshot leaves them be."""
+        folder = self.root / "quarantine"
+        return folder / source / f"{snapshot}.jsonl" if snapshot else folder / f"{source}.jsonl"
 
     @property
     def mlflow_db(self) -> Path:

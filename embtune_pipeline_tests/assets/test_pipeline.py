@@ -194,8 +194,9 @@ def test_bad_corpus_row_fails_naming_file_and_line_or_is_quarantined(write_setti
 
     settings = write_settings(corpus={"path": str(corpus), "format": "jsonl", "bad_rows": "quarantine"})
     result = run_pipeline(settings, selection="corpus")
-    assert asset_metadata(result, "corpus")["quarantined_rows"] == 1
-    quarantined = (tmp_path / "data" / "quarantine" / "corpus.jsonl").read_text()
+    meta = asset_metadata(result, "corpus")
+    assert meta["quarantined_rows"] == 1
+    quarantined = Path(meta["quarantine_file"]).read_text()
     assert json.loads(quarantined)["row"] == "line 51"
 
 

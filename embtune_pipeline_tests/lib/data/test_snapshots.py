@@ -1,3 +1,5 @@
+import logging
+
 import pandas as pd
 import pytest
 
@@ -28,3 +30,24 @@ def test_a_registered_snapshot_is_frozen_and_reloadable(tmp_path):
     assert not store.register(docs({"1": "alpha"})).new
     with pytest.raises(FileNotFoundError, match="corpus snapshot nope is not registered"):
         store.load("nope")
+
+
+def test_a_damaged_snapshot_file_is_written_again_not_trusted(tmp_path, caplog):
+    """A truncated snapshot was reported "already registered" and the corpus step then failed every run."""
+    store = SnapshotStore(lambda key: tmp_path / "snapshots" / f"{key}.parquet")
+    corpus = docs({str(i): f"text {i}" for i in range(200)})
+    key = store.register(corpus).key
+    path = tmp_path / "snapshots" / f"{key}.parquet"
+    path.write_bytes(path.read_bytes()[:-200])  # a copy cut short
+    with pytest.raises(ValueError, match=rf"corpus snapshot {key} is damaged \(unreadable: .*\): register the"):
+        store.load(key)
+    with caplog.at_level(logging.WARNING):
+        again = store.register(corpus)
+    assert not again.new and again.repaired
+    assert f"corpus snapshot {key}: the stored copy {path} is damaged" in caplog.text
+    assert store.load(key)["text"].tolist() == corpus["text"].tolist()
+    other = docs({"1": "something else"})
+    other.to_parquet(path, index=False)  # readable, but not the documents of that key
+    with pytest.raises(ValueError, match="do not hash to its key"):
+        store.load(key)
+    assert store.register(corpus).repaired and len(store.load(key)) == 200
