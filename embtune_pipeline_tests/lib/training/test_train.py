@@ -109,6 +109,97 @@ def test_a_rerun_resumes_from_the_last_checkpoint(tiny_model, tmp_path):
     assert again.resumed_from and again.resumed_from.endswith("checkpoint-3")
 
 
+def _step(checkpoint) -> int:
+    return int(str(checkpoint).rsplit("-", 1)[-1])
+
+
+@pytest.mark.parametrize("name,cut", [("trainer_state.json", False), ("model.safetensors", False),
+                                      ("model.safetensors", True), ("trainer_state.json", True)])
+def test_a_rerun_resumes_from_the_newest_complete_checkpoint_and_sets_a_torn_one_aside(tiny_model, tmp_path, name,
+                                                                                       cut, caplog):
+    """A kill or a full disk mid-save leaves checkpoint-N without the files a resume reads, or with one cut
+    short; the rerun resumes from the one before and keeps the torn folder aside, not in its way."""
+    _train(tiny_model, tmp_path, epochs=2, save_steps=1)  # 6 steps; checkpoints 5 and 6 kept
+    torn = tmp_path / "ckpt" / "checkpoint-6"
+    if cut:
+        data = (torn / name).read_bytes()
+        (torn / name).write_bytes(data[: len(data) // 2])  # what a full disk leaves
+    else:
+        (torn / name).unlink()
+    torn_files = sorted(p.name for p in torn.iterdir())
+    with caplog.at_level("WARNING"):
+        again = _train(tiny_model, tmp_path, epochs=2, save_steps=1)
+    assert again.steps == 6 and again.resumed_from.endswith("checkpoint-5")
+    redone = _step(torn) - _step(again.resumed_from)
+    assert redone == 1  # at most save_steps: the torn checkpoint's steps, no more
+    [aside] = again.set_aside
+    assert Path(aside).name.startswith("incomplete-checkpoint-6-") and sorted(p.name for p in Path(aside).iterdir()) \
+        == torn_files  # nothing produced is lost
+    assert any(aside in r.getMessage() and name in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert (torn / "trainer_state.json").is_file()  # the rerun saved step 6 again, whole
+    assert _train(tiny_model, tmp_path, epochs=2, save_steps=1).resumed_from.endswith("checkpoint-6")
+
+
+KILLED_TRAINING = """
+import sys
+from pathlib import Path
+from embtune_pipeline_tests.lib.training.test_train import _train
+_train(Path(sys.argv[1]), Path(sys.argv[2]), epochs=2, save_steps=1)
+"""
+
+
+def test_a_training_killed_mid_save_reruns_unattended_to_the_end(tiny_model, tmp_path):
+    """The real fault: kill -9 as checkpoint-4's folder appears (the trainer writes into it file by file,
+    trainer_state.json last), then a plain rerun."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[3]
+    torn = tmp_path / "ckpt" / "checkpoint-4"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_TRAINING, str(tiny_model), str(tmp_path)], cwd=repo,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not torn.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+    assert torn.is_dir(), err.decode(errors="replace")[-2000:]
+    assert not (torn / "trainer_state.json").exists()  # killed mid-save: the torn folder the issue met
+    again = _train(tiny_model, tmp_path, epochs=2, save_steps=1)
+    assert again.steps == 6 and again.resumed_from.endswith("checkpoint-3")
+    assert _step(torn) - _step(again.resumed_from) == 1  # steps redone
+    assert [Path(p).name.split("-")[:3] for p in again.set_aside] == [["incomplete", "checkpoint", "4"]]
+
+
+def test_a_torn_best_checkpoint_is_never_the_one_validation_keeps(tiny_model, tmp_path):
+    """When the best checkpoint the resumed state names is torn, it is set aside and forgotten: the selection
+    neither claims its score nor keeps the last weights under its name."""
+    import json
+
+    from embtune_pipeline.lib.training.validation import ValidationScorer, split_validation
+
+    split = split_validation(pairs(120).assign(source="qa_pairs"), 0.25, 100, 10, 80, seed=0)
+    spec = _spec(tiny_model, epochs=2, save_steps=100, interpolation_alphas=(1.0,), learning_rate=3e-3)
+    rows = split.train_rows[["anchor", "positive", "negative_1"]]
+    first = train_model(spec, rows, tmp_path / "model", tmp_path / "ckpt", validation=split.validation)
+    last = tmp_path / "ckpt" / f"checkpoint-{first.steps}"
+    best = Path(json.loads((last / "trainer_state.json").read_text())["best_model_checkpoint"])
+    assert best != last and _step(best) == first.validation["best_step"]  # a best before the last step
+    weights = (best / "model.safetensors").read_bytes()
+    (best / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    again = train_model(spec, rows, tmp_path / "again", tmp_path / "ckpt", validation=split.validation)
+    assert again.resumed_from.endswith(last.name) and again.validation["best_step"] != _step(best)
+    assert [Path(p).name.split("-")[:3] for p in again.set_aside] == [["incomplete", "checkpoint", str(_step(best))]]
+    saved = ValidationScorer(split.validation).score(load_model(again.model_dir, max_seq_length=32))
+    assert abs(saved - again.validation["alpha_scores"]["1.0"]) < 1e-4  # the score claimed is the saved model's
+
+
 def test_lora_is_merged_into_a_plain_model(tiny_model, tmp_path):
     result = _train(tiny_model, tmp_path, lora=True)
     files = {p.name for p in result.model_dir.rglob("*")}
