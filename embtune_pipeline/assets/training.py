@@ -126,6 +126,7 @@ def _metadata(result, validation_reason: str, curve, epochs: float, record: dict
         **({"peak_rss_mb": result.peak_rss_mb} if result.peak_rss_mb is not None else {}),
         "pairs_per_second": round(result.epoch_pairs * epochs / max(result.train_seconds, 1e-9), 2),
         "resumed_from_checkpoint": result.resumed_from or "",
+        "incomplete_checkpoints_set_aside": ", ".join(result.set_aside),
         **_links(record),
     }
 

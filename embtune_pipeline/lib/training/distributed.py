@@ -2,7 +2,8 @@
 step: NCCL when the GPUs are there (one process per GPU), gloo on CPU. The step's process stays the one that owns
 the MLflow run and the Dagster log: rank 0 writes its progress lines and metrics to an events file that the step
 reads as they come, and its TrainResult to a file; the checkpoints are the trainer's (written by rank 0, read by
-every rank when a rerun resumes), so a failed launch resumes like a training in one process.
+every rank when a rerun resumes: the newest complete one, lib.training.checkpoints, which rank 0 alone tidies), so a
+failed launch resumes like a training in one process.
 
     python -m embtune_pipeline.lib.training.distributed LAUNCH_DIR    (what each rank runs; torchrun starts it)
 """

@@ -2,8 +2,8 @@
 and LoRA, resumable checkpoints. Runs on CPU, one GPU, or several under torchrun/accelerate.
 
 The concerns live beside it: data.py (rows to datasets, balancing), losses.py, lora.py, interpolation.py
-(WiSE-FT), callbacks.py (progress and live metrics), record.py (the record beside a saved model), distributed.py
-(several processes under torchrun)."""
+(WiSE-FT), callbacks.py (progress and live metrics), checkpoints.py (the newest complete checkpoint to resume
+from), record.py (the record beside a saved model), distributed.py (several processes under torchrun)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from embtune_pipeline.lib.memory import peak_rss_mb, reset_peak
 from embtune_pipeline.lib.models import load_model
 from embtune_pipeline.lib.progress import SILENT, Reporter
 from embtune_pipeline.lib.training.callbacks import VALIDATION_METRIC, progress_callback
+from embtune_pipeline.lib.training.checkpoints import forgetting_a_lost_best, resume_point
 from embtune_pipeline.lib.training.data import (
     TEACHER_SCORES,
     TEACHER_VECTORS,
@@ -42,6 +43,7 @@ class TrainResult:
     steps: int
     loss_history: list[tuple[int, float]] = field(default_factory=list)
     resumed_from: Optional[str] = None
+    set_aside: list[str] = field(default_factory=list)  # incomplete checkpoints moved out of the resume's way
     train_seconds: float = 0.0
     validation: dict = field(default_factory=dict)  # what the validation split chose, with its scores
     epoch_pairs: int = 0  # pairs in one epoch: fewer than the training pairs when sources are balanced
@@ -137,7 +139,6 @@ def train_in_this_process(
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers, MultiDatasetBatchSamplers
     from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     memory_measured = reset_peak()  # TrainResult.peak_rss_mb: this process's peak while it trains
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -196,9 +197,14 @@ def train_in_this_process(
     )
     watcher = progress_callback(reporter, scorer.trainer_metric if scorer else None, on_metrics)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
-                                         evaluator=scorer.evaluator() if scorer else None, callbacks=[watcher])
+                                         evaluator=scorer.evaluator() if scorer else None,
+                                         callbacks=[watcher, forgetting_a_lost_best()])
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout: the watcher's lines say it readably
-    last = get_last_checkpoint(str(checkpoint_dir))
+    resume = resume_point(checkpoint_dir, set_aside=main_rank)  # rank 0 writes the checkpoints, and tidies them
+    last = resume.checkpoint
+    for aside in resume.set_aside:
+        if reporter.say is not None:
+            reporter.say(f"incomplete checkpoint set aside as {aside}")
     if last:
         log.info("resuming from checkpoint %s", last)
     start = time.time()
@@ -225,7 +231,8 @@ def train_in_this_process(
     model.save(str(output_dir))
     history = [(int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e]
     return TrainResult(model_dir=output_dir, steps=int(trainer.state.global_step), loss_history=history,
-                       resumed_from=last, train_seconds=seconds, validation=chosen, epoch_pairs=epoch_pairs,
+                       resumed_from=last, set_aside=list(resume.set_aside), train_seconds=seconds,
+                       validation=chosen, epoch_pairs=epoch_pairs,
                        used={"batch_size": batch_size, "save_steps": save_steps, "processes": world,
                              "max_steps": max_steps, "loss": type(loss).__name__, "precision": precision},
                        peak_rss_mb=peak_rss_mb() if memory_measured else None)
