@@ -47,7 +47,7 @@ def _resource(args, key: str):
 
 
 def _registry(args):
-    return _resource(args, "mlflow").registry()
+    return _resource(args, "mlflow").registry(fail_fast=True)
 
 
 def _instance():
@@ -378,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.exceptions import MlflowException
 
     from embtune_pipeline.lib.errors import InputError
+    from embtune_pipeline.lib.registry.versions import RegistryError
     from embtune_pipeline.settings import CONFIG_ENV, SettingsError, load_settings
 
     if not getattr(args, "verbose", False):  # Dagster's notes on its own beta APIs tell an operator nothing
@@ -391,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
     try:
         return args.fn(load_settings(args.config), args)
-    except (SettingsError, InputError, FileNotFoundError, MlflowException) as e:  # the message says what and where
+    except (SettingsError, InputError, RegistryError, FileNotFoundError,
+            MlflowException) as e:  # the message says what and where
         sys.exit(f"embtune: {e}")
 
 

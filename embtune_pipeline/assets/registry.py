@@ -5,14 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from embtune_pipeline.assets._common import table_metadata
-from embtune_pipeline.lib.registry.versions import (
-    CHALLENGER,
-    CHAMPION,
-    choose_alias,
-    read_bindings,
-    stale_indexes,
-    version_tags,
-)
+from embtune_pipeline.lib.registry.versions import KEPT, read_bindings, stale_indexes, version_tags
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
@@ -22,8 +15,9 @@ from embtune_pipeline.resources.settings import SettingsResource
 def registered_model(context: dg.AssetExecutionContext, mlflow: MlflowResource, eval_report: dict,
                      finetuned_model: dict) -> dg.Output[dict]:
     """The tuned model as a version of the MLflow registered model, tagged with its base model, snapshot, eval
-    metrics and Dagster run, under the alias `lib.registry.versions.choose_alias` gives it. Runs unless the
-    promotion_gate check failed as an error (the model is not better than its base)."""
+    metrics and Dagster run, under the alias `lib.registry.versions.choose_alias` gives it (never champion again
+    for a version someone rolled back). Runs unless the promotion_gate check failed as an error (the model is not
+    better than its base)."""
     registry = mlflow.registry()
     base_key, snapshot = keys_of(context)
     report, model = eval_report, finetuned_model
@@ -32,19 +26,16 @@ def registered_model(context: dg.AssetExecutionContext, mlflow: MlflowResource, 
         logged = model.get("mlflow_model_uri") or f"runs:/{model['mlflow_run_id']}/model"  # older records: plain files
         version = registry.register(model["mlflow_run_id"], logged,
                                     version_tags(model, report, base_key, snapshot, context.run_id))
-    champion = registry.champion()
-    alias, why = choose_alias(int(version.version), report["promotable"], report["eval_set"]["synthetic"], base_key,
-                              int(champion.version) if champion else None,
-                              champion.tags.get("base_model_key") if champion else None)
-    previous = registry.promote(version.version) if alias == CHAMPION else None
-    if alias == CHALLENGER:
-        registry.set_challenger(version.version)
+    alias, why, previous = registry.assign_alias(version, report["promotable"], report["eval_set"]["synthetic"],
+                                                 base_key)
+    if alias == KEPT:  # a rerun of a version someone rolled back: the rollback stands
+        context.log.warning(why)
     value = {"model_name": registry.name, "version": version.version, "alias": alias,
              "previous_champion": previous, "reason": why, "model_dir": model["model_dir"]}
     return dg.Output(value, metadata={
         "registered": f"{registry.name} v{version.version}, alias {alias}: {why}",
         "version": version.version, "alias": alias, "promotable": report["promotable"], "reason": why,
-        "previous_champion": previous or "",
+        "previous_champion": previous or "", **({"champion_kept": why} if alias == KEPT else {}),
         "registry": dg.MetadataValue.url(registry.version_url(version.version))})
 
 

@@ -20,8 +20,9 @@ class MlflowResource(dg.ConfigurableResource):
         s = self.settings.get()
         return Tracker(s.mlflow_tracking_uri, s.mlflow.experiment, s.layout.mlflow_artifacts, s.mlflow.ui_url)
 
-    def registry(self):
+    def registry(self, fail_fast: bool = False):
+        """fail_fast: for a command someone waits on (the CLI): an unreachable MLflow fails within seconds."""
         from embtune_pipeline.lib.registry.versions import ModelRegistry
 
         s = self.settings.get()
-        return ModelRegistry(s.mlflow_tracking_uri, s.registry.model_name, s.mlflow.ui_url)
+        return ModelRegistry(s.mlflow_tracking_uri, s.registry.model_name, s.mlflow.ui_url, fail_fast=fail_fast)

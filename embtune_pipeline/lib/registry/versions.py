@@ -2,11 +2,14 @@
 of which vector index was built with which version (no Dagster here).
 
 Each promotion tags the new champion with the version it replaced (`previous_champion`), so a rollback moves
-the alias back one step at a time without any other state."""
+the alias back one step at a time without any other state; the version rolled back from is tagged
+`rolled_back_at`, and a rerun that registers it again leaves the champion where the rollback put it."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -19,16 +22,32 @@ FLAVOR_DATA_DIR = "model.sentence_transformer"  # where the sentence_transformer
 
 
 UNCHANGED = "(unchanged)"
+KEPT = "(champion kept)"  # a rerun of a rolled-back version: the rollback stands
+ROLLED_BACK_AT = "rolled_back_at"  # set by rollback on the version it left; cleared by promote
+# MLflow waits minutes for a server that does not answer (7 retries with backoff, 120 s a request); a registry
+# command someone is waiting on gives up within seconds unless they set these variables themselves
+FAIL_FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"}
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # MLflow's codes for no such version/alias
+
+
+class RegistryError(ValueError):
+    """The registry cannot answer (unreachable, no such version) or the bindings file is damaged: one line."""
 
 
 def choose_alias(version: int, promotable: bool, synthetic: bool, base_key: str,
-                 champion_version: Optional[int], champion_base_key: Optional[str]) -> tuple[str, str]:
+                 champion_version: Optional[int], champion_base_key: Optional[str],
+                 rolled_back_at: Optional[str] = None) -> tuple[str, str]:
     """Which alias a newly registered version takes, and why (the registered_model asset applies it).
 
     A promotable version (it beats its base on real queries) becomes `champion` when there is none yet or the
     champion has the same base model; otherwise it becomes `challenger` and the base_model_upgrade report tells
     whether to promote it by hand. A version older than the champion (a backfill of an earlier partition) leaves
-    the aliases alone."""
+    the aliases alone, and so does a version someone rolled back from (`rolled_back_at`): a rerun registers it
+    again, but only a newer version or `embtune promote` moves the champion."""
+    if rolled_back_at and version != champion_version:
+        kept = f"v{champion_version}" if champion_version is not None else "(none)"
+        return KEPT, (f"champion kept: {kept} (v{version} was rolled back at {rolled_back_at}; "
+                      f"`embtune promote {version}` makes it champion again)")
     if champion_version is not None and version < champion_version:
         return UNCHANGED, (f"older than champion v{champion_version}: aliases unchanged (`embtune promote` to "
                            "choose it)")
@@ -79,10 +98,15 @@ class Version:
 
 
 class ModelRegistry:
-    def __init__(self, tracking_uri: str, model_name: str, ui_url: str = ""):
+    def __init__(self, tracking_uri: str, model_name: str, ui_url: str = "", fail_fast: bool = False):
+        """fail_fast: for a command someone waits on, MLflow's HTTP waits are bounded (FAIL_FAST_HTTP) where the
+        environment does not set them; a pipeline run keeps MLflow's patient retries."""
         from mlflow import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        if fail_fast:
+            for name, value in FAIL_FAST_HTTP.items():
+                os.environ.setdefault(name, value)
+        self.client = _Answering(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri), tracking_uri)
         self.name = model_name
         self.tracking_uri = tracking_uri
         self.ui_url = ui_url.rstrip("/")
@@ -92,7 +116,9 @@ class ModelRegistry:
 
         try:
             self.client.get_registered_model(self.name)
-        except MlflowException:
+        except MlflowException as e:
+            if e.error_code not in NOT_FOUND:
+                raise
             self.client.create_registered_model(
                 self.name, description="embtune fine-tuned embedding models; aliases champion and challenger")
 
@@ -111,28 +137,57 @@ class ModelRegistry:
         return self.get(max(found, key=lambda v: int(v.version)).version) if found else None
 
     def get(self, version: str) -> Version:
-        return _version(self.client.get_model_version(self.name, str(version)))
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return _version(self.client.get_model_version(self.name, str(version)))
+        except MlflowException as e:
+            if e.error_code not in NOT_FOUND:
+                raise
+            known = sorted(int(v.version) for v in self.client.search_model_versions(f"name='{self.name}'"))
+            raise RegistryError(f"{self.name} has no version {version} at {shown_uri(self.tracking_uri)} "
+                                f"(its versions: {', '.join(map(str, known)) or 'none yet'})") from None
 
     def by_alias(self, alias: str) -> Optional[Version]:
+        """The version holding `alias`; None only when the registry says there is none."""
         from mlflow.exceptions import MlflowException
 
         try:
             return _version(self.client.get_model_version_by_alias(self.name, alias))
-        except MlflowException:
-            return None
+        except MlflowException as e:
+            if e.error_code in NOT_FOUND:
+                return None
+            raise
 
     def champion(self) -> Optional[Version]:
         return self.by_alias(CHAMPION)
 
+    def assign_alias(self, version: Version, promotable: bool, synthetic: bool,
+                     base_key: str) -> tuple[str, str, Optional[str]]:
+        """Give a registered version the alias `choose_alias` picks: (alias, why, the champion it replaced)."""
+        champion = self.champion()
+        alias, why = choose_alias(int(version.version), promotable, synthetic, base_key,
+                                  int(champion.version) if champion else None,
+                                  champion.tags.get("base_model_key") if champion else None,
+                                  version.tags.get(ROLLED_BACK_AT))
+        previous = self.promote(version.version) if alias == CHAMPION else None
+        if alias == CHALLENGER:
+            self.set_challenger(version.version)
+        return alias, why, previous
+
     def promote(self, version: str) -> Optional[str]:
-        """Make `version` the champion; returns the version it replaced (None for the first)."""
+        """Make `version` the champion; returns the version it replaced (None for the first). Promoting a
+        version that was rolled back overrides the rollback: reruns may make it champion again."""
+        target = self.get(version)
         previous = self.champion()
         if previous and previous.version == str(version):
-            return self.get(version).tags.get("previous_champion") or None
+            return target.tags.get("previous_champion") or None
         if previous:
             self.client.set_model_version_tag(self.name, str(version), "previous_champion", previous.version)
         self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
         self.client.set_model_version_tag(self.name, str(version), "promoted_at", utc_now())
+        if ROLLED_BACK_AT in target.tags:
+            self.client.delete_model_version_tag(self.name, str(version), ROLLED_BACK_AT)
         if (challenger := self.by_alias(CHALLENGER)) and challenger.version == str(version):
             self.client.delete_registered_model_alias(self.name, CHALLENGER)
         return previous.version if previous else None
@@ -141,16 +196,17 @@ class ModelRegistry:
         self.client.set_registered_model_alias(self.name, CHALLENGER, str(version))
 
     def rollback(self) -> tuple[str, str]:
-        """Move `champion` back to the version the current one replaced; returns (from, to)."""
+        """Move `champion` back to the version the current one replaced; returns (from, to). The version left
+        is tagged `rolled_back_at`, so reruns of it do not make it champion again."""
         current = self.champion()
         if current is None:
-            raise ValueError(f"registered model {self.name!r} has no champion to roll back")
+            raise RegistryError(f"registered model {self.name!r} has no champion to roll back")
         previous = current.tags.get("previous_champion")
         if not previous:
-            raise ValueError(f"champion version {current.version} of {self.name!r} replaced no earlier version: "
-                             "nothing to roll back to")
+            raise RegistryError(f"champion version {current.version} of {self.name!r} replaced no earlier version: "
+                                "nothing to roll back to")
         self.client.set_registered_model_alias(self.name, CHAMPION, previous)
-        self.client.set_model_version_tag(self.name, current.version, "rolled_back_at", utc_now())
+        self.client.set_model_version_tag(self.name, current.version, ROLLED_BACK_AT, utc_now())
         return current.version, previous
 
     def local_dir(self, version: Version, cache_dir: Path) -> str:
@@ -179,6 +235,53 @@ class ModelRegistry:
         return f"{self.ui_url or '(start `mlflow ui`)'}/#/models/{self.name}/versions/{version}"
 
 
+class _Answering:
+    """The MlflowClient, with "the tracking server did not answer" raised as a RegistryError naming it: MLflow
+    raises that as the same MlflowException as "no such alias", so an unreachable registry looked empty."""
+
+    def __init__(self, client, tracking_uri: str):
+        self._client, self._tracking_uri = client, tracking_uri
+
+    def __getattr__(self, name: str):
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - re-raised unless it is a failure to reach the server
+                if (reason := unreachable(e)) is None:
+                    raise
+                raise RegistryError(f"cannot reach MLflow at {shown_uri(self._tracking_uri)} ({reason}): is the "
+                                    "tracking server up? (settings mlflow.tracking_uri, or "
+                                    "EMBTUNE_MLFLOW_TRACKING_URI)") from None
+
+        return call
+
+
+def unreachable(error: BaseException) -> Optional[str]:
+    """Why the tracking server did not answer (refused, no such host, timed out), or None when `error` is not
+    that: MLflow wraps the HTTP failure it gave up on in a plain MlflowException."""
+    import requests
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, TimeoutError
+
+    cause = error.__cause__ or error.__context__
+    if not isinstance(cause, requests.exceptions.RequestException):
+        return None
+    last = cause.args[0].reason if cause.args and isinstance(cause.args[0], MaxRetryError) else cause
+    timed_out = isinstance(last, TimeoutError) and not isinstance(last, NewConnectionError)  # urllib3's hierarchy
+    if isinstance(cause, requests.exceptions.Timeout) or timed_out:
+        return f"no answer within {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '120')} s"
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(cause))
+    return errno.group(1).strip() if errno else type(cause).__name__
+
+
+def shown_uri(tracking_uri: str) -> str:
+    """The tracking URI without any user:password@ in it, for messages."""
+    return re.sub(r"(?<=//)[^/@]*@", "", tracking_uri)
+
+
 def _version(mv) -> Version:
     return Version(str(mv.version), dict(mv.tags), list(mv.aliases), mv.source)
 
@@ -191,15 +294,28 @@ def tag_key(name: str) -> str:
 # ---------------------------------------------------------------- index bindings
 
 
+BINDING_FIELDS = ("model", "version", "bound_at")
+
+
 def read_bindings(path: Path) -> dict[str, dict]:
-    """{index name: {"model": registered model, "version": ..., "bound_at": ...}}; empty when none yet."""
+    """{index name: {"model": registered model, "version": ..., "bound_at": ...}}; empty when none yet. A damaged
+    file is a RegistryError naming it (and is never written over)."""
     path = Path(path)
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e}); fix or delete the file") from e
+        bindings = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RegistryError(f"{path}: not valid JSON ({e}); fix or delete the file") from None
+    if not isinstance(bindings, dict):
+        raise RegistryError(f"{path}: expected an object of index bindings, found {type(bindings).__name__}; "
+                            "fix or delete the file")
+    for index, binding in bindings.items():
+        missing = [k for k in BINDING_FIELDS if k not in binding] if isinstance(binding, dict) else BINDING_FIELDS
+        if missing:
+            raise RegistryError(f"{path}: index {index!r} has no {', '.join(missing)}; fix the entry or bind it "
+                                "again (`embtune bind-index`)")
+    return bindings
 
 
 def bind_index(path: Path, index: str, model: str, version: str, note: str = "") -> dict:
