@@ -40,5 +40,21 @@ def open_sqlite(path: Path, schema: str):
     return conn
 
 
+def set_aside(path: Path, companions: tuple[str, ...] = ()) -> Path:
+    """Rename a damaged file to <name>.corrupt-<UTC time> beside it, its bytes kept for whoever wants to look,
+    so the pipeline can start that file afresh; `companions` (suffixes such as SQLite's "-wal") go with it,
+    named after the moved file. Returns where it went."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target, n = path.with_name(f"{path.name}.corrupt-{stamp}"), 1
+    while any(Path(f"{target}{c}").exists() for c in ("", *companions)):  # set aside twice in one second
+        target, n = path.with_name(f"{path.name}.corrupt-{stamp}-{n}"), n + 1
+    path.replace(target)
+    for companion in companions:
+        if Path(f"{path}{companion}").exists():
+            Path(f"{path}{companion}").replace(f"{target}{companion}")
+    return target
+
+
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
