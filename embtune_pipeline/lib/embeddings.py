@@ -14,7 +14,7 @@ import pandas as pd
 from embtune_pipeline.lib.data.chunking import text_hash
 from embtune_pipeline.lib.evaluation.retrieval import CorpusIndex, corpus_index_name
 from embtune_pipeline.lib.progress import SILENT, Reporter
-from embtune_pipeline.lib.storage import write_atomically
+from embtune_pipeline.lib.storage import set_aside, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,29 @@ class EmbeddingStore:
             vec_file = meta.with_suffix(".npy")
             if not vec_file.exists():
                 continue  # a shard whose write was interrupted
-            hashes = json.loads(meta.read_text())
+            try:
+                hashes, vectors = json.loads(meta.read_text()), np.load(vec_file, mmap_mode="r")
+                if not isinstance(hashes, list) or len(hashes) != len(vectors):
+                    raise ValueError(f"its hash list does not match its {len(vectors)} vectors")
+            except (ValueError, OSError, EOFError) as e:  # bad JSON, a cut or garbled .npy, a mismatch
+                self._set_aside(meta, f"shard {meta.stem}", e, "its vectors will be encoded again", (vec_file,))
+                continue
             for row, h in enumerate(hashes):
                 index.setdefault(h, (len(shards), row))
-            shards.append(np.load(vec_file, mmap_mode="r"))
+            shards.append(vectors)
         return index, shards
+
+    @staticmethod
+    def _set_aside(path: Path, what: str, problem: Exception, then: str, others: tuple[Path, ...] = ()) -> None:
+        """A damaged file of the store moved aside (lib.storage.set_aside), bytes kept, with a warning naming
+        both paths: the store goes on without it, a cache that only costs the work of making it again."""
+        moved = []
+        for p in (path, *others):
+            try:
+                moved.append(f"{p} to {set_aside(p)}")
+            except FileNotFoundError:  # another process reading the store moved it first
+                pass
+        log.warning("embedding store: %s is damaged (%s): moved %s; %s", what, problem, ", ".join(moved), then)
 
     def missing(self, hashes) -> set[str]:
         index, _ = self._load()
@@ -123,7 +141,10 @@ class EmbeddingStore:
         if self._loaded is not None:
             shards = self._loaded[1]
         else:
-            shards = [np.load(f, mmap_mode="r") for f in sorted(self.root.glob("shard-*.npy"))[:1]]
+            try:
+                shards = [np.load(f, mmap_mode="r") for f in sorted(self.root.glob("shard-*.npy"))[:1]]
+            except (ValueError, OSError, EOFError):
+                shards = self._load()[1]  # a damaged shard: the full read sets it aside
         return int(shards[0].shape[1]) if shards else 0
 
     def blocks(self, hashes: list[str], size: int = 100_000):
@@ -138,7 +159,10 @@ class EmbeddingStore:
         vectors, built when asked."""
         path = self.root / "indexes" / corpus_index_name(hashes, approximate)
         if approximate and path.exists():
-            return CorpusIndex.load(path), True
+            try:
+                return CorpusIndex.load(path), True
+            except RuntimeError as e:  # faiss's word for a file it cannot read
+                self._set_aside(path, f"search index {path.name}", e, "it is built again")
         index = CorpusIndex.build_from_blocks(self.blocks(hashes), approximate)
         if approximate:
             index.save(path)

@@ -105,3 +105,58 @@ def test_encoding_shards_hold_each_missing_hash_once_in_order(tmp_path):
     hashes = ["h1", "h2", "h3", "h1", "h4", "h5", "h6"]  # h2 stored, h1 twice (two chunks with the same text)
     assert encoding_shards(store, hashes, 2) == [["h1", "h3"], ["h4", "h5"], ["h6"]]
     assert encoding_shards(store, ["h2"], 2) == [[]]  # nothing to encode: one empty shard, so the merge still runs
+
+
+def _damaged_store(tmp_path, damage):
+    """A store of two shards, the second one damaged by `damage(json file, npy file)`."""
+    store = EmbeddingStore(tmp_path)
+    store.encode(CountingModel(), ["h1"], ["a"])
+    store.encode(CountingModel(), ["h2", "h3"], ["bb", "ccc"])
+    [second] = [m for m in tmp_path.glob("shard-*.json") if "h2" in m.read_text()]
+    bytes_before = {}
+    damage(second, second.with_suffix(".npy"))
+    for f in (second, second.with_suffix(".npy")):
+        bytes_before[f] = f.read_bytes()
+    return second, bytes_before
+
+
+@pytest.mark.parametrize("damage", [
+    lambda meta, vectors: meta.write_text('["h2", "h'),  # a hash list cut short
+    lambda meta, vectors: vectors.write_bytes(vectors.read_bytes()[:-5]),  # vectors cut mid-row
+    lambda meta, vectors: vectors.write_bytes(b"\x00garbage" * 40),
+    lambda meta, vectors: meta.write_text('["h2"]'),  # one hash for two vectors
+], ids=["hash list cut", "vectors cut", "vectors garbled", "hashes and vectors disagree"])
+def test_a_damaged_shard_is_set_aside_and_only_its_vectors_are_encoded_again(tmp_path, caplog, damage):
+    import logging
+
+    second, bytes_before = _damaged_store(tmp_path, damage)
+    model = CountingModel()
+    with caplog.at_level(logging.WARNING):
+        vectors, encoded = EmbeddingStore(tmp_path).encode(model, ["h1", "h2", "h3"], ["a", "bb", "ccc"])
+    assert encoded == 2 and model.encoded == ["bb", "ccc"] and np.allclose(vectors[:, 0], [1, 2, 3])
+    for f, content in bytes_before.items():
+        moved = list(tmp_path.glob(f"{f.name}.corrupt-*"))
+        assert len(moved) == 1 and moved[0].read_bytes() == content and not f.exists()
+        assert str(f) in caplog.text and str(moved[0]) in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert EmbeddingStore(tmp_path).dim == 2 and not EmbeddingStore(tmp_path).missing(["h1", "h2", "h3"])
+    assert not caplog.text
+
+
+def test_a_damaged_search_index_is_set_aside_and_built_again(tmp_path, caplog):
+    import logging
+
+    hashes = [f"h{i}" for i in range(300)]
+    store = EmbeddingStore(tmp_path)
+    store.fill(_RandomUnit(), hashes, hashes, batch_size=64)
+    store.corpus_index(hashes, approximate=True)
+    [path] = (tmp_path / "indexes").iterdir()
+    path.write_bytes(path.read_bytes()[:1000])  # cut short
+    with caplog.at_level(logging.WARNING):
+        index, reused = EmbeddingStore(tmp_path).corpus_index(hashes, approximate=True)
+    assert (index.kind, reused, len(index)) == ("hnsw", False, 300)
+    [moved] = (tmp_path / "indexes").glob(f"{path.name}.corrupt-*")
+    assert len(moved.read_bytes()) == 1000 and str(path) in caplog.text and str(moved) in caplog.text
+    again, reused = EmbeddingStore(tmp_path).corpus_index(hashes, approximate=True)
+    assert reused and len(again) == 300
