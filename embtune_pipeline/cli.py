@@ -108,6 +108,7 @@ def summary_lines(outcome) -> list[str]:
     """The run's verdict as an operator reads it after `embtune run`: what was measured, what it means, where
     the model and the report went."""
     from embtune_pipeline.lib.progress import duration
+    from embtune_pipeline.lib.secrets import redacted_excerpt
 
     lines = [f"run {outcome.run_id}: {outcome.status} in {duration(outcome.seconds)}"]
     report = outcome.materialized.get("eval_report")
@@ -129,7 +130,7 @@ def summary_lines(outcome) -> list[str]:
         if not report or text != report["verdict"]:  # the gate's warning is the verdict, already said
             lines.append(f"  warning:     {name}: {text}")
     for name, error in outcome.failures.items():
-        lines.append(f"  FAILED:      {name}: {(error.splitlines() or [''])[0][:400]}")
+        lines.append(f"  FAILED:      {name}: {redacted_excerpt((error.splitlines() or [''])[0], 400)}")
     if outcome.status != "success" or not report:
         lines.append(f"  (the Dagster UI shows the run's event log: Runs -> {outcome.run_id[:8]})")
     return lines

@@ -127,7 +127,7 @@ class FakeOpenAI:
     /v1/chat/completions: `replies` is a list, each request taking the next scripted reply (the last one
     repeating), or a function of the request's prompt; a reply is `(status, body text, headers, delay s)`.
     /v1/embeddings: `embed(texts) -> vectors` answers (e.g. a tiny sentence-transformers model's encode); the
-    first requests answer each status of `embedding_errors` instead (429, 503...).
+    first requests answer each status of `embedding_errors` instead (429, 503..., or `(status, error message)`).
     `requests` counts the chat requests that reached it; `embedding_requests` and `embedded_texts` the others."""
 
     def __init__(self, replies=(), embed=None, embedding_errors=()):
@@ -187,8 +187,9 @@ class FakeOpenAI:
         with self.lock:
             self.embedding_requests += 1
             if self.embedding_errors:
-                status = self.embedding_errors.pop(0)
-                return status, {"error": {"message": f"scripted {status}", "type": "error"}}, {"Retry-After": "0"}
+                error = self.embedding_errors.pop(0)
+                status, message = error if isinstance(error, tuple) else (error, f"scripted {error}")
+                return status, {"error": {"message": message, "type": "error"}}, {"Retry-After": "0"}
             self.embedded_texts += len(texts)
             vectors = [list(map(float, v)) for v in self.embed(texts)]
         data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
@@ -198,3 +199,23 @@ class FakeOpenAI:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def message_offset(kind: str) -> int:
+    """Where a provider's error message starts in the text of the error litellm raises for a 401 from FakeOpenAI
+    (`kind`: "chat" or "embedding"), so a test can place a key across a given character of that text."""
+    import litellm
+
+    server = FakeOpenAI([(401, "MARK", {}, 0.0)], embedding_errors=[(401, "MARK")])
+    try:
+        if kind == "chat":
+            litellm.completion(model="openai/probe", messages=[{"role": "user", "content": "x"}],
+                               api_base=server.api_base, api_key="none", max_retries=0, timeout=10)
+        else:
+            litellm.embedding(model="openai/probe", input=["x"], api_base=server.api_base, api_key="none",
+                              max_retries=0, timeout=10)
+    except Exception as e:  # noqa: BLE001 - the error is what is measured
+        return str(e).index("MARK")
+    finally:
+        server.close()
+    raise AssertionError("the probe's 401 raised nothing")

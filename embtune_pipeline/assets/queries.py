@@ -22,7 +22,7 @@ from embtune_pipeline.lib.queries.pairs import (
 from embtune_pipeline.lib.queries.variety import vary_queries
 from embtune_pipeline.lib.training.data import balanced_synthetic_draws
 from embtune_pipeline.lib.training.validation import trains_balanced
-from embtune_pipeline.partitions import RETUNE_PARTITIONS
+from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.llm import QueryGenerator
 from embtune_pipeline.resources.settings import SettingsResource
 from embtune_pipeline.settings import GenerateKnobs, Settings
@@ -59,9 +59,8 @@ def _eval_file_queries(s: Settings) -> set[str]:
 def synthetic_queries(context: dg.AssetExecutionContext, config: GenerateConfig, settings: SettingsResource,
                       generator: QueryGenerator, corpus_sample: pd.DataFrame,
                       user_pairs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """N queries per sampled chunk, from the configured generator; filtered (length, echo, duplicates). With
-    balanced sources, only until there are as many as the epochs draw (metadata queries_needed,
-    chunks_not_generated).
+    """N queries per sampled chunk, from the configured generator; filtered (lib.queries.filters). With balanced
+    sources, only until there are as many as the epochs draw (metadata queries_needed, chunks_not_generated).
 
     LLM answers are cached on disk by (model, prompt): a rerun or a new snapshot pays only for new chunks."""
     s = settings.get()
@@ -71,10 +70,11 @@ def synthetic_queries(context: dg.AssetExecutionContext, config: GenerateConfig,
     needed = _synthetic_pairs_needed(s, user_pairs)
     meta: dict = {}
     with timed(meta):
+        vocabulary = generator.vocabulary(corpus_sample, keys_of(context)[0])
         result = generate_enough(
             lambda chunks: generator.generate(chunks, knobs.queries_per_chunk, examples, reporter(context, s),
-                                             ict_max_words=knobs.ict_max_words),
-            corpus_sample, needed, knobs.queries_per_chunk, s.run.sample.seed)
+                                             ict_max_words=knobs.ict_max_words, vocabulary=vocabulary),
+            corpus_sample, needed, knobs.queries_per_chunk, s.run.sample.seed, vocabulary)
         kept = vary_queries(result.kept, knobs.keyword_share, generator.query_kind, s.run.sample.seed)
     stats = result.stats
     meta.update({

@@ -20,6 +20,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from embtune_pipeline.lib.models import SERVING_DIR
+from embtune_pipeline.lib.secrets import redacted_excerpt
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +241,9 @@ def checked_runtime(runtime: str, export_dir: Path, reference: Callable[[], obje
             exported = ExportedEncoder(export_dir, runtime).encode(sample, normalize_embeddings=True)
             expected = reference().encode(sample, convert_to_numpy=True, normalize_embeddings=True)
         except Exception as e:  # not installed, or an architecture the exporter cannot trace: PyTorch it is
-            log.warning("the %s backend is unavailable for the export in %s: %s", runtime, export_dir, e)
-            return {"error": f"{type(e).__name__}: {e}"[:500]}
+            why = redacted_excerpt(f"{type(e).__name__}: {e}", 500)
+            log.warning("the %s backend is unavailable for the export in %s: %s", runtime, export_dir, why)
+            return {"error": why}
         result = {"least_cosine": least_cosine(exported, expected), "checked_on": len(sample)}
         _update_record(export_dir, {"agreement": {**known, key: result}})
         return result

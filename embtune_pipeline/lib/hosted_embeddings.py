@@ -10,8 +10,8 @@ from typing import Callable, Optional, Protocol
 
 import numpy as np
 
-from embtune_pipeline.lib.llm_calls import litellm_embedding, retrying
-from embtune_pipeline.lib.secrets import redact, safe_params
+from embtune_pipeline.lib.llm_calls import error_text, litellm_embedding, retrying
+from embtune_pipeline.lib.secrets import safe_params
 
 
 class EmbeddingModelSpec(Protocol):
@@ -58,8 +58,8 @@ class HostedEmbedder:
                         response = embed(model=self.model, input=batch, timeout=self.request_timeout, max_retries=0,
                                          **self.params)
             except Exception as e:  # the provider's own error, with any key it echoed blanked
-                raise RuntimeError(redact(f"embedding {len(batch)} texts with {self.model!r} failed: "
-                                          f"{type(e).__name__}: {str(e)[:500]}")) from None
+                raise RuntimeError(f"embedding {len(batch)} texts with {self.model!r} failed: "
+                                   f"{error_text(e)}") from None
             finally:
                 self.batches += 1
             rows += _vectors(response, len(batch), self.model)

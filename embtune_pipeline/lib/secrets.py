@@ -53,3 +53,10 @@ def redact(text: str, environ: Optional[Mapping[str, str]] = None) -> str:
         if value and len(value) >= 6 and is_secret(name) and value in text:
             text = text.replace(value, REDACTED)
     return text
+
+
+def redacted_excerpt(text: str, limit: int, environ: Optional[Mapping[str, str]] = None) -> str:
+    """The first `limit` characters of `text` once its secrets are blanked (an error body or header to store or
+    show): blanking first, so a key that runs across the cut is never kept in part."""
+    shown = redact(str(text), environ)
+    return shown if len(shown) <= limit else shown[:limit] + "..."

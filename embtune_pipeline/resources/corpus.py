@@ -61,4 +61,4 @@ class CorpusSource(dg.ConfigurableResource):
         from embtune_pipeline.lib.models import load_tokenizer
 
         c = self.settings.get().corpus
-        return chunk_documents(docs, load_tokenizer(c.tokenizer or base_model), c.chunk_tokens, c.chunk_overlap)
+        return chunk_documents(docs, load_tokenizer(c.tokenizer_of(base_model)), c.chunk_tokens, c.chunk_overlap)

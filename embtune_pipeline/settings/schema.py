@@ -73,6 +73,10 @@ class CorpusSettings(_Strict):
             raise ValueError("corpus.chunk_overlap must be smaller than corpus.chunk_tokens")
         return self
 
+    def tokenizer_of(self, base_model: str) -> str:
+        """The tokenizer the corpus is chunked with for `base_model`: corpus.tokenizer, else the base model's."""
+        return self.tokenizer or base_model
+
     @property
     def id_col(self) -> str:
         return self.id_column or ("_id" if self.format == "beir" else "id")

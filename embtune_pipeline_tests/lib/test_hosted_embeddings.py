@@ -76,3 +76,15 @@ def test_a_missing_key_fails_at_once_instead_of_being_retried(openai_server, tin
     with pytest.raises(RuntimeError, match="Missing credentials"):
         HostedEmbedder("openai/tiny-embedder", {"api_base": server.api_base}, max_retry_seconds=120).encode(TEXTS)
     assert server.embedding_requests == 0
+
+
+def test_a_key_echoed_across_the_cut_of_a_long_error_is_never_shown_in_part(openai_server, tiny_embed, monkeypatch):
+    from embtune_pipeline_tests.servers import message_offset
+
+    key = "sk-test-SECRET123456"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    before_cut = 484 - message_offset("embedding")  # 16 of the key's 20 characters before character 500
+    server = openai_server(embed=tiny_embed, embedding_errors=[(401, "x" * before_cut + f"{key} is not valid")])
+    with pytest.raises(RuntimeError, match="tiny-embedder") as e:
+        _embedder(server).encode(TEXTS[:1])
+    assert "SECRET" not in str(e.value)  # "sk-test-SECRET12" used to be shown

@@ -31,3 +31,11 @@ def test_the_query_generator_cuts_ict_queries_as_the_settings_say(write_settings
     longer, _ = generator.generate(chunks, 2, [], ict_max_words=30)  # a run's override of the settings
     assert longer["query"].str.split().str.len().max() > 4
     assert longer["positive"].tolist() == cut["positive"].tolist()
+
+
+def test_the_words_queries_may_be_made_of_are_the_corpus_and_its_tokenizers(write_settings, tmp_path):
+    settings = corpus_settings(write_settings, tmp_path)
+    chunks = _chunks(settings)
+    words = QueryGenerator(settings=settings).vocabulary(chunks, settings.get().base_model_keys[0])
+    assert {"jaguar", "abroad"} <= words  # a word of the corpus, and one only the tokenizer knows
+    assert "frobnicate" not in words

@@ -73,7 +73,7 @@ def judge_candidates(pool: pd.DataFrame, model: str, cache: AnswerCache, templat
     stats.estimated_usd = usd
     answers, _ = ask_all({key: prompt for key, (prompt, _) in jobs.items()}, model, litellm_model_name(model), cache,
                          params, complete, concurrency, request_timeout, max_retry_seconds, max_failures,
-                         keep=lambda text: parse_grade(text) is not None, reporter=reporter, stats=stats)
+                         keep=lambda _key, text: parse_grade(text) is not None, reporter=reporter, stats=stats)
     rows = []
     for key, (_, targets) in jobs.items():
         grade = parse_grade(answers.get(key, ""))

@@ -27,17 +27,18 @@ class Generated:
 
 
 def generate_enough(generate: Callable[[pd.DataFrame], tuple[pd.DataFrame, object]], sample: pd.DataFrame,
-                    needed: Optional[int], queries_per_chunk: int, seed: int):
+                    needed: Optional[int], queries_per_chunk: int, seed: int,
+                    vocabulary: Optional[frozenset[str]] = None):
     """Filtered queries for the sample's chunks, or, with `needed` (queries the training can draw), for a stable
     subset of them: enough chunks for FIRST_MARGIN x needed queries first, grown by the keep rate until `needed`
-    queries pass the filters or the sample is spent."""
+    queries pass the filters (`vocabulary`: filters.query_vocabulary) or the sample is spent."""
     first = math.ceil(FIRST_MARGIN * (needed or 0) / max(1, queries_per_chunk))
     chunks = sample if needed is None else stable_sample(sample, min(first, len(sample)), seed)
     calls = 0
     while True:
         generated, stats = generate(chunks)
         calls += getattr(stats, "llm_calls", 0)
-        kept, rejects = filter_queries(generated)
+        kept, rejects = filter_queries(generated, vocabulary=vocabulary)
         if needed is None or len(kept) >= needed or len(chunks) >= len(sample):
             if hasattr(stats, "llm_calls"):
                 stats.llm_calls = calls

@@ -17,6 +17,7 @@ from embtune_pipeline.lib.llm_calls import CallStats, CompleteFn, ask_all
 from embtune_pipeline.lib.progress import SILENT, Reporter
 from embtune_pipeline.lib.queries import ICT_MAX_WORDS
 from embtune_pipeline.lib.queries.cache import AnswerCache, cache_key
+from embtune_pipeline.lib.queries.filters import llm_junk, query_vocabulary
 from embtune_pipeline.lib.queries.local_llm import litellm_model_name, local_generation_params
 from embtune_pipeline.lib.secrets import safe_params
 
@@ -125,9 +126,11 @@ def generate_queries(
     max_retry_seconds: float = 300.0,
     reporter: Reporter = SILENT,
     ict_max_words: int = ICT_MAX_WORDS,
+    vocabulary: Optional[frozenset[str]] = None,
 ) -> tuple[pd.DataFrame, GenerationStats]:
     """n queries per chunk. LLM answers are cached by (model, rendered prompt, params) as each arrives; a failed
-    call, or an answer with no question in it, is not cached, so a rerun retries only those. Each request stops
+    call, or an answer with no question in it but junk (filters.llm_junk, against `vocabulary`: by default the
+    chunks' words), is not cached, so a rerun retries only those. Each request stops
     after `request_timeout` s; rate limits and server errors are retried (Retry-After honoured) for at most
     `max_retry_seconds`. More than `max_failures` of calls failing raises after caching the rest. Errors are
     stored and raised with every secret from the environment blanked."""
@@ -152,9 +155,16 @@ def generate_queries(
         prompt = render_prompt(template, passage, n, examples or [])
         jobs[cache_key(model, prompt, answer_params)] = (c, passage, prompt)
 
+    if vocabulary is None:
+        vocabulary = query_vocabulary(passage for _c, passage, _prompt in jobs.values())
+
+    def usable(key: str, answer: str) -> bool:
+        passage = jobs[key][1]
+        return any(llm_junk(q, passage, vocabulary) is None for q in parse_questions(answer, n))
+
     answers, _ = ask_all({key: prompt for key, (_c, _p, prompt) in jobs.items()}, model, litellm_model_name(model),
                          cache, params, complete, concurrency, request_timeout, max_retry_seconds, max_failures,
-                         keep=lambda text: bool(parse_questions(text, n)), reporter=reporter, stats=stats)
+                         keep=usable, reporter=reporter, stats=stats)
     for key, (c, passage, _prompt) in jobs.items():
         if key not in answers:
             continue

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import cache
 
 import pandas as pd
 
@@ -14,19 +15,23 @@ QUESTION, CLAIM, KEYWORDS = "question", "claim", "keywords"
 _WORD = re.compile(r"[^\W_](?:[\w'.-]*[^\W_])?")
 
 
+@cache
 def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN_PLUS
 
     return frozenset(STOPWORDS_EN_PLUS)
 
 
+def content_words(text: str) -> list[str]:
+    """The text's words, lower-cased, without stop words and single letters, in order."""
+    stop = _stopwords()
+    return [w for w in (w.lower() for w in _WORD.findall(text)) if w not in stop and (len(w) > 1 or w.isdigit())]
+
+
 def keyword_query(text: str, max_words: int = 6) -> str:
     """The text's first `max_words` distinct content words, lower-cased ("How long does the Jaguar X2 battery
     last?" -> "long jaguar x2 battery last")."""
-    stop = _stopwords()
-    words = [w.lower() for w in _WORD.findall(text)]
-    content = list(dict.fromkeys(w for w in words if w not in stop and (len(w) > 1 or w.isdigit())))
-    return " ".join(content[:max_words])
+    return " ".join(list(dict.fromkeys(content_words(text)))[:max_words])
 
 
 def _share_point(seed: int, text: str) -> float:

@@ -117,8 +117,11 @@ def llm_server(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     servers = []
 
-    def start(*replies):
-        servers.append(FakeOpenAI([r + ({}, 0.0)[len(r) - 2:] for r in replies]))  # headers, delay: optional
+    def start(*replies):  # scripted replies, or one function of the prompt
+        if len(replies) == 1 and callable(replies[0]):
+            servers.append(FakeOpenAI(replies[0]))
+        else:
+            servers.append(FakeOpenAI([r + ({}, 0.0)[len(r) - 2:] for r in replies]))  # headers, delay: optional
         return servers[-1]
 
     yield start
@@ -176,3 +179,59 @@ def test_an_error_that_echoes_the_key_is_stored_and_shown_without_it(llm_server,
     assert "[redacted]" in str(e.value) and KEY not in str(e.value)
     out, err = capfd.readouterr()
     assert KEY not in out + err
+
+
+JUNK = ["1. frobnicate wibble vexil blorp\n2. zorbly quuxen snarfle gloop",
+        "1. I'm sorry, but as an AI language model I can't write queries for this passage.\n"
+        "2. I apologize, but I cannot help with that request.",
+        "1. vexil quornish blorptastic wubbery\n2. snarfle zibbet plonkish frobule",
+        "1. As an AI, I am unable to generate search queries.\n2. Sorry, I can't assist with creating these."]
+
+
+def test_gibberish_and_refusals_never_train_and_are_asked_again_once_the_provider_is_fixed(llm_server, tmp_path):
+    from embtune_pipeline.lib.queries.filters import filter_queries
+
+    junk = llm_server(lambda prompt: (200, JUNK[int(prompt.split("number ")[1].split(".")[0])], {}, 0.0))
+    df, _ = _hosted(junk, tmp_path, chunks=4)
+    kept, rejects = filter_queries(df)
+    assert len(df) == 8 and kept.empty  # 8 of 8 used to be kept
+    assert rejects["unrelated"] == 4 and rejects["refusal"] == 4
+    fixed = llm_server((200, GOOD))
+    df, stats = _hosted(fixed, tmp_path, chunks=4)
+    assert fixed.requests == 4 and stats.cache_hits == 0  # the junk was not cached as an answer
+    assert len(filter_queries(df)[0]) == 2  # the same two good questions for every chunk, duplicates dropped
+
+
+def test_a_provider_failing_every_call_stops_the_step_after_a_few_calls(llm_server, tmp_path):
+    asked = set()
+
+    def down(prompt):
+        asked.add(prompt)
+        return 503, "upstream connect error: no healthy upstream", {"Retry-After": "0.1"}, 0.0
+
+    server = llm_server(down)
+    start = time.time()
+    with pytest.raises(RuntimeError) as e:
+        _hosted(server, tmp_path, chunks=40, max_retry_seconds=1)
+    print(f"prompts asked of a dead provider: {len(asked)} of 40, {server.requests} requests, "
+          f"{time.time() - start:.1f} s")
+    assert len(asked) <= 10 + 4  # the first ten calls, and those already in flight (40 of 40 used to be asked)
+    message = str(e.value)
+    assert "'openai/fake-model'" in message and server.api_base in message
+    assert "no healthy upstream" in message.split("last error")[1]
+
+
+def test_a_key_echoed_across_the_cut_of_a_long_error_is_never_stored_in_part(llm_server, tmp_path, monkeypatch,
+                                                                              capfd):
+    from embtune_pipeline_tests.servers import message_offset
+
+    key = "sk-test-SECRET123456"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    before_cut = 284 - message_offset("chat")  # 16 of the key's 20 characters before character 300
+    server = llm_server((401, "x" * before_cut + f"{key} is not a valid key " + "y" * 200))
+    _, stats = _hosted(server, tmp_path, max_retry_seconds=0, max_failures=1.0)
+    with pytest.raises(RuntimeError) as e:
+        _hosted(server, tmp_path, max_retry_seconds=0)
+    out, err = capfd.readouterr()
+    stored = "\n".join([*stats.errors, str(e.value), out, err])
+    assert stats.errors and "SECRET" not in stored  # "sk-test-SECRET12" used to be stored and shown

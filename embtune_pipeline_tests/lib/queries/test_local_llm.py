@@ -60,8 +60,12 @@ def test_smollm2_writes_parseable_questions_offline(tmp_path):
     queries, stats = generate_queries(chunks, 2, "smollm2", cache=cache, params={"max_tokens": 64})
     assert stats.llm_calls == 1 and stats.failures == 0
     assert 1 <= len(queries) <= 2 and all(len(q.split()) >= 2 for q in queries["query"])
+    from embtune_pipeline.lib.queries.filters import llm_junk, query_vocabulary
+
+    words = query_vocabulary(queries["positive"])  # a small model can write gibberish: that is asked again
+    usable = any(llm_junk(q, p, words) is None for q, p in zip(queries["query"], queries["positive"]))
     _, again = generate_queries(chunks, 2, "smollm2", cache=cache, params={"max_tokens": 64})
-    assert again.llm_calls == 0 and again.cache_hits == 1
+    assert (again.cache_hits, again.llm_calls) == ((1, 0) if usable else (0, 1))
 
     from embtune_pipeline.lib.evaluation.judging import judge_candidates
 
