@@ -128,7 +128,9 @@ class _LLMCallSettings(_HostedCallSettings):
     """A step that makes many LLM calls: how many at once, and the share that may fail before the step does."""
 
     concurrency: int = Field(4, ge=1, description="LLM calls in flight at once")
-    max_failures: float = Field(0.1, ge=0, le=1, description="fraction of failed LLM calls that fails the step")
+    max_failures: float = Field(0.1, ge=0, le=1, description="fraction of failed LLM calls that fails the step; "
+                                "once more than this share of the calls made so far have failed (after the first "
+                                "10), the step stops asking and fails, naming the provider and its last error")
 
 
 class GeneratorSettings(_LLMCallSettings):

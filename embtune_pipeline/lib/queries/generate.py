@@ -132,7 +132,8 @@ def generate_queries(
     call, or an answer with no question in it but junk (filters.llm_junk, against `vocabulary`: by default the
     chunks' words), is not cached, so a rerun retries only those. Each request stops
     after `request_timeout` s; rate limits and server errors are retried (Retry-After honoured) for at most
-    `max_retry_seconds`. More than `max_failures` of calls failing raises after caching the rest. Errors are
+    `max_retry_seconds`. More than `max_failures` of calls failing raises after caching the rest (and stops the
+    asking early: llm_calls.ask_all). Errors are
     stored and raised with every secret from the environment blanked."""
     stats = GenerationStats(chunks=len(chunks))
     rows: list[tuple] = []
