@@ -311,15 +311,18 @@ def cmd_eval_set_export(s, args) -> int:
 
 def cmd_label(s, args) -> int:
     from embtune_pipeline.labelling import serve
+    from embtune_pipeline.lib.local_page import new_token, page_url
 
     builder = _resource(args, "eval_sets")
     name = _eval_set_name(s, args)
     store = builder.judgments(name)
     judge = args.judge if args.judge.startswith("human") else f"human:{args.judge}"
-    print(f"labelling {name!r} as {judge}: http://127.0.0.1:{args.port}/ (Ctrl-C stops; every grade is saved)",
+    token = new_token()
+    print(f"labelling {name!r} as {judge}: {page_url(args.port, token)}\n"
+          "(open this URL; the token in it is needed for every request. Ctrl-C stops; every grade is saved)",
           flush=True)
     try:
-        serve(store, judge, builder.eval_set_file(name), args.port)
+        serve(store, judge, builder.eval_set_file(name), args.port, token)
     finally:
         store.close()
     return 0

@@ -124,14 +124,24 @@ def _materialize_query_log_eval_set(settings: Path) -> dict:
     return {k: v.value for k, v in result.asset_materializations_for_node("query_log_eval_set")[-1].metadata.items()}
 
 
+def start_label(processes, args: list[str], env: dict, cwd: Path) -> str:
+    """Start `embtune label` and return the URL it prints (with its session token) once the page answers."""
+    port = free_port()
+    processes.start("label", [EMBTUNE, "label", *args, "--port", str(port)], env, cwd)
+    log = processes.log("label")
+
+    def printed_url():
+        found = re.search(r"http://127\.0\.0\.1:\d+/\?token=[\w-]+", log.read_text())
+        return found and urllib.request.urlopen(found.group(0)).status == 200 and found.group(0)
+
+    return wait_until(printed_url, 120, "embtune label", log=log)
+
+
 def test_a_person_judges_in_the_labelling_page_and_nothing_is_lost_on_reload(log_setup, tmp_path, processes):
     env = log_setup()  # judge: human, the default: no LLM is called
     out = embtune(["eval-set", "build", "--queries", "searches.txt"], env, tmp_path).stdout
     assert "left for people to judge: embtune label --name searches" in out
-    port = free_port()
-    processes.start("label", [EMBTUNE, "label", "--judge", "tester", "--port", str(port)], env, tmp_path)
-    url = f"http://127.0.0.1:{port}/"
-    wait_until(lambda: urllib.request.urlopen(url).status == 200, 120, "embtune label", log=processes.log("label"))
+    url = start_label(processes, ["--judge", "tester"], env, tmp_path)
 
     from playwright.sync_api import expect, sync_playwright
 
@@ -172,3 +182,114 @@ def test_a_person_judges_in_the_labelling_page_and_nothing_is_lost_on_reload(log
     assert evals[["query", "doc_id", "score", "judge"]].values.tolist() == [
         [query, first_three[0], 3, "human:tester"], [query, first_three[1], 2, "human:tester"]]
     assert "llm_judge" not in eval_set_info(evals)
+
+
+ATTACKER = """<!doctype html><html><body>
+<form id="form" method="POST" action="{target}/api/judgments" enctype="text/plain">
+  <input name='{{"query_id": "q1", "doc_id": "d1", "grade": 3, "pad": "' value='"}}'></form>
+<script>
+const body = JSON.stringify({{query_id: "q1", doc_id: "d1", grade: 3}});
+Promise.allSettled([
+  fetch("{target}/api/judgments", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}}, body}}),
+  fetch("{target}/api/judgments", {{method: "POST", headers: {{"Content-Type": "application/json"}}, body}}),
+  fetch("{target}/api/export", {{method: "POST", mode: "no-cors"}}),
+]).then(() => {{ document.title = "sent"; document.getElementById("form").submit(); }});
+</script></body></html>"""
+
+
+def _request(port: int, method: str, path: str, body: bytes | None = None, **headers) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers={k.replace("_", "-"): v for k, v in headers.items()})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_the_labelling_page_takes_no_writes_from_other_sites_and_refuses_bad_input(log_setup, tmp_path, processes):
+    """Fault 4 of Reliability II: before, a text/plain POST from any origin saved a grade, any Host was served, the
+    judge name ran as script, 50 MB bodies were echoed, 2.9 was stored as 2, true as 1, Infinity was a 500."""
+    import http.server
+    import threading
+    from functools import partial
+    from urllib.parse import urlsplit
+
+    import pandas as pd
+
+    from embtune_pipeline.lib.evaluation.judgments import POOL_COLUMNS, JudgmentStore
+
+    env = log_setup()
+    sqlite = tmp_path / "data" / "eval_sets" / "probe" / "judgments.sqlite"
+    sqlite.parent.mkdir(parents=True)
+    store = JudgmentStore(sqlite)
+    store.add_pool(pd.DataFrame([["q1", "reset <b>Jaguar</b>", "d1", "<img src=x onerror=alert(1)>", "text one", 1, "base"],
+                                 ["q1", "reset <b>Jaguar</b>", "d2", "second", "text two", 2, "bm25"]],
+                                columns=POOL_COLUMNS))
+    store.close()
+    judge = "</script><script>document.body.innerHTML='owned'</script>"
+    url = start_label(processes, ["--name", "probe", "--judge", judge], env, tmp_path)
+    port, token = urlsplit(url).port, urlsplit(url).query.removeprefix("token=")
+    good = {"Host": f"127.0.0.1:{port}", "X-Embtune-Token": token, "Content-Type": "application/json"}
+    grade = json.dumps({"query_id": "q1", "doc_id": "d1", "grade": 3}).encode()
+
+    def saved() -> int:
+        reader = JudgmentStore(sqlite)
+        try:
+            return len(reader.judgments())
+        finally:
+            reader.close()
+
+    assert _request(port, "GET", "/")[0] == 403  # no token
+    assert _request(port, "GET", "/api/queries")[0] == 403
+    assert _request(port, "GET", "/api/queries", X_Embtune_Token="wrong")[0] == 403
+    assert _request(port, "GET", "/?token=" + token, Host=f"rebind.attacker.example:{port}")[0] == 403
+    assert _request(port, "GET", "/api/queries", **{**good, "Host": f"localhost:{port}"})[0] == 200
+    assert _request(port, "POST", "/api/judgments", grade, **{**good, "Origin": "http://attacker.example"})[0] == 403
+    assert _request(port, "POST", "/api/judgments", grade, **{**good, "Content-Type": "text/plain"})[0] == 415
+    status, answer = _request(port, "POST", "/api/judgments", b"{" + b" " * (50 * 2**20) + b"}", **good)
+    assert status == 413 and len(answer) < 500  # refused from its length, not read, not echoed
+    for bad in (b'{"query_id": "q1", "doc_id": "d1", "grade": 2.9}', b'{"query_id": "q1", "doc_id": "d1", '
+                b'"grade": true}', b'{"query_id": "q1", "doc_id": "d1", "grade": Infinity}', b"{", b"[]", b"\xff",
+                b'{"query_id": "q1", "doc_id": "nope", "grade": 1}', b'{"query_id": "q1", "grade": 1}'):
+        status, answer = _request(port, "POST", "/api/judgments", bad, **good)
+        assert status == 400 and "error" in json.loads(answer), (bad, status, answer)
+    assert _request(port, "POST", "/api/export", b"", **{**good, "Content-Type": "text/plain"})[0] == 415
+    assert saved() == 0 and not (sqlite.parent / "eval_set.jsonl").exists()
+
+    site = tmp_path / "attacker"  # another site the person has open, in a real browser
+    site.mkdir()
+    (site / "index.html").write_text(ATTACKER.format(target=f"http://127.0.0.1:{port}"))
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(site)))
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    from playwright.sync_api import expect, sync_playwright
+
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(30_000)
+                page.goto(f"http://127.0.0.1:{attacker.server_address[1]}/index.html")
+                page.wait_for_url(f"http://127.0.0.1:{port}/api/judgments")  # the form was posted, and refused
+                assert "are not accepted" in page.content()  # its Origin is another site
+                assert saved() == 0 and not (sqlite.parent / "eval_set.jsonl").exists()  # cross-origin writes: 0
+
+                dialogs = []
+                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+                page.goto(url)  # the person's own page, with the token: the judge name is text, not script
+                expect(page.locator("#position")).to_contain_text("query 1 of 1 · 0 of 2 judged")
+                expect(page.locator("#judge")).to_have_text("judging as human:" + judge)
+                expect(page.locator("#query")).to_have_text("reset <b>Jaguar</b>")
+                expect(page.locator(".candidate h2").first).to_contain_text("<img src=x onerror=alert(1)>")
+                page.locator(".candidate").nth(0).locator("button[data-grade='3']").click()
+                expect(page.locator("#status")).to_contain_text("saved: d1 = 3")
+                assert saved() == 1 and dialogs == []
+            finally:
+                browser.close()
+    finally:
+        attacker.shutdown()
+        attacker.server_close()

@@ -5,6 +5,7 @@ exported as an eval-set file that settings `eval_set` reads."""
 from __future__ import annotations
 
 import json
+import numbers
 import threading
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from embtune_pipeline.lib.storage import open_sqlite, write_atomically
 GRADES = {0: "not relevant", 1: "somewhat relevant", 2: "relevant", 3: "highly relevant"}  # >= 1 counts relevant
 LLM_PREFIX = "llm:"
 POOL_COLUMNS = ["query_id", "query", "doc_id", "title", "text", "pool_rank", "sources"]
+
+
+def is_grade(value) -> bool:
+    """An integer on the scale (2.9, True, "2" and 4 are not: a float or a bool is never silently cut)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) in GRADES
 
 
 def llm_judge(model: str) -> str:
@@ -63,7 +69,7 @@ class JudgmentStore:
 
     def record(self, query_id: str, doc_id: str, judge: str, grade: int) -> None:
         """Save one judgment now (a later one by the same judge replaces it)."""
-        if grade not in GRADES:
+        if not is_grade(grade):
             raise ValueError(f"grade {grade!r} is not one of {sorted(GRADES)} ({GRADES})")
         with self._lock:
             pooled = self._conn.execute("SELECT 1 FROM pool WHERE query_id = ? AND doc_id = ?",
