@@ -32,8 +32,8 @@ AGREEMENT_SAMPLE = 32  # texts an export is checked on: the longest and shortest
 ONNX_FILE, INT8_FILE, EXPORT_RECORD = "model.onnx", "model_int8.onnx", "embtune_export.json"
 # quantize_int8's recipe: ONNX Runtime's quantize_dynamic arguments. ORT's default (one scale per tensor, embeddings
 # too) cost a tuned model 0.02 nDCG@10 on SciFact; a scale per output channel on the MatMuls alone kept five within
-# 0.0083, at least cosine 0.991 to PyTorch instead of 0.901 (README, "Speed": gain.py's eval reports,
-# benchmarks/throughput.py)
+# 0.0083, at least cosine 0.991 to PyTorch instead of 0.901 (benchmarks/RESULTS.md: gain.py's eval
+# reports, benchmarks/throughput.py)
 INT8_RECIPE = {"weight_type": "QInt8", "op_types_to_quantize": ("MatMul",), "per_channel": True}
 
 

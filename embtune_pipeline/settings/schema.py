@@ -295,8 +295,7 @@ class TrainKnobs(_Strict):
                                  "its re-computation runs without; 0: the whole batch in one pass")
     precision: str = Field("auto", pattern="^(auto|fp32|bf16|fp16)$", description="the trainer's mixed precision. "
                            "auto: bf16 where the hardware computes in it (a GPU that supports it, else fp16; a CPU "
-                           "with AVX512-BF16 or AMX, where it trains about 1.8x faster a step), fp32 elsewhere. On "
-                           "SciFact's defaults bf16 and fp32 trainings of the same seed scored alike (README, Speed)")
+                           "with AVX512-BF16 or AMX, where it trains faster a step at the same quality), fp32 elsewhere")
     corpus_only_max_pairs: int = Field(2000, ge=0, description="without real training pairs (corpus-only), a "
                                        "step budget: training stops after this many pairs, whichever comes first "
                                        "with epochs, and synthetic pairs beyond it are not mined or scored. "

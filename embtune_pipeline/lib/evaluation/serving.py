@@ -2,7 +2,7 @@
 form's encoding speed beside PyTorch's on the same texts (lib.encoders: the fp32 export agrees with PyTorch to a
 cosine of AGREEMENT, so its metrics are the tuned model's; int8 is where quality can move). The fp32 export is timed
 under OpenVINO too where it agrees there: on CPUs with bfloat16 it computes in it, and on SciFact's chunks it outran
-int8 on this project's machine (README, "Speed")."""
+int8 on this project's machine (benchmarks/RESULTS.md)."""
 
 from __future__ import annotations
 

@@ -216,7 +216,7 @@ def teacher_check(base_positive: np.ndarray, base_candidates: np.ndarray, teache
     little (the candidates are the base's hardest), so a teacher whose whole interval lies below zero is clearly
     weaker. It reads synthetic queries only: on SciFact, teachers that trained on real queries alone tied the
     base here and taught a gain, while teachers that also trained on synthetic pairs led here and taught less
-    (README, "A teacher")."""
+    (benchmarks/RESULTS.md)."""
     from embtune_pipeline.lib.evaluation.evaluate import bootstrap_ci
 
     base_rr = reciprocal_ranks(base_positive, base_candidates, k)

@@ -277,8 +277,8 @@ def _precision_args(precision: str, cuda: bool) -> dict:
 def mixed_precision(precision: str, cuda: bool) -> str:
     """The precision the trainer computes in: `precision`, or for auto bf16 where the hardware computes in it (a
     GPU that supports it, a CPU with AVX512-BF16 or AMX), fp16 on an older GPU, fp32 on a CPU without it. On
-    SciFact's defaults bf16 and fp32 trainings of the same seed scored alike (README, Speed: f23 and f18b, f24
-    and f22), and on such a CPU bf16 trained them in two thirds of fp32's time."""
+    SciFact's defaults bf16 and fp32 trainings of the same seed scored alike, and on such a CPU bf16 trained them
+    in two thirds of fp32's time (benchmarks/RESULTS.md)."""
     if precision != "auto":
         return precision
     if cuda:
@@ -306,7 +306,7 @@ def this_machines_precision(precision: str) -> str:
 
 def contrastive_name(loss: str, has_real_pairs: bool) -> str:
     """The contrastive loss `loss` names; auto is gist for corpus-only training (on SciFact's synthetic pairs
-    alone MNRL lost 0.019 nDCG@10 to the base and GIST levelled it: README, Measured), mnrl with real pairs
+    alone MNRL lost 0.019 nDCG@10 to the base and GIST levelled it: benchmarks/RESULTS.md), mnrl with real pairs
     (where MNRL is what was measured to gain)."""
     if loss != "auto":
         return loss
