@@ -17,6 +17,8 @@
                                            with the settings' LLM judge (or leave them to people), export it
     embtune label [--name NAME]            judge the pool in a page on 127.0.0.1 (saved as you go; resumes)
     embtune eval-set export [--name NAME]  write the eval-set file again; people vs LLM agreement (kappa)
+    embtune ui                             the Dagster UI (with its daemon) and the MLflow UI on 127.0.0.1,
+                                           stopped together with Ctrl-C
 
 Settings come from $EMBTUNE_CONFIG (default: the bundled demo); runs go to the Dagster instance in
 $DAGSTER_HOME, so they show in the UI like any other run. A queued run executes in the code location, with
@@ -133,6 +135,7 @@ def summary_lines(outcome) -> list[str]:
         lines.append(f"  FAILED:      {name}: {redacted_excerpt((error.splitlines() or [''])[0], 400)}")
     if outcome.status != "success" or not report:
         lines.append(f"  (the Dagster UI shows the run's event log: Runs -> {outcome.run_id[:8]})")
+    lines.append("  UIs:         embtune ui (the same DAGSTER_HOME): the Dagster UI and the MLflow UI these links open")
     return lines
 
 
@@ -328,6 +331,21 @@ def cmd_label(s, args) -> int:
     return 0
 
 
+def cmd_ui(s, args) -> int:
+    from embtune_pipeline.lib.registry.tracking import is_remote
+    from embtune_pipeline.runner import find_workspace
+    from embtune_pipeline.uis import DAGSTER_PORT, dagster_ui, mlflow_ui, port_of, serve
+
+    _instance()  # a fresh DAGSTER_HOME gets its dagster.yaml and workspace.yaml first
+    uis, notes = [dagster_ui(find_workspace(args.workspace), args.dagster_port or DAGSTER_PORT)], []
+    if is_remote(s.mlflow_tracking_uri):
+        notes.append(f"MLflow: the tracking server {s.mlflow_tracking_uri} serves its own UI")
+    else:
+        uis.append(mlflow_ui(s.mlflow_tracking_uri, args.mlflow_port or port_of(s.mlflow.ui_url, 5000)))
+    print(f"starting the UIs for DAGSTER_HOME={os.environ['DAGSTER_HOME']} and {s.mlflow_tracking_uri}", flush=True)
+    return serve(uis, notes)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="embtune", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -377,6 +395,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--judge", default="human", help="who you are, kept with each grade (human:<name>)")
     p.add_argument("--port", type=int, default=8765)
     p.set_defaults(fn=cmd_label)
+    p = sub.add_parser("ui", help="start the Dagster UI (with its daemon) and the MLflow UI on 127.0.0.1")
+    p.add_argument("--dagster-port", type=int, default=None, help="default: 3000")
+    p.add_argument("--mlflow-port", type=int, default=None, help="default: the port of the settings' mlflow.ui_url "
+                   "(5000), which run links point at")
+    p.add_argument("--workspace", default=None, help="the workspace.yaml to load (default: $EMBTUNE_WORKSPACE, "
+                   "else $DAGSTER_HOME/workspace.yaml, else ./workspace.yaml)")
+    p.set_defaults(fn=cmd_ui)
     args = ap.parse_args(argv)
 
     from mlflow.exceptions import MlflowException

@@ -34,6 +34,13 @@ INSTANCE_LOCK = ".embtune-instance.lock"
 PROCESS_TAG = "embtune/process"  # host:pid:start time of the process that executes a run's steps
 LIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 STEP_POD_ENV = "DAGSTER_RUN_STEP_KEY"  # set by dagster-k8s's k8s_job_executor in each step's pod
+# What a DAGSTER_HOME without a dagster.yaml gets (the repository's dagster.yaml is the same instance): SQLite
+# storage under it, one run at a time, the `gpu` pool one step at a time.
+LOCAL_INSTANCE = {"storage": {"sqlite": {"base_dir": {"env": "DAGSTER_HOME"}}},
+                  "concurrency": {"runs": {"max_concurrent_runs": 1}, "pools": {"default_limit": 1}},
+                  "telemetry": {"enabled": False}}
+# What it gets when no workspace file is found: embtune's code location, from the installed package.
+LOCAL_WORKSPACE = {"load_from": [{"python_module": {"module_name": "embtune_pipeline.definitions"}}]}
 
 
 def this_process() -> str:
@@ -100,6 +107,8 @@ def open_instance() -> dg.DagsterInstance:
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     with FileLock(str(home / INSTANCE_LOCK), timeout=300):
+        for written in prepare_home(home):
+            print(f"embtune: {home} had no {written.name}: wrote the local one ({written})", file=sys.stderr)
         instance = dg.DagsterInstance.get()
         instance.get_runs(limit=1)  # run storage
         instance.get_dynamic_partitions(SNAPSHOTS.name)  # event log storage
@@ -132,6 +141,29 @@ def daemon_serves_queue(instance: dg.DagsterInstance) -> bool:
         return False
     beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
     return queue_is_served(beat.timestamp if beat else None, time.time())
+
+
+def prepare_home(home: Path) -> list[Path]:
+    """Give a fresh DAGSTER_HOME the local instance's dagster.yaml, and a workspace.yaml when none is found, so
+    Dagster does not warn of a missing dagster.yaml and runs can be re-executed from the UI. Returns what it
+    wrote; a file already there is never touched."""
+    import yaml
+
+    from embtune_pipeline.lib.storage import write_atomically
+
+    written = []
+    if not (home / "dagster.yaml").exists():
+        text = "# written by embtune: the local instance\n" + yaml.safe_dump(LOCAL_INSTANCE, sort_keys=False)
+        write_atomically(home / "dagster.yaml", lambda tmp: tmp.write_text(text))
+        written.append(home / "dagster.yaml")
+    try:
+        find_workspace()
+    except FileNotFoundError:
+        if not os.environ.get(WORKSPACE_ENV):  # one the user named is theirs to make
+            text = "# written by embtune: its code location\n" + yaml.safe_dump(LOCAL_WORKSPACE, sort_keys=False)
+            write_atomically(home / "workspace.yaml", lambda tmp: tmp.write_text(text))
+            written.append(home / "workspace.yaml")
+    return written
 
 
 def find_workspace(explicit: Optional[str] = None) -> Path:

@@ -196,3 +196,46 @@ def test_a_run_waiting_on_the_gpu_pool_stops_promptly_on_sigterm(jaguar_beir, wr
         assert time.time() - start < 20 and waiting.returncode != 0
         assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
         assert not ours()  # its place in the pool's queue is given up
+
+
+def test_embtune_ui_serves_both_uis_on_a_fresh_home_and_stops_both_on_ctrl_c(tmp_path, processes, monkeypatch):
+    """A DAGSTER_HOME with nothing in it: no missing-file warnings, the Dagster UI with a daemon and the MLflow UI
+    answer on 127.0.0.1, and Ctrl-C (SIGINT to the command) stops every process they started."""
+    import signal
+    import urllib.request
+
+    import psutil
+
+    from embtune_pipeline_tests.servers import free_port, port_open, wait_until
+
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(json.dumps({"corpus": {"path": str(write_jsonl(tmp_path / "docs.jsonl", jaguar_docs())),
+                                               "format": "jsonl"}}))
+    home = tmp_path / "fresh_home"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "EMBTUNE_CONFIG": str(settings)}
+    env.pop("EMBTUNE_WORKSPACE", None)
+    dagster_port, mlflow_port = free_port(), free_port()
+    proc = processes.start("ui", [EMBTUNE, "ui", "--dagster-port", str(dagster_port), "--mlflow-port",
+                                  str(mlflow_port)], env, tmp_path)
+    log = processes.log("ui")
+    wait_until(lambda: "Ctrl-C stops them" in log.read_text(), 300, "embtune ui", log=log)
+    out = log.read_text()
+    assert f"Dagster UI:  http://127.0.0.1:{dagster_port}" in out and f"MLflow UI:   http://127.0.0.1:{mlflow_port}" in out
+    assert "no dagster.yaml: wrote the local one" in out and "no workspace.yaml: wrote the local one" in out
+    assert "No dagster instance configuration file" not in out  # Dagster's own warning of a missing dagster.yaml
+    assert urllib.request.urlopen(f"http://127.0.0.1:{dagster_port}/server_info").status == 200
+    assert urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/health").status == 200
+
+    import dagster as dg
+
+    from embtune_pipeline.runner import daemon_serves_queue
+
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:  # the daemon of `dagster dev` serves this home's queue
+        wait_until(lambda: daemon_serves_queue(instance), 120, "the daemon's heartbeat", log=log)
+    started = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    assert len(started) >= 3  # dagster dev (webserver, daemon, code server) and mlflow
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    assert not port_open(dagster_port) and not port_open(mlflow_port)
+    assert not [pid for pid in started if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]

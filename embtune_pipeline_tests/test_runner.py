@@ -3,6 +3,7 @@ workspace a submitted run names."""
 
 import os
 import socket
+from pathlib import Path
 
 import dagster as dg
 import psutil
@@ -74,6 +75,36 @@ def test_the_workspace_is_the_one_named_else_dagster_home_s(tmp_path, monkeypatc
     assert find_workspace() == tmp_path / "mine.yaml"
     with pytest.raises(FileNotFoundError, match="--workspace"):
         find_workspace("missing.yaml")
+
+
+def test_a_fresh_dagster_home_gets_the_local_instance_and_a_workspace_but_nothing_is_overwritten(tmp_path,
+                                                                                                monkeypatch):
+    import yaml
+
+    from embtune_pipeline.runner import LOCAL_INSTANCE, prepare_home
+
+    repo = Path(__file__).resolve().parents[1]
+    assert yaml.safe_load((repo / "dagster.yaml").read_text()) == LOCAL_INSTANCE  # the README's instance
+    monkeypatch.chdir(tmp_path)  # no workspace.yaml here
+    monkeypatch.delenv("EMBTUNE_WORKSPACE", raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert prepare_home(home) == [home / "dagster.yaml", home / "workspace.yaml"]
+    assert yaml.safe_load((home / "dagster.yaml").read_text()) == LOCAL_INSTANCE
+    assert find_workspace() == home / "workspace.yaml"
+    assert prepare_home(home) == []  # written once
+    (home / "dagster.yaml").write_text("telemetry: {enabled: true}\n")  # the user's own: kept
+    assert prepare_home(home) == [] and "enabled: true" in (home / "dagster.yaml").read_text()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (tmp_path / "workspace.yaml").write_text("load_from: []\n")  # one in the current folder: no second one
+    assert prepare_home(other) == [other / "dagster.yaml"]
+    monkeypatch.setenv("EMBTUNE_WORKSPACE", str(tmp_path / "missing.yaml"))  # one the user named: not made up
+    third = tmp_path / "third"
+    third.mkdir()
+    assert prepare_home(third) == [third / "dagster.yaml"]
 
 
 def test_the_outcome_of_a_run_is_read_back_from_the_event_log():
