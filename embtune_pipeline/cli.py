@@ -331,6 +331,18 @@ def cmd_label(s, args) -> int:
     return 0
 
 
+def _experiment_note(s, ui_url: str) -> str:
+    """Where the settings' MLflow experiment opens as model training (once a run has made it)."""
+    import mlflow
+
+    from embtune_pipeline.lib.registry.tracking import experiment_url
+
+    found = mlflow.MlflowClient(s.mlflow_tracking_uri).get_experiment_by_name(s.mlflow.experiment)
+    if found is None:
+        return f"MLflow: the experiment {s.mlflow.experiment!r} appears after the first `embtune run`"
+    return f"{'experiment:':12} {experiment_url(ui_url, found.experiment_id)}"
+
+
 def cmd_ui(s, args) -> int:
     from embtune_pipeline.lib.registry.tracking import is_remote
     from embtune_pipeline.runner import find_workspace
@@ -341,7 +353,9 @@ def cmd_ui(s, args) -> int:
     if is_remote(s.mlflow_tracking_uri):
         notes.append(f"MLflow: the tracking server {s.mlflow_tracking_uri} serves its own UI")
     else:
-        uis.append(mlflow_ui(s.mlflow_tracking_uri, args.mlflow_port or port_of(s.mlflow.ui_url, 5000)))
+        ui = mlflow_ui(s.mlflow_tracking_uri, args.mlflow_port or port_of(s.mlflow.ui_url, 5000))
+        uis.append(ui)
+        notes.append(_experiment_note(s, ui.url))
     print(f"starting the UIs for DAGSTER_HOME={os.environ['DAGSTER_HOME']} and {s.mlflow_tracking_uri}", flush=True)
     return serve(uis, notes)
 

@@ -43,7 +43,7 @@ def mlflow_ui(tracking_uri: str, port: int) -> UiProcess:
     """`mlflow ui` over the local store (one worker: its default of several is too many for a small machine)."""
     return UiProcess("MLflow UI", f"http://{HOST}:{port}", [
         sys.executable, "-m", "mlflow", "ui", "--workers", "1", "--backend-store-uri", tracking_uri,
-        "--host", HOST, "--port", str(port)], "/health")
+        "--host", HOST, "--port", str(port), "--uvicorn-opts", "--log-level warning --no-access-log"], "/health")
 
 
 def _answers(url: str) -> bool:
@@ -87,7 +87,9 @@ def serve(uis: list[UiProcess], notes: list[str], ready_seconds: float = 300,
     failed: Optional[str] = None
     try:
         for ui in uis:
-            procs[ui.name] = subprocess.Popen(ui.argv, start_new_session=True)
+            # Python's warnings of the servers' own dependencies tell a person at the UI nothing
+            procs[ui.name] = subprocess.Popen(ui.argv, start_new_session=True,
+                                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
         waiting, deadline = list(uis), time.time() + ready_seconds
         while waiting and not failed:
             failed = next((name for name, p in procs.items() if p.poll() is not None), None)

@@ -199,8 +199,9 @@ def test_a_run_waiting_on_the_gpu_pool_stops_promptly_on_sigterm(jaguar_beir, wr
 
 
 def test_embtune_ui_serves_both_uis_on_a_fresh_home_and_stops_both_on_ctrl_c(tmp_path, processes, monkeypatch):
-    """A DAGSTER_HOME with nothing in it: no missing-file warnings, the Dagster UI with a daemon and the MLflow UI
-    answer on 127.0.0.1, and Ctrl-C (SIGINT to the command) stops every process they started."""
+    """A DAGSTER_HOME with nothing in it gets its files (no missing-file warnings); the Dagster UI with a daemon
+    and the MLflow UI answer on 127.0.0.1, the experiment opens as model training, and Ctrl-C (SIGINT to the
+    command) stops every process they started."""
     import signal
     import urllib.request
 
@@ -209,11 +210,21 @@ def test_embtune_ui_serves_both_uis_on_a_fresh_home_and_stops_both_on_ctrl_c(tmp
     from embtune_pipeline_tests.servers import free_port, port_open, wait_until
 
     settings = tmp_path / "settings.yaml"
-    settings.write_text(json.dumps({"corpus": {"path": str(write_jsonl(tmp_path / "docs.jsonl", jaguar_docs())),
-                                               "format": "jsonl"}}))
+    settings.write_text(json.dumps({"data_dir": str(tmp_path / "embtune-data"), "corpus": {
+        "path": str(write_jsonl(tmp_path / "docs.jsonl", jaguar_docs())), "format": "jsonl"}}))
+    from embtune_pipeline.lib.registry.tracking import Tracker
+    from embtune_pipeline.settings import load_settings
+
+    s = load_settings(settings)
+    Tracker(s.mlflow_tracking_uri, s.mlflow.experiment, s.layout.mlflow_artifacts)  # as the first run makes it
     home = tmp_path / "fresh_home"
     env = {**os.environ, "DAGSTER_HOME": str(home), "EMBTUNE_CONFIG": str(settings)}
     env.pop("EMBTUNE_WORKSPACE", None)
+    registered = run([EMBTUNE, "snapshot"], tmp_path, env, timeout=300)  # else the sensor would re-tune at once
+    assert registered.returncode == 0, registered.stderr
+    assert "no dagster.yaml: wrote the local one" in registered.stderr
+    assert "no workspace.yaml: wrote the local one" in registered.stderr
+    assert "No dagster instance configuration file" not in registered.stderr + registered.stdout
     dagster_port, mlflow_port = free_port(), free_port()
     proc = processes.start("ui", [EMBTUNE, "ui", "--dagster-port", str(dagster_port), "--mlflow-port",
                                   str(mlflow_port)], env, tmp_path)
@@ -221,8 +232,8 @@ def test_embtune_ui_serves_both_uis_on_a_fresh_home_and_stops_both_on_ctrl_c(tmp
     wait_until(lambda: "Ctrl-C stops them" in log.read_text(), 300, "embtune ui", log=log)
     out = log.read_text()
     assert f"Dagster UI:  http://127.0.0.1:{dagster_port}" in out and f"MLflow UI:   http://127.0.0.1:{mlflow_port}" in out
-    assert "no dagster.yaml: wrote the local one" in out and "no workspace.yaml: wrote the local one" in out
     assert "No dagster instance configuration file" not in out  # Dagster's own warning of a missing dagster.yaml
+    assert "RUN_START" not in out  # the sensor found the snapshot registered: nothing to re-tune
     assert urllib.request.urlopen(f"http://127.0.0.1:{dagster_port}/server_info").status == 200
     assert urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/health").status == 200
 
@@ -233,6 +244,26 @@ def test_embtune_ui_serves_both_uis_on_a_fresh_home_and_stops_both_on_ctrl_c(tmp
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:  # the daemon of `dagster dev` serves this home's queue
         wait_until(lambda: daemon_serves_queue(instance), 120, "the daemon's heartbeat", log=log)
+    import re
+
+    found = re.search(r"experiment: +(http\S+)", out)
+    assert found, out
+    experiment = found.group(1)
+    from playwright.sync_api import expect, sync_playwright
+
+    from embtune_pipeline_tests.test_ui import chromium
+
+    with sync_playwright() as p:  # the experiment opens as model training (its runs), not as GenAI traces
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(experiment)
+            expect(page.get_by_role("tab", name="Runs").or_(page.get_by_text("Runs", exact=True)).first).to_be_visible(
+                timeout=60_000)
+            expect(page.get_by_text("Sessions", exact=True)).to_have_count(0)
+            expect(page.get_by_text("Detect Issues")).to_have_count(0)
+        finally:
+            browser.close()
     started = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
     assert len(started) >= 3  # dagster dev (webserver, daemon, code server) and mlflow
     proc.send_signal(signal.SIGINT)

@@ -20,6 +20,9 @@ SERVING_ARTIFACTS = "serving"  # the run's folder of the ONNX and int8 exports (
 INPUT_EXAMPLE = ["how do I reset my device?"]  # the signature is inferred from it: one string in, a vector out
 # the tag the MLflow UI reads to open an experiment as model training (runs, metrics), not as GenAI traces
 EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_development"
+# MLflow 3's UI shows an experiment as GenAI (traces) or model training from the URL's workflowType, else from
+# the browser's last choice (GenAI at first), whatever the experiment's tag says: every link embtune gives has it.
+MODEL_TRAINING_VIEW = "?workflowType=machine_learning"
 RUN_FILE = "mlflow_run_id"  # beside a training's checkpoints: the MLflow run a resumed training goes on in
 
 
@@ -27,6 +30,12 @@ def is_remote(tracking_uri: str) -> bool:
     """A tracking server keeps artifacts in its own store (`mlflow server --artifacts-destination`); a store
     opened directly (sqlite, a database URI, a folder) needs embtune to say where artifacts go."""
     return tracking_uri.split(":", 1)[0].lower() in ("http", "https", "databricks")
+
+
+def experiment_url(ui_url: Optional[str], experiment_id: str, page: str = "") -> str:
+    """The experiment's page (or a page under it, such as `/runs/<id>`) in the MLflow UI, as model training."""
+    base = (ui_url or "").rstrip("/") or "(start `embtune ui`)"
+    return f"{base}/#/experiments/{experiment_id}{page}{MODEL_TRAINING_VIEW}"
 
 
 def artifact_location(tracking_uri: str, local_root: Optional[Path]) -> Optional[str]:
@@ -69,8 +78,7 @@ class Tracker:
                 self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT)
 
     def run_url(self, run_id: str) -> str:
-        base = self.ui_url or "(start `mlflow ui`)"
-        return f"{base}/#/experiments/{self.experiment_id}/runs/{run_id}"
+        return experiment_url(self.ui_url, self.experiment_id, f"/runs/{run_id}")
 
     def start_training(self, run_name: str, params: dict, tags: dict, resume_run_id: Optional[str] = None) -> str:
         """Open the training's MLflow run before it trains, so its loss and validation curves are live; a resumed

@@ -232,7 +232,7 @@ class ModelRegistry:
         return str(target)
 
     def version_url(self, version: str) -> str:
-        return f"{self.ui_url or '(start `mlflow ui`)'}/#/models/{self.name}/versions/{version}"
+        return f"{self.ui_url or '(start `embtune ui`)'}/#/models/{self.name}/versions/{version}"
 
 
 class _Answering:

@@ -29,7 +29,7 @@ def test_training_run_is_live_before_the_model_and_logs_a_loadable_sentence_tran
     assert mlmodel["signature"]["inputs"]  # inferred from the input example
     requirements = next((tmp_path / "artifacts").rglob("requirements.txt")).read_text().split()
     assert set(serving_requirements()) <= set(requirements)
-    assert t.run_url(logged.run_id).endswith(f"/runs/{logged.run_id}")
+    assert t.run_url(logged.run_id).endswith(f"/runs/{logged.run_id}?workflowType=machine_learning")  # not GenAI
 
 
 def test_artifacts_go_to_the_server_store_when_the_tracking_uri_is_a_server(tmp_path):
