@@ -109,6 +109,7 @@ def _summarize(instance, run_id: str) -> bool:
 def summary_lines(outcome) -> list[str]:
     """The run's verdict as an operator reads it after `embtune run`: what was measured, what it means, where
     the model and the report went."""
+    from embtune_pipeline.lib.evaluation.report import signed
     from embtune_pipeline.lib.progress import duration
     from embtune_pipeline.lib.secrets import redacted_excerpt
 
@@ -117,8 +118,8 @@ def summary_lines(outcome) -> list[str]:
     if report:
         lines += [f"  eval set:    {report['eval_set']}",
                   f"  nDCG@10:     base {report['base_ndcg@10']:.4f} -> tuned {report['tuned_ndcg@10']:.4f} "
-                  f"({report['ndcg@10_delta']:+.4f}, 95% CI {report['ndcg@10_delta_ci_low']:+.4f} to "
-                  f"{report['ndcg@10_delta_ci_high']:+.4f})",
+                  f"({signed(report['ndcg@10_delta'])}, 95% CI {signed(report['ndcg@10_delta_ci_low'])} to "
+                  f"{signed(report['ndcg@10_delta_ci_high'])})",
                   f"  verdict:     {report['verdict']}"]
     registered = outcome.materialized.get("registered_model")
     if registered:

@@ -12,13 +12,33 @@ from embtune_pipeline.lib.evaluation.evaluate import METRICS, compare_by_dim, pa
 from embtune_pipeline.lib.evaluation.measure import Encoded
 
 
-def comparison_rows(base: dict, tuned: dict) -> list[dict]:
-    """base/tuned: {dim label: {metric: {"mean", "ci_low", "ci_high"}}} -> one row per (dim, metric)."""
+def signed(x: float, places: int = 4) -> str:
+    """A difference with its sign, to the places that show it is not zero: 2e-5 is +0.00002, never +0.0000
+    (a lower bound that reads as zero beside "better than its base" misleads)."""
+    for p in range(places, 12):
+        text = f"{x:+.{p}f}"
+        if x == 0 or float(text) != 0:
+            return text
+    return f"{x:+.1e}"
+
+
+def metric_label(metric: str, documents: int | None) -> str:
+    """The metric's name, flagged where its k reaches the corpus size (every document is in the top k, so a
+    recall@k of 1 there says nothing)."""
+    k = int(metric.split("@")[1])
+    if metric.startswith("recall@") and documents is not None and k >= documents:
+        return f"{metric} (k ≥ the corpus's {documents} documents: always 1)"
+    return metric
+
+
+def comparison_rows(base: dict, tuned: dict, documents: int | None = None) -> list[dict]:
+    """base/tuned: {dim label: {metric: {"mean", "ci_low", "ci_high"}}} -> one row per (dim, metric);
+    `documents`, the corpus size, flags a metric whose k reaches it."""
     rows = []
     for dim in tuned:
         for m in METRICS:
             b, t = base[dim][m]["mean"], tuned[dim][m]["mean"]
-            rows.append({"dim": dim, "metric": m, "base": b, "tuned": t,
+            rows.append({"dim": dim, "metric": m, "label": metric_label(m, documents), "base": b, "tuned": t,
                          "change": (t - b) / b if b else float("nan"),
                          "base_ci": (base[dim][m]["ci_low"], base[dim][m]["ci_high"]),
                          "tuned_ci": (tuned[dim][m]["ci_low"], tuned[dim][m]["ci_high"])})
@@ -33,7 +53,7 @@ def verdict(report: dict) -> str:
 
 def _verdict_on_base(report: dict) -> str:
     c = report["comparison"]
-    figures = (f"nDCG@10 {c['delta']:+.4f} vs base (95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}, "
+    figures = (f"nDCG@10 {signed(c['delta'])} vs base (95% CI {signed(c['ci_low'])} to {signed(c['ci_high'])}, "
                f"{c['queries']} queries)")
     if report["promotable"]:
         judge = report["eval_set"].get("llm_judge")
@@ -50,8 +70,8 @@ def _against_baseline(b: dict) -> str:
     """Does the tuned model beat what the team would ship instead? The same paired interval as the gate's."""
     c = b["vs_tuned"]
     outcome = "beats" if c["better"] else ("loses to" if c["ci_high"] < 0 else "does not beat")
-    return (f"the tuned model {outcome} baseline {b['name']} (nDCG@10 {b['ndcg@10']:.4f}): {c['delta']:+.4f} "
-            f"(95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f})")
+    return (f"the tuned model {outcome} baseline {b['name']} (nDCG@10 {b['ndcg@10']:.4f}): {signed(c['delta'])} "
+            f"(95% CI {signed(c['ci_low'])} to {signed(c['ci_high'])})")
 
 
 def interval(low: float, high: float) -> str:
@@ -66,7 +86,7 @@ def comparison_records(rows: list[dict]) -> list[dict]:
     out = []
     for r in rows:
         for side in ("base", "tuned"):
-            out.append({**({"dim": r["dim"]} if several_dims else {}), "metric": r["metric"], "model": side,
+            out.append({**({"dim": r["dim"]} if several_dims else {}), "metric": r["label"], "model": side,
                         "mean": round(r[side], 4), "95% CI": interval(*r[f"{side}_ci"]),
                         "vs base": f"{r['change']:+.1%}" if side == "tuned" else ""})
     return out
@@ -91,7 +111,7 @@ def markdown_table(rows: list[dict], eval_kind: str, synthetic: bool, baselines:
     lines += ["| dim | metric | base | tuned | change | tuned 95% CI |", "|---|---|---|---|---|---|"]
     for r in rows:
         lo, hi = r["tuned_ci"]
-        lines.append(f"| {r['dim']} | {r['metric']} | {r['base']:.4f} | {r['tuned']:.4f} | {r['change']:+.1%} "
+        lines.append(f"| {r['dim']} | {r['label']} | {r['base']:.4f} | {r['tuned']:.4f} | {r['change']:+.1%} "
                      f"| {lo:.4f}–{hi:.4f} |")
     if baselines:
         lines += ["", "What the team would ship instead (settings `baselines`), on the same queries and chunks:", "",
@@ -100,7 +120,7 @@ def markdown_table(rows: list[dict], eval_kind: str, synthetic: bool, baselines:
         for b in baselines:
             c = b["vs_tuned"]
             lines.append(f"| {b['name']} | " + " | ".join(f"{b['metrics'][m]['mean']:.4f}" for m in METRICS)
-                         + f" | {c['delta']:+.4f} ({c['ci_low']:+.4f} to {c['ci_high']:+.4f}) |")
+                         + f" | {signed(c['delta'])} ({signed(c['ci_low'])} to {signed(c['ci_high'])}) |")
     return "\n".join(lines)
 
 
@@ -219,6 +239,7 @@ def evaluation_report(model: dict, eval_set: pd.DataFrame, chunks: pd.DataFrame,
     report = build_report(model, eval_set_info(eval_set), base_by_dim, tuned_by_dim, comparison,
                           str(base.corpus_vectors.shape[1]))
     report["baselines"] = baseline_comparisons(baselines, tuned_full, samples)
+    report["documents"] = len({d for docs in chunk_doc_ids(chunks) for d in docs})
     return report
 
 
@@ -256,7 +277,8 @@ def eval_set_info(eval_set: pd.DataFrame) -> dict:
 def report_rows(report: dict) -> list[dict]:
     """comparison_rows of a report document: one row per (dim, metric)."""
     by_dim = report["by_dim"]
-    return comparison_rows({d: v["base"] for d, v in by_dim.items()}, {d: v["finetuned"] for d, v in by_dim.items()})
+    return comparison_rows({d: v["base"] for d, v in by_dim.items()}, {d: v["finetuned"] for d, v in by_dim.items()},
+                           report.get("documents"))
 
 
 def write_report_files(report: dict, directory: Path) -> tuple[Path, Path]:

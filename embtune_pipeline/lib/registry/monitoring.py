@@ -9,6 +9,7 @@ from typing import Callable, Optional
 import pandas as pd
 
 from embtune_pipeline.lib.evaluation.evaluate import paired_comparison
+from embtune_pipeline.lib.evaluation.report import signed
 
 HISTORY_COLUMNS = ["evaluated_at", "champion_version", "base_model", "eval_source", "queries", "base_ndcg@10",
                    "champion_ndcg@10", "lead", "lead_ci_low", "lead_ci_high"]
@@ -41,8 +42,8 @@ def lead_verdict(history: pd.DataFrame, min_lead: float, max_drop: float) -> tup
                            f"{last['champion_ndcg@10']:.4f}), more than max_drop {max_drop}")
     if float(last["lead"]) < min_lead:
         level = "error" if level == "error" else "warn"
-        reasons.append(f"champion leads its base by {last['lead']:+.4f} nDCG@10 (95% CI {last['lead_ci_low']:+.4f} "
-                       f"to {last['lead_ci_high']:+.4f}), below min_lead {min_lead}")
+        reasons.append(f"champion leads its base by {signed(last['lead'])} nDCG@10 (95% CI "
+                       f"{signed(last['lead_ci_low'])} to {signed(last['lead_ci_high'])}), below min_lead {min_lead}")
     return level, reasons
 
 
@@ -63,19 +64,20 @@ def recommend_upgrade(champion_pq: pd.DataFrame, zero_shot_pq: pd.DataFrame, tun
         out["tuned_vs_zero_shot"] = tuned_vs_zero = paired_comparison(zero_shot_pq, tuned_pq, "ndcg@10", samples)
         if tuned_vs_champion["better"] and tuned_vs_zero["better"]:
             out["recommendation"] = "re-tune"
-            out["reason"] = (f"the new base tuned beats the champion by {tuned_vs_champion['delta']:+.4f} "
-                             f"(95% CI {tuned_vs_champion['ci_low']:+.4f} to {tuned_vs_champion['ci_high']:+.4f}) "
-                             f"and its zero-shot by {tuned_vs_zero['delta']:+.4f}")
+            out["reason"] = (f"the new base tuned beats the champion by {signed(tuned_vs_champion['delta'])} "
+                             f"(95% CI {signed(tuned_vs_champion['ci_low'])} to "
+                             f"{signed(tuned_vs_champion['ci_high'])}) "
+                             f"and its zero-shot by {signed(tuned_vs_zero['delta'])}")
             return out
     if zero_vs_champion["better"]:
         out["recommendation"] = "switch"
         tail = "tuning it added nothing measurable" if tuned_pq is not None else "it is not tuned yet"
-        out["reason"] = (f"the new base as it is beats the champion by {zero_vs_champion['delta']:+.4f} (95% CI "
-                         f"{zero_vs_champion['ci_low']:+.4f} to {zero_vs_champion['ci_high']:+.4f}); {tail}")
+        out["reason"] = (f"the new base as it is beats the champion by {signed(zero_vs_champion['delta'])} (95% CI "
+                         f"{signed(zero_vs_champion['ci_low'])} to {signed(zero_vs_champion['ci_high'])}); {tail}")
         return out
     out["recommendation"] = "skip"
-    out["reason"] = (f"neither the new base ({zero_vs_champion['delta']:+.4f} vs champion) nor its tuned model "
-                     f"({out.get('tuned_vs_champion', {}).get('delta', float('nan')):+.4f}) beats the champion "
+    out["reason"] = (f"neither the new base ({signed(zero_vs_champion['delta'])} vs champion) nor its tuned model "
+                     f"({signed(out.get('tuned_vs_champion', {}).get('delta', float('nan')))}) beats the champion "
                      "with a 95% interval above zero")
     return out
 

@@ -92,3 +92,23 @@ def test_the_report_compares_on_the_same_queries_and_writes_a_table_and_a_chart(
     assert "| openai/text-embedding-3-small | " in table.read_text()
     assert report_metrics(report)["baseline_openai_text-embedding-3-small_ndcg@10"] == b["ndcg@10"]
     assert not (tmp_path / "reports" / "eval_report.json").exists()  # the document is the asset's value
+
+
+def test_a_difference_shows_its_sign_even_when_it_rounds_to_zero():
+    from embtune_pipeline.lib.evaluation.report import signed
+
+    assert signed(2e-5) == "+0.00002"  # a lower bound that printed as +0.0000 beside "better than its base"
+    assert signed(-3.4e-6) == "-0.000003"
+    assert (signed(0.01234), signed(-0.01239), signed(0.0)) == ("+0.0123", "-0.0124", "+0.0000")
+
+
+def test_a_recall_whose_k_reaches_the_corpus_size_is_flagged():
+    from embtune_pipeline.lib.evaluation.report import comparison_records, comparison_rows, metric_label
+
+    assert metric_label("recall@100", 60) == "recall@100 (k ≥ the corpus's 60 documents: always 1)"
+    assert metric_label("recall@100", 5000) == "recall@100"
+    assert metric_label("recall@10", 10).startswith("recall@10 (k ≥") and metric_label("ndcg@10", 3) == "ndcg@10"
+    assert metric_label("recall@100", None) == "recall@100"  # a report from before the count was kept
+    stats = {m: {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6} for m in ("ndcg@10", "recall@10", "recall@100", "mrr@10")}
+    shown = {r["metric"] for r in comparison_records(comparison_rows({"384": stats}, {"384": stats}, 60))}
+    assert "recall@100 (k ≥ the corpus's 60 documents: always 1)" in shown and "recall@10" in shown
