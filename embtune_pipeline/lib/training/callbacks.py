@@ -15,7 +15,8 @@ LOSS_METRIC, VALIDATION_METRIC = "train_loss", "validation_ndcg@10"  # what on_m
 def progress_callback(reporter: Reporter, validation_key: Optional[str],
                       on_metrics: Optional[Callable[[int, dict], None]] = None):
     """A trainer callback: every `reporter.every` seconds (and at the end) a line with step N of M, epoch, the
-    latest loss and validation score, elapsed time and ETA; each logged loss and validation score to on_metrics."""
+    latest loss, elapsed time and ETA, and a validation score once, in the first line after it was measured,
+    with the step that measured it (never repeated stale); each logged loss and validation score to on_metrics."""
     import time
 
     from transformers import TrainerCallback
@@ -24,7 +25,7 @@ def progress_callback(reporter: Reporter, validation_key: Optional[str],
         def __init__(self):
             self.start = self.last = time.monotonic()
             self.first_step = 0
-            self.loss = self.score = None
+            self.loss = self.score = self.score_step = None
             self.metrics_failed = False
 
         def on_train_begin(self, args, state, control, **kwargs):
@@ -38,6 +39,7 @@ def progress_callback(reporter: Reporter, validation_key: Optional[str],
                 self.loss = measured[LOSS_METRIC] = float(logs["loss"])
             if validation_key and validation_key in logs:
                 self.score = measured[VALIDATION_METRIC] = float(logs[validation_key])
+                self.score_step = int(state.global_step)
             if measured and on_metrics is not None:
                 try:
                     on_metrics(int(state.global_step), measured)
@@ -65,7 +67,8 @@ def progress_callback(reporter: Reporter, validation_key: Optional[str],
             if self.loss is not None:
                 parts.append(f"loss {self.loss:.4f}")
             if self.score is not None:
-                parts.append(f"validation nDCG@10 {self.score:.4f}")
+                parts.append(f"validation nDCG@10 {self.score:.4f} (step {self.score_step})")
+                self.score = None  # said once
             parts.append(f"elapsed {duration(elapsed)}")
             if done < total and rate > 0:
                 parts.append(f"ETA {duration((total - done) / rate)}")

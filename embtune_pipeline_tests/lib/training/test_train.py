@@ -96,6 +96,10 @@ def test_training_reports_progress_and_live_metrics(tiny_model, tmp_path):
     assert len(lines) == result.steps and lines[0].startswith(f"training step 1/{result.steps} ")
     assert lines[-1].startswith(f"training step {result.steps}/{result.steps} (100%), epoch 1.00, loss ")
     assert "validation nDCG@10 0." in lines[-1] and "ETA" in lines[0] and "ETA" not in lines[-1]
+    said = [line for line in lines if "validation nDCG@10" in line]  # each score once, with the step it measured
+    measured = [(s, m["validation_ndcg@10"]) for s, m in metrics if "validation_ndcg@10" in m and s > 0]  # not the base
+    assert len(said) == len(measured) and said[-1].endswith(
+        f"validation nDCG@10 {measured[-1][1]:.4f} (step {measured[-1][0]}), elapsed " + said[-1].split("elapsed ")[1])
     assert metrics[0] == (0, {"validation_ndcg@10": result.validation["base_score"]})  # the base, before step 1
     losses = [(s, m["train_loss"]) for s, m in metrics if "train_loss" in m]
     assert losses == result.loss_history
