@@ -444,7 +444,8 @@ class Settings(_Strict):
     eval_set: Optional[PairsSettings] = None
     base_models: list[str] = Field(
         default_factory=lambda: [DEFAULT_BASE_MODEL], min_length=1,
-        description="model names or directories; each is a partition (`base_model: X` is short for [X])")
+        description="model names or directories; each is a partition. `base_model: X` is accepted as another "
+        "spelling of `base_models: [X]`")
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     eval_set_builder: EvalSetBuilderSettings = Field(default_factory=EvalSetBuilderSettings)
     baselines: list[BaselineSettings] = Field(
@@ -477,7 +478,8 @@ class Settings(_Strict):
     def _one_base_model(cls, raw):
         if isinstance(raw, dict) and "base_model" in raw:
             if "base_models" in raw:
-                raise ValueError("set base_models or base_model, not both")
+                raise ValueError("base_model and base_models are both set: base_models (a list) is the key, "
+                                 "base_model: X another spelling of base_models: [X]; keep one")
             raw = dict(raw)
             raw["base_models"] = [raw.pop("base_model")]
         return raw
