@@ -48,7 +48,12 @@ def _refuse_secrets(section: str, **params: dict) -> None:
 
 class CorpusSettings(_Strict):
     path: Optional[Path] = None
-    format: Literal["beir", "jsonl", "parquet", "csv", "dir", "python-docs"]
+    format: Literal["beir", "jsonl", "parquet", "csv", "dir", "python-docs"] = Field(description=(
+        "dir: a folder of .txt, .md, .markdown, .html and .htm files, subfolders included, hidden ones skipped; "
+        "each file a document whose id is its path under the folder and whose title is its own (Markdown front "
+        "matter title or first # heading, HTML <title> or first <h1>) else its file name; Markdown and HTML "
+        "markup is removed before chunking. jsonl, parquet, csv: a row a document (id_column, title_column, "
+        "text_column). beir: a BEIR folder (corpus.jsonl, with its queries and qrels). python-docs: the demo"))
     id_column: Optional[str] = Field(None, description="default: _id for beir, id otherwise")
     title_column: Optional[str] = "title"
     text_column: str = "text"
