@@ -385,10 +385,17 @@ class RetuneSettings(_Strict):
 
 
 class GateSettings(_Strict):
-    """The "is fine-tuning worth it here?" gate: each condition is reported with its numbers."""
+    """The checks' gates: "is fine-tuning worth it here?" (each condition reported with its numbers), and
+    whether this is a trial whose limits are chosen on purpose."""
 
     min_documents: int = Field(10000, ge=0, description="below this, a tuned model rarely generalizes")
     baseline_target: float = Field(0.9, ge=0, le=1, description="base nDCG@10 above which tuning is not needed")
+    trial: bool = Field(False, description="true: a trial run (the demo), its small corpus and, without real "
+                        "queries, its synthetic eval set chosen on purpose: the checks that flag them "
+                        "(eval_set_is_real, tuning_is_worth_it, promotion_gate) pass with a note instead of "
+                        "failing. A model is still never promoted on a synthetic eval set (it is registered as "
+                        "challenger), and one not better than its base still fails the promotion gate and is not "
+                        "registered")
 
 
 class MonitoringSettings(_Strict):
