@@ -8,7 +8,8 @@ from embtune_pipeline.assets.evaluation import base_model_eval, eval_report
 from embtune_pipeline.assets.monitoring import eval_history
 from embtune_pipeline.assets.queries import eval_set
 from embtune_pipeline.assets.registry import index_bindings
-from embtune_pipeline.lib.evaluation.report import eval_kind, eval_set_info, verdict
+from embtune_pipeline.lib.evaluation.gates import CheckOutcome, eval_set_outcome, promotion_outcome, tuning_outcome
+from embtune_pipeline.lib.evaluation.report import eval_set_info
 from embtune_pipeline.lib.registry.monitoring import lead_verdict
 from embtune_pipeline.partitions import RETUNE_PARTITIONS
 from embtune_pipeline.resources.settings import SettingsResource
@@ -16,24 +17,23 @@ from embtune_pipeline.resources.settings import SettingsResource
 WARN, ERROR = dg.AssetCheckSeverity.WARN, dg.AssetCheckSeverity.ERROR
 
 
+def _result(outcome: CheckOutcome, metadata: dict) -> dg.AssetCheckResult:
+    """A lib decision as Dagster's check result; a note (a trial's choice) is shown in the metadata too."""
+    note = {"note": outcome.note} if outcome.note else {}
+    return dg.AssetCheckResult(passed=outcome.passed, severity=ERROR if outcome.severity == "error" else WARN,
+                               description=outcome.description, metadata={**note, **metadata})
+
+
 @dg.asset_check(asset=eval_set, partitions_def=RETUNE_PARTITIONS,
                 description="Warns when the eval set is synthetic (such queries flatter a model), or when an LLM, "
-                "not people, judged its real queries (promotable, but only as far as the judge agrees with people).")
-def eval_set_is_real(eval_set: pd.DataFrame) -> dg.AssetCheckResult:
+                "not people, judged its real queries (promotable, but only as far as the judge agrees with people). "
+                "In a trial (gates.trial, as the demo) a synthetic eval set is chosen on purpose: passes with a note.")
+def eval_set_is_real(settings: SettingsResource, eval_set: pd.DataFrame) -> dg.AssetCheckResult:
     info = eval_set_info(eval_set)
-    if info["synthetic"]:
-        description = ("synthetic eval set: held-out generated queries flatter a tuned model, which is never "
-                       "promotable on them; configure eval_set with real queries")
-    elif "llm_judge" in info:
-        description = (f"{eval_kind(info)}: a promotion on it rests on the LLM {info['llm_judge']}'s judgments; "
-                       "check them against people's (`embtune label`, then the agreement)")
-    else:
-        description = eval_kind(info)
-    return dg.AssetCheckResult(
-        passed=not info["synthetic"] and "llm_judge" not in info, severity=WARN, description=description,
-        metadata={"source": str(info["source"]), "queries": info["queries"], "llm_judge": info.get("llm_judge", ""),
-                  **({"agreement_kappa": round(info["agreement"]["kappa"], 4),
-                      "agreement_pairs": info["agreement"]["pairs"]} if "agreement" in info else {})})
+    return _result(eval_set_outcome(info, settings.get().gates.trial), {
+        "source": str(info["source"]), "queries": info["queries"], "llm_judge": info.get("llm_judge", ""),
+        **({"agreement_kappa": round(info["agreement"]["kappa"], 4),
+            "agreement_pairs": info["agreement"]["pairs"]} if "agreement" in info else {})})
 
 
 @dg.asset_check(asset=base_model_eval, partitions_def=RETUNE_PARTITIONS,
@@ -41,7 +41,8 @@ def eval_set_is_real(eval_set: pd.DataFrame) -> dg.AssetCheckResult:
                                 "baseline_eval": dg.AssetIn("baseline_eval")},
                 description="Is fine-tuning worth it here? Warns, with the numbers, when the corpus is small, "
                 "there is no real eval set, or the base model or a baseline the team could ship instead already "
-                "meets the target.")
+                "meets the target. In a trial (gates.trial, as the demo) a small corpus and a synthetic eval set "
+                "are chosen on purpose: notes, not reasons.")
 def tuning_is_worth_it(settings: SettingsResource, base_model_eval: pd.DataFrame, corpus: pd.DataFrame,
                        eval_set: pd.DataFrame, baseline_eval: pd.DataFrame) -> dg.AssetCheckResult:
     gates = settings.get().gates
@@ -50,39 +51,27 @@ def tuning_is_worth_it(settings: SettingsResource, base_model_eval: pd.DataFrame
     baseline = float(base_model_eval["ndcg@10"].mean())
     shipped = ({str(k): float(v) for k, v in baseline_eval.groupby("baseline")["ndcg@10"].mean().items()}
                if len(baseline_eval) else {})
-    reasons = []
-    if documents < gates.min_documents:
-        reasons.append(f"corpus has {documents} documents, under {gates.min_documents}: a tuned model may not "
-                       "generalize beyond it")
-    if synthetic:
-        reasons.append("no real eval set: a gain on synthetic queries proves little")
-    if baseline >= gates.baseline_target:
-        reasons.append(f"base nDCG@10 {baseline:.4f} already meets the target {gates.baseline_target}")
-    reasons += [f"baseline {name} already reaches nDCG@10 {score:.4f}, at or above the target "
-                f"{gates.baseline_target}: ship it rather than tune" for name, score in shipped.items()
-                if score >= gates.baseline_target]
-    return dg.AssetCheckResult(
-        passed=not reasons, severity=WARN,
-        description="; ".join(reasons) or "worth it: a large enough corpus, real queries, a baseline under target",
-        metadata={"documents": documents, "min_documents": gates.min_documents, "eval_synthetic": synthetic,
-                  "base_ndcg@10": round(baseline, 4), "baseline_target": gates.baseline_target,
-                  **{f"baseline {name} ndcg@10": round(score, 4) for name, score in shipped.items()}})
+    outcome = tuning_outcome(documents, synthetic, baseline, shipped, gates.min_documents, gates.baseline_target,
+                             gates.trial)
+    return _result(outcome, {
+        "documents": documents, "min_documents": gates.min_documents, "eval_synthetic": synthetic,
+        "base_ndcg@10": round(baseline, 4), "baseline_target": gates.baseline_target,
+        **{f"baseline {name} ndcg@10": round(score, 4) for name, score in shipped.items()}})
 
 
 @dg.asset_check(asset=eval_report, blocking=True, partitions_def=RETUNE_PARTITIONS,
                 description="Promotion gate: passes only for a promotable model (it beats its base on real queries: "
                 "the paired bootstrap 95% interval of the nDCG@10 difference lies above zero). Better on synthetic "
-                "queries only: fails as a warning, and the model is registered as challenger, never champion. Not "
-                "better: fails as an error, which blocks registered_model.")
-def promotion_gate(eval_report: dict) -> dg.AssetCheckResult:
+                "queries only: fails as a warning, and the model is registered as challenger, never champion (in a "
+                "trial, gates.trial as the demo, that passes with a note). Not better: fails as an error, which "
+                "blocks registered_model, in a trial too.")
+def promotion_gate(settings: SettingsResource, eval_report: dict) -> dg.AssetCheckResult:
     c = eval_report["comparison"]
-    promotable = bool(eval_report["promotable"])
-    return dg.AssetCheckResult(
-        passed=promotable, severity=WARN if promotable or c["better"] else ERROR,
-        description=verdict(eval_report),
-        metadata={"promotable": promotable, "delta": round(c["delta"], 4), "ci_low": round(c["ci_low"], 4),
-                  "ci_high": round(c["ci_high"], 4), "queries": c["queries"],
-                  "eval_synthetic": eval_report["eval_set"]["synthetic"]})
+    outcome = promotion_outcome(eval_report, settings.get().gates.trial)
+    return _result(outcome, {
+        "promotable": bool(eval_report["promotable"]), "delta": round(c["delta"], 4),
+        "ci_low": round(c["ci_low"], 4), "ci_high": round(c["ci_high"], 4), "queries": c["queries"],
+        "eval_synthetic": eval_report["eval_set"]["synthetic"]})
 
 
 @dg.asset_check(asset=eval_history, description="The champion still leads its base: warns when the lead falls "

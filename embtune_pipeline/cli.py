@@ -132,6 +132,8 @@ def summary_lines(outcome) -> list[str]:
     for name, text in outcome.warnings.items():
         if not report or text != report["verdict"]:  # the gate's warning is the verdict, already said
             lines.append(f"  warning:     {name}: {text}")
+    for name, text in outcome.notes.items():  # passed, by design: what a trial's settings chose
+        lines.append(f"  note:        {name}: {text}")
     for name, error in outcome.failures.items():
         lines.append(f"  FAILED:      {name}: {redacted_excerpt((error.splitlines() or [''])[0], 400)}")
     if outcome.status != "success" or not report:

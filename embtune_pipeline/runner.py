@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -253,6 +253,7 @@ class RunOutcome:
     materialized: dict[str, dict]  # asset -> {metadata key: value}
     failures: dict[str, str]  # failed step, or check failed as an error -> its error or description
     warnings: dict[str, str]  # check failed as a warning -> its description
+    notes: dict[str, str] = field(default_factory=dict)  # check passed by design (a trial's choice) -> its note
 
 
 def run_outcome(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
@@ -261,7 +262,7 @@ def run_outcome(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
 
     run = instance.get_run_by_id(run_id)
     stats = instance.get_run_stats(run_id)
-    materialized, failures, warnings = {}, {}, {}
+    materialized, failures, warnings, notes = {}, {}, {}, {}
     for record in instance.all_logs(run_id, of_type={DagsterEventType.ASSET_MATERIALIZATION,
                                                      DagsterEventType.STEP_FAILURE,
                                                      DagsterEventType.ASSET_CHECK_EVALUATION}):
@@ -275,8 +276,10 @@ def run_outcome(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
         elif not data.passed:
             found = warnings if data.severity == dg.AssetCheckSeverity.WARN else failures
             found[data.check_name] = data.description or "failed"
+        elif "note" in (data.metadata or {}):
+            notes[data.check_name] = str(data.metadata["note"].value)
     seconds = (stats.end_time or time.time()) - (stats.start_time or time.time())
-    return RunOutcome(run_id, run.status.value.lower(), seconds, materialized, failures, warnings)
+    return RunOutcome(run_id, run.status.value.lower(), seconds, materialized, failures, warnings, notes)
 
 
 def _root_cause(error) -> str:

@@ -138,6 +138,34 @@ def jaguar_docs(n_per_pair: int = 1) -> list[dict]:
     return docs
 
 
+MARKUP = ["##", "```", "](", "<a", "**", "href", "https://", "<p>", "</"]  # what must not reach a chunk or a query
+
+
+def write_markup_docs(folder: Path) -> Path:
+    """A folder corpus of Markdown (headings, code fences, links, emphasis, a table) and HTML, as real docs are."""
+    (folder / "guide").mkdir(parents=True, exist_ok=True)
+    (folder / "guide" / "setup.md").write_text(
+        "# Jaguar X1 setup\n\nThe **Jaguar X1** pairs with _one_ phone at a time over Bluetooth. Read the "
+        "[pairing guide](https://example.com/pair) before you start the setup.\n\n"
+        "## Resetting the device\n\nHold the power button for ten seconds until the light blinks amber. "
+        "A reset clears every paired phone and restores the factory settings.\n\n"
+        "```bash\njaguar-cli reset --factory\n```\n\n"
+        "| Light | Meaning |\n|---|---|\n| amber | resetting now |\n\n"
+        "See <a href=\"https://example.com/help\">the help page</a> when the light stays red for long.\n")
+    (folder / "battery.md").write_text(
+        "## Battery care\n\nCharge the battery **fully** before the first use of the device. A full charge "
+        "takes about two hours on the bundled cable.\n\n* Keep it above `10%` most of the time for a long life.\n"
+        "* Store it half charged when it is not used for months.\n")
+    (folder / "warranty.html").write_text(
+        "<html><head><title>Warranty terms</title><style>p {color: red}</style></head><body>"
+        "<h1>Warranty</h1><p>The warranty lasts <b>two years</b> from the date of purchase.</p>"
+        "<p>Water damage is not covered; see <a href=\"https://example.com/terms\">the full terms</a> for "
+        "every exclusion that applies.</p><script>track(\"**\")</script></body></html>")
+    (folder / ".github").mkdir(exist_ok=True)
+    (folder / ".github" / "ISSUE_TEMPLATE.md").write_text("## Bug report\n\nDescribe the bug.\n")
+    return folder
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -22,30 +22,46 @@ def _report(ci_low: float, synthetic: bool) -> dict:
             "eval_set": {"synthetic": synthetic}, "promotable": better and not synthetic}
 
 
-@pytest.mark.parametrize("ci_low,synthetic,passed,severity,says", [
-    (0.01, False, True, WARN, "promotable: beats its base"),
-    (0.01, True, False, WARN, "registered as challenger"),  # a warning: registered_model still runs
-    (-0.01, False, False, ERROR, "not registered"),  # an error: the blocking check stops registered_model
+@pytest.fixture
+def settings_of(write_settings, tmp_path):
+    def make(**overrides) -> SettingsResource:
+        return SettingsResource(config_path=str(write_settings(corpus={"path": str(tmp_path), "format": "jsonl"},
+                                                               **overrides)))
+
+    return make
+
+
+@pytest.mark.parametrize("ci_low,synthetic,trial,passed,severity,says", [
+    (0.01, False, False, True, WARN, "promotable: beats its base"),
+    (0.01, True, False, False, WARN, "registered as challenger"),  # a warning: registered_model still runs
+    (0.01, True, True, True, WARN, "by design in a trial"),  # the demo chose its synthetic eval set: a note
+    (-0.01, False, False, False, ERROR, "not registered"),  # an error: the blocking check stops registered_model
+    (-0.01, True, True, False, ERROR, "not registered"),  # a trial's worse model still fails, and blocks
 ])
-def test_the_promotion_gate_passes_only_a_promotable_model(ci_low, synthetic, passed, severity, says):
-    result = promotion_gate(_report(ci_low, synthetic))
+def test_the_promotion_gate_passes_only_a_promotable_model(settings_of, ci_low, synthetic, trial, passed, severity,
+                                                           says):
+    result = promotion_gate(settings_of(gates={"trial": trial}), _report(ci_low, synthetic))
     assert result.passed is passed and result.severity == severity and says in result.description
-    assert result.metadata["promotable"].value is (passed is True)
+    assert result.metadata["promotable"].value is (ci_low > 0 and not synthetic)
+    assert ("note" in result.metadata) is (trial and passed)
 
 
-def test_a_synthetic_eval_set_is_flagged_with_its_reason():
+def test_a_synthetic_eval_set_is_flagged_with_its_reason(settings_of):
+    settings = settings_of()
     evals = pd.DataFrame({"query_id": ["s0", "s1"], "synthetic": True, "eval_source": "held-out synthetic queries"})
-    result = eval_set_is_real(evals)
+    result = eval_set_is_real(settings, evals)
     assert result.passed is False and "synthetic eval set" in result.description
+    chosen = eval_set_is_real(settings_of(gates={"trial": True}), evals)  # the demo's choice: passed, with a note
+    assert chosen.passed is True and chosen.metadata["note"].value.startswith("by design in a trial")
     judged = pd.DataFrame({"query_id": ["q0", "q1"], "synthetic": False, "eval_source": "log.jsonl",
                            "judge": ["llm:openai/gpt-4o-mini", "human:ann"], "agreement_kappa": 0.61,
                            "agreement_pairs": 20})
-    result = eval_set_is_real(judged)  # promotable, with a warning that names the judge
+    result = eval_set_is_real(settings, judged)  # promotable, with a warning that names the judge
     assert result.passed is False and result.severity == WARN
     assert result.description.startswith("real queries judged by the LLM openai/gpt-4o-mini (1 of them; the rest by "
                                           "people), 2 queries from log.jsonl; people vs the LLM: Cohen's kappa 0.610 "
                                           "on 20 pairs both judged: a promotion on it rests on the LLM")
-    assert eval_set_is_real(judged.assign(judge="human")).passed is True
+    assert eval_set_is_real(settings, judged.assign(judge="human")).passed is True
 
 
 def test_tuning_is_worth_it_gives_each_reason_with_its_numbers(write_settings, tmp_path):
@@ -66,6 +82,12 @@ def test_tuning_is_worth_it_gives_each_reason_with_its_numbers(write_settings, t
     assert fine.passed is True
     assert tuning_is_worth_it(settings, pd.DataFrame({"ndcg@10": [0.5]}), pd.DataFrame({"doc_id": list("abc")}),
                               real, shipped[shipped["baseline"] == "api-a"]).passed is False  # only the API meets it
+    trial = SettingsResource(config_path=str(write_settings(corpus={"path": str(tmp_path), "format": "jsonl"},
+                                                            gates={"min_documents": 3, "trial": True})))
+    small = tuning_is_worth_it(trial, pd.DataFrame({"ndcg@10": [0.5]}), corpus, pd.DataFrame({"synthetic": [True]}),
+                               none)  # the demo: small and synthetic on purpose
+    assert small.passed is True and small.metadata["note"].value == small.description
+    assert "corpus has 2 documents, under 3" in small.description and "no real eval set" in small.description
 
 
 def test_the_champion_check_and_the_index_check_say_why(write_settings, tmp_path):

@@ -78,6 +78,20 @@ def test_embtune_reports_a_bad_corpus_row_by_file_and_line(write_settings, tmp_p
     assert proc.returncode != 0 and f"{corpus}, line 51: malformed JSON" in proc.stderr
 
 
+def test_embtune_names_every_missing_path_of_the_settings_in_one_error(write_settings, tmp_path):
+    corpus = write_jsonl(tmp_path / "docs.jsonl", jaguar_docs())
+    settings = write_settings(corpus={"path": str(corpus), "format": "jsonl"}, click_logs={"path": "clicks.csv"},
+                              eval_set={"path": "labelled.csv"}, teacher="./models/teacher")
+    proc = run([EMBTUNE, "run"], tmp_path, _env(tmp_path, settings))
+    assert proc.returncode != 0
+    error = [line for line in proc.stderr.splitlines() if line.startswith("embtune: ")]
+    assert error == [f"embtune: invalid settings file {settings}:"], proc.stderr[-3000:]  # one error, its lines:
+    for key, missing in [("click_logs.path", "clicks.csv"), ("eval_set.path", "labelled.csv"),
+                         ("teacher", "models/teacher")]:
+        assert f"  {key}: " in proc.stderr and str(tmp_path / missing) in proc.stderr, (key, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr
+
+
 def test_workspace_definitions_validate(tmp_path):
     proc = subprocess.run([DAGSTER, "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO,
                           env={**os.environ, "DAGSTER_HOME": str(tmp_path)}, capture_output=True, text=True,

@@ -119,13 +119,21 @@ def test_the_outcome_of_a_run_is_read_back_from_the_event_log():
     def soft() -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, description="small corpus")
 
+    @dg.asset_check(asset=measured)
+    def chosen() -> dg.AssetCheckResult:  # passed by design (a trial's choice): its note is told, not a warning
+        return dg.AssetCheckResult(passed=True, description="synthetic, on purpose", metadata={"note": "on purpose"})
+
     @dg.asset(deps=[measured])
     def broken() -> None:
         raise ValueError("the eval set is empty")
 
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize([measured, broken, soft], instance=instance, raise_on_error=False)
+        result = dg.materialize([measured, broken, soft, chosen], instance=instance, raise_on_error=False)
         outcome = run_outcome(instance, result.run_id)
+    assert outcome.notes == {"chosen": "on purpose"}
+    from embtune_pipeline.cli import summary_lines
+
+    assert "  note:        chosen: on purpose" in summary_lines(outcome)
     assert outcome.status == "failure" and outcome.seconds >= 0
     assert list(outcome.materialized) == ["measured"]
     measured_metadata = outcome.materialized["measured"]

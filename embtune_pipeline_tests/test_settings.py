@@ -114,12 +114,67 @@ def test_llm_params_that_are_not_secrets_are_accepted(tmp_path):
 
 def test_base_models_are_partitions_named_by_their_last_path_part(tmp_path):
     corpus = {"format": "python-docs"}
-    s = load_settings(_write(tmp_path, {"corpus": corpus, "base_model": "/models/My_Model.v2/"}))
-    assert s.base_models == ["/models/My_Model.v2/"] and s.base_model_keys == ["my-model-v2"]
-    assert s.base_model_ref("my-model-v2") == "/models/My_Model.v2/"
+    model = tmp_path / "models" / "My_Model.v2"
+    model.mkdir(parents=True)
+    s = load_settings(_write(tmp_path, {"corpus": corpus, "base_model": f"{model}/"}))
+    assert s.base_models == [f"{model}/"] and s.base_model_keys == ["my-model-v2"]
+    assert s.base_model_ref("my-model-v2") == f"{model}/"
     with pytest.raises(SettingsError, match="not in the settings' base_models"):
         s.base_model_ref("gone")
     with pytest.raises(SettingsError, match="same partition key twice"):
         load_settings(_write(tmp_path, {"corpus": corpus, "base_models": ["/a/minilm", "/b/MiniLM"]}))
-    with pytest.raises(SettingsError, match="base_models or base_model, not both"):
+    with pytest.raises(SettingsError, match="base_model and base_models are both set"):
         load_settings(_write(tmp_path, {"corpus": corpus, "base_model": "x", "base_models": ["y"]}))
+
+
+def test_every_missing_path_is_named_in_one_error_by_key(tmp_path):
+    """Copied from an example with only the corpus changed, a settings file fails once, naming every path that
+    is not there (inputs, the teacher, baselines, the eval-set builder's log), not one per attempt."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "models").mkdir()
+    path = _write(tmp_path, {
+        "corpus": {"format": "dir", "path": "docs"},
+        "click_logs": {"path": "clicks.csv"}, "qa_pairs": {"path": "faq.jsonl"}, "eval_set": {"path": "labelled.csv"},
+        "monitoring": {"eval_set": {"path": "fresh_labelled.csv"}},
+        "teacher": "models/teacher", "baselines": ["openai/text-embedding-3-small", {"model": "./our-embedder"}],
+        "base_models": ["all-MiniLM-L6-v2", "BAAI/bge-small-en-v1.5"],
+        "eval_set_builder": {"queries": "search_log.txt"}})
+    with pytest.raises(SettingsError) as err:
+        load_settings(path)
+    message = str(err.value)
+    assert message.startswith(f"invalid settings file {path}:")
+    for key, missing in [("click_logs.path", "clicks.csv"), ("qa_pairs.path", "faq.jsonl"),
+                         ("eval_set.path", "labelled.csv"), ("monitoring.eval_set.path", "fresh_labelled.csv"),
+                         ("teacher", "models/teacher"), ("baselines[1].model", "our-embedder"),
+                         ("eval_set_builder.queries", "search_log.txt")]:
+        assert f"  {key}: " in message and str(tmp_path / missing) in message, (key, message)
+    # model names and hosted models are not paths; the corpus is there
+    assert "corpus.path" not in message and "base_models" not in message and "baselines[0]" not in message
+
+
+def test_missing_paths_are_named_beside_schema_errors(tmp_path):
+    path = _write(tmp_path, {"corpus": {"format": "dir", "path": "docs"}, "eval_set": {"path": "labelled.csv"},
+                             "epochs": 3})
+    with pytest.raises(SettingsError) as err:
+        load_settings(path)
+    message = str(err.value)
+    assert "epochs: Extra inputs are not permitted" in message
+    assert f"corpus.path: no such file or directory: {tmp_path / 'docs'}" in message
+    assert f"eval_set.path: no such file or directory: {tmp_path / 'labelled.csv'}" in message
+
+
+def test_a_beir_folder_missing_its_files_is_named(tmp_path):
+    (tmp_path / "beir" / "qrels").mkdir(parents=True)
+    (tmp_path / "beir" / "queries.jsonl").write_text("")
+    path = _write(tmp_path, {"corpus": {"format": "dir", "path": "."},
+                             "eval_set": {"path": "beir", "split": "test"}})
+    with pytest.raises(SettingsError, match=r"eval_set.path: format beir reads queries.jsonl and qrels/test.tsv "
+                                            r"from .*beir; missing: qrels/test.tsv"):
+        load_settings(path)
+
+
+def test_the_demo_spells_the_base_model_key_as_documented():
+    import yaml as _yaml
+
+    raw = _yaml.safe_load(DEMO_CONFIG.read_text())
+    assert "base_models" in raw and "base_model" not in raw

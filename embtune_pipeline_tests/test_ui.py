@@ -37,6 +37,11 @@ def finished_run(jaguar_beir, write_settings, tmp_path):
     run = {**tiny_run_defaults(), "train": {**tiny_run_defaults()["train"], "learning_rate": 1e-3, "epochs": 4,
                                             "validation_fraction": 0.3, "validation_min_queries": 10}}
     settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"}, run=run, progress_seconds=0)
+    return embtune_run(settings, tmp_path)
+
+
+def embtune_run(settings: Path, tmp_path: Path) -> dict:
+    """`embtune run` executed in-process into a fresh DAGSTER_HOME, as the README runs it."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
@@ -51,10 +56,30 @@ def finished_run(jaguar_beir, write_settings, tmp_path):
 
 
 @pytest.fixture
-def webserver(finished_run, processes):
+def quick_start_run(tiny_model, tmp_path):
+    """The quick start (`embtune run` on the bundled demo settings), shrunk to the tiny model and a few stdlib
+    modules: the demo's own choices (python-docs corpus, no real queries, gates.trial) on a corpus this small."""
+    import yaml
+
+    from embtune_pipeline.settings import DEMO_CONFIG
+
+    settings = yaml.safe_load(DEMO_CONFIG.read_text())
+    settings.pop("base_models")
+    tiny = tiny_run_defaults()  # enough synthetic eval queries (about 80) that the tuned model's gain shows
+    run = {**tiny, "sample": {"sample_size": 200}, "eval_split": settings["run"]["eval_split"],
+           "train": {**tiny["train"], "learning_rate": 1e-3, "epochs": 4}}
+    modules = ["json", "csv", "pathlib", "re", "datetime", "collections", "itertools", "functools"]
+    settings.update(data_dir=str(tmp_path / "data"), base_models=[str(tiny_model)], run=run, progress_seconds=0,
+                    corpus={**settings["corpus"], "modules": modules, "chunk_tokens": 60, "chunk_overlap": 8})
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return embtune_run(path, tmp_path)
+
+
+def serve(run: dict, processes) -> str:
     port = free_port()
     processes.start("webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-                                  "-w", str(REPO / "workspace.yaml")], finished_run["env"], REPO)
+                                  "-w", str(REPO / "workspace.yaml")], run["env"], REPO)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: urllib.request.urlopen(f"{url}/server_info").status == 200, 180, "dagster-webserver",
                log=processes.log("webserver"))
@@ -62,18 +87,36 @@ def webserver(finished_run, processes):
 
 
 @pytest.fixture
-def page(webserver):
+def webserver(finished_run, processes):
+    return serve(finished_run, processes)
+
+
+def browser_tab():
+    from contextlib import contextmanager
+
     from playwright.sync_api import sync_playwright
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"])
-        try:
-            tab = browser.new_page(viewport={"width": 1920, "height": 1200})  # an analyst's desktop
-            tab.set_default_timeout(60_000)
-            yield tab
-        finally:
-            browser.close()
+    @contextmanager
+    def tab():
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page(viewport={"width": 1920, "height": 1200})  # an analyst's desktop
+                page.set_default_timeout(60_000)
+                page.add_locator_handler(page.get_by_text("Join the Dagster community"),
+                                         lambda: page.get_by_role("button", name="Skip").click())
+                yield page
+            finally:
+                browser.close()
+
+    return tab()
+
+
+@pytest.fixture
+def page(webserver):
+    with browser_tab() as tab:
+        yield tab
 
 
 def shot(page, name: str) -> Path:
@@ -115,8 +158,6 @@ def test_the_terminal_and_the_dagster_ui_say_what_the_run_did(finished_run, webs
     assert re.search(r"warning: +tuning_is_worth_it: corpus has 50 documents, under 10000", summary)
 
     # the eval report: the comparison reads without a click, its chart after one
-    page.add_locator_handler(page.get_by_text("Join the Dagster community"),
-                             lambda: page.get_by_role("button", name="Skip").click())
     page.goto(f"{webserver}/assets/eval_report")
     comparison = metadata_row(page, "comparison")
     comparison.wait_for()
@@ -156,3 +197,34 @@ def test_the_terminal_and_the_dagster_ui_say_what_the_run_did(finished_run, webs
     page.goto(f"{webserver}/locations/embtune_pipeline.definitions/jobs/retune/runs")
     page.get_by_text(finished_run["run_id"][:8]).first.wait_for()
     shot(page, "retune_runs")
+
+
+CHECKED_ASSETS = {"eval_set": ["eval_set_is_real"], "base_model_eval": ["tuning_is_worth_it"],
+                  "eval_report": ["promotion_gate"]}
+
+
+def test_after_the_quick_start_no_check_renders_as_failed(quick_start_run, processes):
+    """The demo chooses a synthetic eval set and a small corpus on purpose (gates.trial): its checks pass, each
+    with a note saying so, and none renders as Failed (Dagster draws a failed WARN check as Failed too)."""
+    out = quick_start_run["stdout"]
+    summary = out[out.index(f"run {quick_start_run['run_id']}"):]
+    assert "warning:" not in summary and "FAILED" not in summary, summary
+    for check in ("eval_set_is_real", "tuning_is_worth_it", "promotion_gate"):
+        assert re.search(rf"note: +{check}: by design in a trial \(gates.trial is true\)", summary), summary
+    assert "alias challenger" in summary  # still never champion on synthetic queries
+    webserver = serve(quick_start_run, processes)
+    with browser_tab() as page:
+        for asset, checks in CHECKED_ASSETS.items():
+            page.goto(f"{webserver}/assets/{asset}?view=checks")
+            for check in checks:
+                page.get_by_text(check).first.wait_for()
+            page.get_by_text(re.compile(r"^(Passed|All \d+ partitions? passed)$")).first.wait_for()
+            page.wait_for_timeout(1000)  # every check's status has loaded, not just the first
+            shot(page, f"quick_start_checks_{asset}")
+            body = page.locator("body").inner_text()
+            assert not re.search(r"\bFailed\b|partitions? failed", body), (asset, body[:3000])
+        # a passed check says why it passed, on its own page
+        page.goto(f"{webserver}/assets/eval_set?view=checks")
+        page.get_by_text("eval_set_is_real").first.click()
+        page.get_by_text("by design in a trial").first.wait_for()
+        shot(page, "quick_start_check_note")

@@ -23,12 +23,13 @@ def _resolve(base: Path, path: Optional[Path]) -> Optional[Path]:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def _format_errors(source: Path, err: ValidationError) -> str:
+def _format_errors(source: Path, err: Optional[ValidationError], problems: list[str]) -> str:
+    """Every problem of a settings file in one message: the schema's, then every path that is not there."""
     lines = [f"invalid settings file {source}:"]
-    for e in err.errors():
+    for e in err.errors() if err is not None else []:
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         lines.append(f"  {key}: {e['msg']}")
-    return "\n".join(lines)
+    return "\n".join(lines + [f"  {p}" for p in problems])
 
 
 def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
@@ -79,24 +80,81 @@ def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
     if raw.get("teacher") is not None:
         t = raw["teacher"]
         raw["teacher"] = {**t, "model": local(t.get("model"))} if isinstance(t, dict) else local(t)
+    problems = path_problems(raw, base)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as e:
-        raise SettingsError(_format_errors(source, e)) from None
+        raise SettingsError(_format_errors(source, e, problems)) from None
+    if problems:
+        raise SettingsError(_format_errors(source, None, problems))
     settings.source_file = source
-    _check_paths(settings, source)
     return settings
 
 
-def _check_paths(settings: Settings, source: Path) -> None:
-    if settings.data_dir.exists() and not settings.data_dir.is_dir():
-        raise SettingsError(f"invalid settings file {source}:\n  data_dir: {settings.data_dir} is a file; it must be "
-                            f"a folder (or not exist yet). {DATA_DIR_ENV} overrides it")
-    sections = [(k, getattr(settings, k)) for k in ("corpus", "click_logs", "qa_pairs", "eval_set")]
-    for key, section in sections + [("monitoring.eval_set", settings.monitoring.eval_set)]:
-        if section is not None and section.path is not None and not section.path.exists():
-            raise SettingsError(
-                f"invalid settings file {source}:\n  {key}.path: no such file or directory: {section.path}")
+def _section(holder, *keys):
+    for key in keys:
+        holder = holder.get(key) if isinstance(holder, dict) else None
+    return holder
+
+
+def _looks_like_path(ref: str, base: Path) -> bool:
+    """Whether a model reference is meant as a local directory rather than a model name (all-MiniLM-L6-v2,
+    BAAI/bge-small-en) or a hosted model (openai/text-embedding-3-small): an absolute path, one starting with
+    ./ ../ or ~, or one whose first folder exists beside the settings file (models/teacher with models/ there)."""
+    if ref.startswith(("/", "./", "../", "~")) or Path(ref).is_absolute():
+        return True
+    first = Path(ref).parts[0] if Path(ref).parts else ""
+    return "/" in ref and bool(first) and (base / first).is_dir()
+
+
+def path_problems(raw: dict, base: Path) -> list[str]:
+    """Every path the settings hold that is not there, each as "<key>: <problem>", so one message names them
+    all. Read from the file's mapping (relative paths already resolved), so the problems are found even beside
+    schema errors: inputs (corpus, click_logs, qa_pairs, eval_set, monitoring.eval_set: their path, and for
+    format beir the files it reads), prompt templates, the eval-set builder's query log, and local model
+    directories (base models, corpus.tokenizer, teacher, baselines)."""
+    problems = []
+    data_dir = Path(str(raw.get("data_dir", "")))
+    if raw.get("data_dir") and data_dir.exists() and not data_dir.is_dir():
+        problems.append(f"data_dir: {data_dir} is a file; it must be a folder (or not exist yet). {DATA_DIR_ENV} "
+                        "overrides it")
+    for key in ("corpus", "click_logs", "qa_pairs", "eval_set", "monitoring.eval_set"):
+        section = _section(raw, *key.split("."))
+        path = _section(section, "path")
+        if path is None:
+            continue
+        path = Path(str(path))
+        if not path.exists():
+            problems.append(f"{key}.path: no such file or directory: {path}")
+            continue
+        fmt = section.get("format") or ("beir" if key != "corpus" and path.is_dir() else None)
+        if fmt == "beir":
+            split = section.get("split") or "train"
+            wanted = ["corpus.jsonl"] if key == "corpus" else ["queries.jsonl", f"qrels/{split}.tsv"]
+            absent = [w for w in wanted if not (path / w).is_file()]
+            if absent:
+                problems.append(f"{key}.path: format beir reads {' and '.join(wanted)} from {path}; missing: "
+                                f"{', '.join(absent)}")
+        elif fmt == "dir" and not path.is_dir():
+            problems.append(f"{key}.path: format dir reads a folder; {path} is a file")
+    for key in ("generator.prompt_template", "eval_set_builder.prompt_template", "eval_set_builder.queries"):
+        path = _section(raw, *key.split("."))
+        if path and not Path(str(path)).is_file():
+            problems.append(f"{key}: no such file: {path}")
+    models = [("base_model", raw.get("base_model")), ("corpus.tokenizer", _section(raw, "corpus", "tokenizer"))]
+    if isinstance(raw.get("base_models"), list):
+        models += [(f"base_models[{i}]", m) for i, m in enumerate(raw["base_models"])]
+    teacher = raw.get("teacher")
+    models.append(("teacher.model", teacher.get("model")) if isinstance(teacher, dict) else ("teacher", teacher))
+    for i, b in enumerate(raw.get("baselines") if isinstance(raw.get("baselines"), list) else []):
+        models.append((f"baselines[{i}].model", b.get("model")) if isinstance(b, dict) else (f"baselines[{i}]", b))
+    for key, ref in models:
+        if isinstance(ref, str) and _looks_like_path(ref, base):
+            path = _resolve(base, Path(ref))
+            if not path.is_dir():
+                problems.append(f"{key}: no such model directory: {path} (a local model is a sentence-transformers "
+                                "folder; a model name or provider/model string is not a path)")
+    return problems
 
 
 def settings_digest(settings: Settings) -> str:

@@ -48,7 +48,12 @@ def _refuse_secrets(section: str, **params: dict) -> None:
 
 class CorpusSettings(_Strict):
     path: Optional[Path] = None
-    format: Literal["beir", "jsonl", "parquet", "csv", "dir", "python-docs"]
+    format: Literal["beir", "jsonl", "parquet", "csv", "dir", "python-docs"] = Field(description=(
+        "dir: a folder of .txt, .md, .markdown, .html and .htm files, subfolders included, hidden ones skipped; "
+        "each file a document whose id is its path under the folder and whose title is its own (Markdown front "
+        "matter title or first # heading, HTML <title> or first <h1>) else its file name; Markdown and HTML "
+        "markup is removed before chunking. jsonl, parquet, csv: a row a document (id_column, title_column, "
+        "text_column). beir: a BEIR folder (corpus.jsonl, with its queries and qrels). python-docs: the demo"))
     id_column: Optional[str] = Field(None, description="default: _id for beir, id otherwise")
     title_column: Optional[str] = "title"
     text_column: str = "text"
@@ -379,10 +384,17 @@ class RetuneSettings(_Strict):
 
 
 class GateSettings(_Strict):
-    """The "is fine-tuning worth it here?" gate: each condition is reported with its numbers."""
+    """The checks' gates: "is fine-tuning worth it here?" (each condition reported with its numbers), and
+    whether this is a trial whose limits are chosen on purpose."""
 
     min_documents: int = Field(10000, ge=0, description="below this, a tuned model rarely generalizes")
     baseline_target: float = Field(0.9, ge=0, le=1, description="base nDCG@10 above which tuning is not needed")
+    trial: bool = Field(False, description="true: a trial run (the demo), its small corpus and, without real "
+                        "queries, its synthetic eval set chosen on purpose: the checks that flag them "
+                        "(eval_set_is_real, tuning_is_worth_it, promotion_gate) pass with a note instead of "
+                        "failing. A model is still never promoted on a synthetic eval set (it is registered as "
+                        "challenger), and one not better than its base still fails the promotion gate and is not "
+                        "registered")
 
 
 class MonitoringSettings(_Strict):
@@ -443,7 +455,8 @@ class Settings(_Strict):
     eval_set: Optional[PairsSettings] = None
     base_models: list[str] = Field(
         default_factory=lambda: [DEFAULT_BASE_MODEL], min_length=1,
-        description="model names or directories; each is a partition (`base_model: X` is short for [X])")
+        description="model names or directories; each is a partition. `base_model: X` is accepted as another "
+        "spelling of `base_models: [X]`")
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     eval_set_builder: EvalSetBuilderSettings = Field(default_factory=EvalSetBuilderSettings)
     baselines: list[BaselineSettings] = Field(
@@ -476,7 +489,8 @@ class Settings(_Strict):
     def _one_base_model(cls, raw):
         if isinstance(raw, dict) and "base_model" in raw:
             if "base_models" in raw:
-                raise ValueError("set base_models or base_model, not both")
+                raise ValueError("base_model and base_models are both set: base_models (a list) is the key, "
+                                 "base_model: X another spelling of base_models: [X]; keep one")
             raw = dict(raw)
             raw["base_models"] = [raw.pop("base_model")]
         return raw

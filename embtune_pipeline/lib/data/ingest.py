@@ -1,4 +1,13 @@
-"""Read corpora and (query, target) pair files into DataFrames, naming file and row on bad input."""
+"""Read corpora and (query, target) pair files into DataFrames, naming file and row on bad input.
+
+`format: dir` (a folder of documents) reads every .txt, .md, .markdown, .html and .htm file under the folder,
+subfolders included, skipping hidden files and folders (names starting with a dot); other files are ignored.
+Each file is one document: its id is its path under the folder (`guide/setup.md`), so renaming or moving a file
+makes it another document. Markdown and HTML lose their markup before chunking (lib.data.markup: headings, link
+texts and code stay as plain text; URLs and tags go). The title is the one the document gives itself
+(Markdown: front matter `title:`, else the first `# heading`, which then leaves the text; HTML: <title>, else
+the first <h1>), else the file name without its suffix (`setup`). Text files are read as UTF-8.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +24,7 @@ from typing import Iterator, Optional
 import pandas as pd
 import pyarrow.parquet as pq
 
+from embtune_pipeline.lib.data.markup import plain_document
 from embtune_pipeline.lib.errors import InputError, RowProblem, file_problem
 from embtune_pipeline.lib.storage import write_atomically
 
@@ -293,17 +303,32 @@ def _short(value, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+DIR_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+
+
+def dir_files(root: Path) -> list[Path]:
+    """The files a `format: dir` corpus reads: every .txt, .md, .markdown, .html and .htm file (any case) under
+    the folder, subfolders included, except hidden ones (a name, or a folder on the way, starting with a dot:
+    .git, .github, .venv), in path order."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in DIR_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
 def _dir_rows(root: Path) -> Iterator[Row]:
+    """One document per file (dir_files): its id is its path under the folder (guide/setup.md), its text the
+    file's (UTF-8; a byte that is not UTF-8 becomes U+FFFD) with Markdown and HTML markup removed (lib.data.markup),
+    its title the one the document gives itself (Markdown: front matter `title:` or the first `# heading`; HTML:
+    <title> or the first <h1>), else the file name without its suffix. A bad row names the file."""
     if not root.is_dir():
         raise file_problem(root, "corpus directory not found")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in {".txt", ".md", ".markdown"})
+    files = dir_files(root)
     if not files:
-        raise file_problem(root, "no .txt or .md files in the corpus directory")
+        raise file_problem(root, f"no {', '.join(DIR_SUFFIXES)} files in the corpus directory (hidden ones are "
+                                 "not read)")
     for p in files:
-        text = p.read_text(encoding="utf-8", errors="replace")
-        heading = re.search(r"^#\s+(.+)$", text, flags=re.M) if p.suffix.lower() != ".txt" else None
-        yield "file", {"id": str(p.relative_to(root)), "title": heading.group(1).strip() if heading else p.stem,
-                       "text": text}
+        doc = plain_document(p.read_text(encoding="utf-8", errors="replace"), p.suffix)
+        rel = p.relative_to(root).as_posix()
+        yield rel, {"id": rel, "title": doc.title or p.stem, "text": doc.text}
 
 
 DEMO_MODULES = [

@@ -6,6 +6,7 @@ import pytest
 
 from embtune_pipeline.lib.data.ingest import read_documents, read_pairs, settle_problems
 from embtune_pipeline.lib.errors import InputError, RowProblem
+from embtune_pipeline_tests.conftest import MARKUP, write_markup_docs
 
 
 def write_rows(path: Path, rows: list[dict]) -> Path:
@@ -81,6 +82,29 @@ def test_directory_of_text_and_markdown(tmp_path):
     docs, _ = read_documents(tmp_path / "docs", "dir")
     assert docs["doc_id"].tolist() == ["a.md", "sub/b.txt"]
     assert docs["title"].tolist() == ["Jaguar setup", "b"]
+
+
+def test_a_folder_of_markdown_and_html_reaches_chunks_without_markup(tmp_path):
+    from embtune_pipeline.lib.data.chunking import chunk_documents
+    from embtune_pipeline.lib.models import load_tokenizer
+
+    docs, problems = read_documents(write_markup_docs(tmp_path / "docs"), "dir")
+    assert not problems
+    # ids are paths under the folder (subfolders read, hidden folders not); titles are the documents' own
+    assert docs["doc_id"].tolist() == ["battery.md", "guide/setup.md", "warranty.html"]
+    assert docs["title"].tolist() == ["battery", "Jaguar X1 setup", "Warranty terms"]
+    assert docs["provenance"].tolist() == [f"{tmp_path / 'docs'}:{d}" for d in docs["doc_id"]]
+    chunks, _ = chunk_documents(docs, load_tokenizer("all-MiniLM-L6-v2"), 64, 8)
+    assert len(chunks) > len(docs)  # several chunks each: every chunk was looked at, not just the first
+    for text in list(chunks["title"]) + list(chunks["text"]):
+        assert not [m for m in MARKUP if m in text], text
+    setup = " ".join(chunks.loc[chunks["doc_id"] == "guide/setup.md", "text"])
+    for kept in ("Resetting the device", "pairing guide", "Jaguar X1 pairs with one phone",
+                 "jaguar-cli reset --factory", "amber; resetting now", "the help page"):
+        assert kept in setup, kept
+    assert "Jaguar X1 setup" not in setup  # the heading that is the title is not repeated in the text
+    warranty = " ".join(chunks.loc[chunks["doc_id"] == "warranty.html", "text"])
+    assert "two years" in warranty and "color" not in warranty and "track(" not in warranty
 
 
 def test_python_docs_demo_corpus_is_built_from_stdlib():

@@ -5,6 +5,7 @@ import pytest
 
 from embtune_pipeline.lib.queries.cache import AnswerCache
 from embtune_pipeline.lib.queries.generate import generate_queries, ict_pairs, parse_questions, render_prompt
+from embtune_pipeline_tests.conftest import MARKUP, write_markup_docs
 
 
 @pytest.mark.parametrize("answer, expected", [
@@ -51,6 +52,36 @@ def test_ict_cuts_long_sentences_to_max_words_and_keeps_the_positives():
         words = short.split()
         assert len(words) == 5 and len(full.split()) > 5
         assert short in full and short not in positive  # a run of the taken-out sentence's words, in order
+
+
+def _markup_chunks(tmp_path):
+    from embtune_pipeline.lib.data.chunking import chunk_documents
+    from embtune_pipeline.lib.data.ingest import read_documents
+    from embtune_pipeline.lib.models import load_tokenizer
+
+    docs, _ = read_documents(write_markup_docs(tmp_path / "docs"), "dir")
+    return chunk_documents(docs, load_tokenizer("all-MiniLM-L6-v2"), 64, 8)[0]
+
+
+def test_queries_from_a_markdown_and_html_folder_carry_no_markup(tmp_path):
+    """What query generation reads (a chunk's title and text) and what it makes (queries, positives) hold the
+    documents' words, never their markup: a `## heading` is no training query."""
+    chunks = _markup_chunks(tmp_path)
+    queries, _ = generate_queries(chunks, 3, "ict")
+    assert len(queries) >= len(chunks)
+    for text in list(queries["query"]) + list(queries["positive"]):
+        assert not [m for m in MARKUP if m in text], text
+    prompts = []
+
+    def llm(model, messages, **params):  # the LLM generator's input: the prompt it is sent
+        prompts.append(messages[0]["content"])
+        return {"choices": [{"message": {"content": "1. how long does the jaguar warranty last?"}}]}
+
+    generate_queries(chunks, 1, "openai/gpt-x", cache=AnswerCache(tmp_path / "llm.sqlite"), template="$passage",
+                     complete=llm)
+    assert len(prompts) == len(chunks) and any("Resetting the device" in p for p in prompts)
+    for prompt in prompts:
+        assert not [m for m in MARKUP if m in prompt], prompt
 
 
 def _chunks(n):
