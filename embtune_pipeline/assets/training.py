@@ -17,7 +17,8 @@ from embtune_pipeline.assets._common import (
     rounded,
 )
 from embtune_pipeline.lib.evaluation.report import loss_curve_png
-from embtune_pipeline.lib.training.data import is_distilled, text_columns, training_columns
+from embtune_pipeline.lib.training.callbacks import VALIDATION_METRIC
+from embtune_pipeline.lib.training.data import has_real_pairs, is_distilled, text_columns, training_columns
 from embtune_pipeline.lib.training.record import (
     NOT_TRAINING,
     model_name,
@@ -26,7 +27,8 @@ from embtune_pipeline.lib.training.record import (
     training_key,
     write_model_record,
 )
-from embtune_pipeline.lib.training.train import TrainSpec, this_machines_precision, train_model
+from embtune_pipeline.lib.training.interpolation import saved_validation
+from embtune_pipeline.lib.training.train import TrainSpec, contrastive_name, this_machines_precision, train_model
 from embtune_pipeline.lib.training.validation import split_validation
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.embeddings import EmbeddingCache
@@ -89,8 +91,11 @@ def _train_tracked(context: dg.AssetExecutionContext, s, tracker, knobs, emb: di
                          f"{tracker.run_url(run_id)}")
         result = train_model(spec, fit_rows, out_dir, s.layout.checkpoints(name), split.validation,
                              reporter(context, s), partial(tracker.log_metrics, run_id))
+        saved = saved_validation(result.validation)
+        if saved is not None:  # the run's last validation score is the saved model's, not the last checkpoint's
+            tracker.log_metrics(run_id, result.steps, {VALIDATION_METRIC: saved.score})
         curve = loss_curve_png(result.loss_history, _validation_points(result.validation),
-                               s.layout.reports(context.partition_key) / f"loss_{name}.png")
+                               s.layout.reports(context.partition_key) / f"loss_{name}.png", saved)
         logged = tracker.finish_training(run_id, out_dir, {
             "pairs_per_epoch": result.epoch_pairs, "interpolation_alpha": result.validation.get("alpha", 1.0),
             **{f"used_{k}": v for k, v in result.used.items()}}, {}, files=(curve,))
@@ -100,7 +105,8 @@ def _train_tracked(context: dg.AssetExecutionContext, s, tracker, knobs, emb: di
 
 def _params(s, knobs, emb: dict, fit_rows: pd.DataFrame, split) -> dict:
     """The training's MLflow params, known before it trains."""
-    return {**knobs.model_dump(), "base_model": emb["base_model"], "max_seq_length": emb["max_seq_length"],
+    return {**knobs.model_dump(), "loss": contrastive_name(knobs.loss, has_real_pairs(fit_rows)),  # not "auto"
+            "loss_setting": knobs.loss, "base_model": emb["base_model"], "max_seq_length": emb["max_seq_length"],
             "training_pairs": len(fit_rows), "negatives_per_pair": len(text_columns(fit_rows)) - 2,
             "teacher": s.teacher.name if s.teacher else "none", "distilled": is_distilled(fit_rows),
             "validation_queries": len(split.validation or []), "generator": s.generator.model,

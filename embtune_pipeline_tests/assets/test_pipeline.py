@@ -102,6 +102,9 @@ def test_beir_corpus_end_to_end_then_a_rerun_reuses_paid_work(jaguar_beir, write
     run = mlflow.get_run(report["mlflow_run_id"])
     assert run.data.tags["dagster_run_id"] == result.run_id
     assert "tuned_ndcg_at_10" in run.data.metrics
+    # the run's last validation score is the saved model's (a checkpoint and a weight mix), and the loss is named
+    assert run.data.metrics["validation_ndcg_at_10"] == max(alpha_scores.values())
+    assert run.data.params["loss"] in ("mnrl", "gist") and run.data.params["loss_setting"] == "auto"
 
     registered = asset_metadata(result, "registered_model")
     assert registered["alias"] == "champion" and registered["previous_champion"] == ""

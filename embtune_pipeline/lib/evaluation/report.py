@@ -158,9 +158,11 @@ def chart_png(rows: list[dict], path: Path, title: str, baselines: list[dict] = 
     return _save(fig, path, rect=(0, 0.06, 1, 1))
 
 
-def loss_curve_png(history: list[tuple[int, float]], validation: list[tuple[int, float]], path: Path) -> Path:
+def loss_curve_png(history: list[tuple[int, float]], validation: list[tuple[int, float]], path: Path,
+                   saved=None) -> Path:
     """Training loss by step, and the validation nDCG@10 measured along the way (step 0: the base) on a second
-    axis: where the loss still falls but validation stops rising, more training only overfits."""
+    axis: where the loss still falls but validation stops rising, more training only overfits. `saved` (a
+    lib.training.interpolation.SavedModel) is marked: the model the training kept, which may not be its last."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     if history:
@@ -172,7 +174,9 @@ def loss_curve_png(history: list[tuple[int, float]], validation: list[tuple[int,
         ax2.plot([s for s, _ in validation], [v for _, v in validation], "o--", color="tab:orange",
                  label="validation nDCG@10")
         ax2.set_ylabel("validation nDCG@10")
-    fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)  # under the axes: never over a curve
+        if saved is not None:
+            ax2.plot([saved.step], [saved.score], "*", color="tab:red", markersize=14, label=saved.label)
+    fig.legend(loc="lower center", ncol=3, fontsize=8, frameon=False)  # under the axes: never over a curve
     return _save(fig, path, rect=(0, 0.07, 1, 1))
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from embtune_pipeline.lib.models import load_model
 from embtune_pipeline.lib.training.validation import ValidationScorer
@@ -22,6 +24,28 @@ def choose_interpolation(model, base_state: dict, scorer: ValidationScorer, alph
     best = max(scores, key=lambda a: (scores[a], a))
     model.load_state_dict(mix_weights(base_state, tuned_state, best))
     return {"alpha": best, "alpha_scores": {str(a): s for a, s in scores.items()}}
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """What the validation split kept: the checkpoint's step, the weight mix and its validation nDCG@10."""
+    step: int
+    alpha: float
+    score: float
+
+    @property
+    def label(self) -> str:
+        mix = "" if self.alpha == 1.0 else f", mixed with the base: {self.alpha:g} tuned"
+        return f"saved model (step {self.step}{mix})"
+
+
+def saved_validation(chosen: dict) -> Optional[SavedModel]:
+    """The saved model among a training's validation scores (train_model's `validation`); None without a split."""
+    if not chosen or "alpha" not in chosen:
+        return None
+    scores = dict(chosen["scores"])
+    step = chosen["best_step"] if chosen.get("best_step") is not None else max(scores, default=0)
+    return SavedModel(int(step), float(chosen["alpha"]), float(chosen["alpha_scores"][str(chosen["alpha"])]))
 
 
 def mix_weights(base_state: dict, tuned_state: dict, alpha: float) -> dict:

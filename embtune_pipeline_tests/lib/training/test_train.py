@@ -421,3 +421,15 @@ def test_auto_takes_gist_for_corpus_only_training_and_mnrl_with_real_pairs(tiny_
     real = train_model(_spec(tiny_model, loss="auto"), pairs().assign(source="click_logs"), tmp_path / "r",
                        tmp_path / "rc")
     assert real.used["loss"] == "MultipleNegativesRankingLoss"
+
+
+def test_the_saved_model_is_the_kept_checkpoint_and_weight_mix():
+    from embtune_pipeline.lib.training.interpolation import saved_validation
+
+    chosen = {"alpha": 0.75, "alpha_scores": {"1.0": 0.70, "0.75": 0.72, "0.5": 0.69}, "best_step": 8,
+              "scores": [(4, 0.66), (8, 0.70), (12, 0.68)], "base_score": 0.6}
+    saved = saved_validation(chosen)
+    assert (saved.step, saved.alpha, saved.score) == (8, 0.75, 0.72)  # not step 12, the last one measured
+    assert saved.label == "saved model (step 8, mixed with the base: 0.75 tuned)"
+    assert saved_validation({**chosen, "alpha": 1.0}).label == "saved model (step 8)"
+    assert saved_validation({}) is None
