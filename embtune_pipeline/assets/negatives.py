@@ -101,6 +101,10 @@ def base_corpus_embeddings(corpus: pd.DataFrame):
     return merge_corpus_shards(plan, encoded.collect())
 
 
+# mining's counts that repeat one shown under another name (pairs_mined; pairs_with_random_negative)
+SAME_NUMBER_AS_ANOTHER = {"mined_pairs", "pairs_without_negative", "random_fill"}
+
+
 @dg.asset(group_name="training", kinds={"parquet", "numpy"}, partitions_def=RETUNE_PARTITIONS)
 def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, settings: SettingsResource,
                    embeddings: EmbeddingCache, teacher: TeacherModel, training_pairs: pd.DataFrame,
@@ -109,13 +113,13 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
     known positives and anything scored within a margin of the positive (likely unlabelled positives). With a
     teacher, the teacher judges instead (false negatives, round trip) and scores each row for distillation.
     Pairs the training cannot reach are left out (corpus-only, beyond run.train.corpus_only_max_pairs; balanced,
-    synthetic pairs beyond what the epochs draw): metadata pairs_not_mined says how many and why."""
+    synthetic pairs beyond what the epochs draw): metadata pairs_not_mined_<why> says how many and why."""
     s = settings.get()
     knobs = effective(s.run.mining, config)
     emb = base_corpus_embeddings
     store = embeddings.store(emb["key"])
     pairs, skipped = _reachable(s.run.train, training_pairs, knobs.seed)
-    meta: dict = {"pairs_not_mined": dg.MetadataValue.json(skipped), "pairs_mined": len(pairs)}
+    meta: dict = {"pairs_mined": len(pairs), **{f"pairs_not_mined_{why}": n for why, n in skipped.items()}}
     with timed(meta):
         corpus_index, index_reused = store.corpus_index(corpus["chunk_hash"].tolist(),
                                                         approximate=len(corpus) > knobs.approximate_above_chunks)
@@ -129,7 +133,8 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
                     teacher_warning(stats["teacher_check"]) if judge else None):
         if warning:
             context.log.warning(warning)
-    meta.update({**stats, "random_negative_share": round(stats["random_negative_share"], 4),
+    shown = {k: v for k, v in stats.items() if k not in SAME_NUMBER_AS_ANOTHER}
+    meta.update({**shown, "random_negative_share": round(stats["random_negative_share"], 4),
                  "rank_window": f"{knobs.rank_start}-{knobs.rank_end}", "round_trip_k": knobs.round_trip_k,
                  "relative_margin": knobs.relative_margin, **_index_metadata(corpus_index, index_reused),
                  **(judge.cost if judge else {"teacher": "none"}), **table_metadata(rows)})

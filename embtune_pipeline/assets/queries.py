@@ -78,8 +78,9 @@ def synthetic_queries(context: dg.AssetExecutionContext, config: GenerateConfig,
         kept = vary_queries(result.kept, knobs.keyword_share, generator.query_kind, s.run.sample.seed)
     stats = result.stats
     meta.update({
-        "generator": generator.model, "prompt_template": str(generator.prompt_template),
-        "by_kind": dg.MetadataValue.json({k: int(v) for k, v in kept["kind"].value_counts().items()}),
+        "generator": generator.model,
+        **({"prompt_template": str(generator.prompt_template)} if generator.uses_llm else {}),
+        **{f"queries_{kind}": int(n) for kind, n in kept["kind"].value_counts().items()},
         "style_examples": len(examples), "queries_per_chunk": knobs.queries_per_chunk,
         "chunks_not_generated": len(corpus_sample) - result.chunks_asked, "queries_needed": needed or "all",
         "generated": result.generated, "kept": len(kept), **{f"rejected_{k}": v for k, v in result.rejects.items()},

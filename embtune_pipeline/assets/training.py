@@ -157,7 +157,8 @@ def _validation_metadata(chosen: dict, reason: str) -> dict:
     rows = [{"step": "0 (base)", "validation nDCG@10": rounded(chosen["base_score"]), "kept": ""}]
     rows += [{"step": str(step), "validation nDCG@10": rounded(score),
               "kept": "best checkpoint" if step == best else ""} for step, score in chosen["scores"]]
-    rows += [{"step": f"WiSE-FT alpha {alpha}", "validation nDCG@10": rounded(score),
+    rows += [{"step": f"weights {float(alpha):g} tuned + {1 - float(alpha):g} base (WiSE-FT)",
+              "validation nDCG@10": rounded(score),
               "kept": "saved" if float(alpha) == chosen["alpha"] else ""}
              for alpha, score in chosen["alpha_scores"].items()]
     return {

@@ -18,6 +18,13 @@ class QueryGenerator(dg.ConfigurableResource):
         return self.settings.get().generator.model
 
     @property
+    def uses_llm(self) -> bool:
+        """False for the model-free generator (ICT), which has no prompt and makes no calls."""
+        from embtune_pipeline.lib.queries.generate import ICT
+
+        return self.model != ICT
+
+    @property
     def prompt_template(self):
         from embtune_pipeline.lib.queries.generate import PROMPTS
 

@@ -22,7 +22,7 @@ def test_a_local_teacher_labels_the_rows_the_student_learns_from(jaguar_beir, wr
     meta = asset_metadata(result, "hard_negatives")
     assert meta["teacher"] == tiny_teacher.name and meta["teacher_kind"] == "bi-encoder"
     assert meta["teacher_encoded"] > 0 and meta["teacher_estimated_usd"] == 0
-    assert len(rows) <= 40 and meta["pairs_not_mined"]["corpus_only_step_budget"] > 0
+    assert len(rows) <= 40 and meta["pairs_not_mined_corpus_only_step_budget"] > 0
     assert all(len(s) == 2 for s in rows["teacher_scores"])  # [positive, negative_1]
     # the teacher is the judge: no negative it scores at or above its positive
     assert all(s[1] < s[0] for s in rows["teacher_scores"])
