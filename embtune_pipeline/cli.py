@@ -6,6 +6,7 @@
                                            (--wait follows it to the end), else executed here; ends with a
                                            summary (verdict, nDCG@10, registry version, report, MLflow run)
     embtune snapshot                       register the current corpus snapshot; print its partition keys
+    embtune snapshots                      every registered snapshot: when, documents, changes since the last
     embtune champion                       the champion and challenger versions
     embtune promote VERSION                make a registered version the champion
     embtune rollback                       move `champion` back to the version it replaced
@@ -186,6 +187,28 @@ def cmd_snapshot(s, args) -> int:
     return 0
 
 
+def cmd_snapshots(s, args) -> int:
+    from embtune_pipeline.lib.data.snapshots import change_between
+
+    store = _resource(args, "corpus_source").snapshots()
+    infos = store.registered()
+    if not infos:
+        print(f"no snapshots registered under {s.layout.snapshot('_').parent} (embtune snapshot registers one)")
+        return 0
+    print(f"{'snapshot':17} {'registered (UTC)':17} {'documents':>9} {'quarantined':>11}  since the previous")
+    previous = None
+    for info in infos:
+        try:
+            docs = store.load(info["key"])
+            change = str(change_between(previous, docs)) if previous is not None else "(the first)"
+        except (OSError, ValueError) as e:
+            docs, change = None, f"unreadable: {e}"
+        when = info.get("registered_at", "")[:16].replace("T", " ")
+        print(f"{info['key']:17} {when:17} {info['documents']:>9} {info.get('quarantined_rows', 0):>11}  {change}")
+        previous = docs if docs is not None else previous
+    return 0
+
+
 def cmd_champion(s, args) -> int:
     from embtune_pipeline.lib.registry.versions import CHALLENGER, CHAMPION
 
@@ -363,7 +386,8 @@ def cmd_ui(s, args) -> int:
     return serve(uis, notes)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """Every command and argument, each with its one line of help."""
     ap = argparse.ArgumentParser(prog="embtune", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=None, help="settings YAML (default: $EMBTUNE_CONFIG, else the demo)")
@@ -378,15 +402,18 @@ def main(argv: list[str] | None = None) -> int:
                    "$EMBTUNE_WORKSPACE, else $DAGSTER_HOME/workspace.yaml, else ./workspace.yaml)")
     p.set_defaults(fn=cmd_run)
     sub.add_parser("snapshot", help="register the current corpus snapshot").set_defaults(fn=cmd_snapshot)
+    sub.add_parser("snapshots", help="every registered snapshot: when, how many documents, what changed since the "
+                   "one before").set_defaults(fn=cmd_snapshots)
     sub.add_parser("champion", help="show champion and challenger").set_defaults(fn=cmd_champion)
     p = sub.add_parser("promote", help="make VERSION the champion")
-    p.add_argument("version")
+    p.add_argument("version", help="a registered version number (embtune champion shows the current ones)")
     p.set_defaults(fn=cmd_promote)
     sub.add_parser("rollback", help="move champion back one promotion").set_defaults(fn=cmd_rollback)
     p = sub.add_parser("bind-index", help="record which version an index was embedded with")
-    p.add_argument("index")
-    p.add_argument("--version", default=None)
-    p.add_argument("--note", default=None)
+    p.add_argument("index", help="the vector index's name, as your serving code knows it")
+    p.add_argument("--version", default=None, help="the registered version it was embedded with (default: the "
+                   "champion)")
+    p.add_argument("--note", default=None, help="free text kept with the binding (who, where, why)")
     p.set_defaults(fn=cmd_bind_index)
     sub.add_parser("indexes", help="list index bindings; exit 2 when one is stale").set_defaults(fn=cmd_indexes)
     eval_sets = sub.add_parser("eval-set", help="eval sets from real queries").add_subparsers(dest="action",
@@ -404,13 +431,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", action="append", help="another model directory to pool from (repeatable)")
     p.set_defaults(fn=cmd_eval_set_build)
     p = eval_sets.add_parser("export", help="write the eval-set file; print people vs LLM agreement")
-    p.add_argument("--name", default=None)
+    p.add_argument("--name", default=None, help="the eval set (default: the only one under data_dir/eval_sets)")
     p.add_argument("--out", default=None, help="default: eval_set.jsonl in the eval set's folder")
     p.set_defaults(fn=cmd_eval_set_export)
     p = sub.add_parser("label", help="judge an eval set's pool in a page on 127.0.0.1")
-    p.add_argument("--name", default=None)
+    p.add_argument("--name", default=None, help="the eval set (default: the only one under data_dir/eval_sets)")
     p.add_argument("--judge", default="human", help="who you are, kept with each grade (human:<name>)")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=int, default=8765, help="the page's port on 127.0.0.1 (default: 8765)")
     p.set_defaults(fn=cmd_label)
     p = sub.add_parser("ui", help="start the Dagster UI (with its daemon) and the MLflow UI on 127.0.0.1")
     p.add_argument("--dagster-port", type=int, default=None, help="default: 3000")
@@ -419,7 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workspace", default=None, help="the workspace.yaml to load (default: $EMBTUNE_WORKSPACE, "
                    "else $DAGSTER_HOME/workspace.yaml, else ./workspace.yaml)")
     p.set_defaults(fn=cmd_ui)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
 
     from mlflow.exceptions import MlflowException
 

@@ -284,3 +284,21 @@ def test_embtune_ui_serves_both_uis_on_a_fresh_home_and_stops_both_on_ctrl_c(tmp
     assert proc.wait(timeout=60) == 0
     assert not port_open(dagster_port) and not port_open(mlflow_port)
     assert not [pid for pid in started if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+
+def test_embtune_snapshots_lists_each_with_its_count_and_what_changed(tmp_path):
+    docs = jaguar_docs()
+    corpus = write_jsonl(tmp_path / "docs.jsonl", docs)
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(json.dumps({"data_dir": str(tmp_path / "data"), "corpus": {"path": str(corpus),
+                                                                                  "format": "jsonl"}}))
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "EMBTUNE_CONFIG": str(settings)}
+    assert run([EMBTUNE, "snapshot"], tmp_path, env, timeout=300).returncode == 0
+    write_jsonl(corpus, [*docs[1:], {**docs[0], "text": docs[0]["text"] + " Edited."},
+                         {"id": "new-doc", "title": "New", "text": "A new Jaguar document."}])
+    assert run([EMBTUNE, "snapshot"], tmp_path, env, timeout=300).returncode == 0
+    listed = run([EMBTUNE, "snapshots"], tmp_path, env, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    first, second = listed.stdout.splitlines()[1:3]
+    assert f" {len(docs)} " in first and first.endswith("(the first)")
+    assert f" {len(docs) + 1} " in second and second.endswith("+1 added, -0 removed, 1 edited")

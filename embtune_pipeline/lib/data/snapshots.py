@@ -42,6 +42,24 @@ def changed_fraction(old: pd.DataFrame, new: pd.DataFrame) -> float:
     return float(changed) / max(len(a), len(b), 1)
 
 
+@dataclass(frozen=True)
+class SnapshotChange:
+    """Documents added, removed and edited from one snapshot to the next."""
+    added: int
+    removed: int
+    edited: int
+
+    def __str__(self) -> str:
+        return f"+{self.added} added, -{self.removed} removed, {self.edited} edited"
+
+
+def change_between(old: pd.DataFrame, new: pd.DataFrame) -> SnapshotChange:
+    a, b = document_hashes(old), document_hashes(new)
+    both = a.index.intersection(b.index)
+    return SnapshotChange(added=len(b.index.difference(a.index)), removed=len(a.index.difference(b.index)),
+                          edited=int((a.reindex(both) != b.reindex(both)).sum()))
+
+
 @dataclass
 class Snapshot:
     key: str
@@ -96,6 +114,16 @@ class SnapshotStore:
             raise ValueError(f"corpus snapshot {key} is damaged ({damage}): register the corpus again while it "
                              f"holds that content (`embtune snapshot` writes {path} again), or delete that file")
         return stored
+
+    def registered(self) -> list[dict]:
+        """What register recorded of every snapshot, oldest first (for `embtune snapshots`)."""
+        folder = Path(self._path_of("_")).parent
+        found = []
+        for path in folder.glob("*.json") if folder.is_dir() else []:
+            info = self.info(path.stem)
+            if info.get("key") == path.stem:  # registered_at has whole seconds: the file's time orders within one
+                found.append(((info.get("registered_at", ""), path.stat().st_mtime_ns), info))
+        return [info for _, info in sorted(found, key=lambda pair: pair[0])]
 
     def exists(self, key: str) -> bool:
         return Path(self._path_of(key)).exists()

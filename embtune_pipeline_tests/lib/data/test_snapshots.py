@@ -3,7 +3,7 @@ import logging
 import pandas as pd
 import pytest
 
-from embtune_pipeline.lib.data.snapshots import SnapshotStore, changed_fraction, snapshot_key
+from embtune_pipeline.lib.data.snapshots import SnapshotStore, change_between, changed_fraction, snapshot_key
 
 
 def docs(texts: dict) -> pd.DataFrame:
@@ -51,3 +51,21 @@ def test_a_damaged_snapshot_file_is_written_again_not_trusted(tmp_path, caplog):
     with pytest.raises(ValueError, match="do not hash to its key"):
         store.load(key)
     assert store.register(corpus).repaired and len(store.load(key)) == 200
+
+
+def test_the_change_between_two_snapshots_and_every_registered_one_oldest_first(tmp_path):
+    def docs(texts: dict) -> pd.DataFrame:
+        return pd.DataFrame({"doc_id": list(texts), "title": "", "text": list(texts.values()), "provenance": "t"})
+
+    a = docs({"d1": "one", "d2": "two", "d3": "three"})
+    b = docs({"d1": "one", "d2": "two, edited", "d4": "four", "d5": "five"})
+    change = change_between(a, b)
+    assert (change.added, change.removed, change.edited) == (2, 1, 1)
+    assert str(change) == "+2 added, -1 removed, 1 edited"
+
+    store = SnapshotStore(lambda key: tmp_path / "snapshots" / f"{key}.parquet")
+    assert store.registered() == []
+    first, second = store.register(a), store.register(b)
+    (tmp_path / "snapshots" / "junk.json").write_text("{not json")  # not a snapshot's record: left out
+    listed = store.registered()
+    assert [i["key"] for i in listed] == [first.key, second.key] and [i["documents"] for i in listed] == [3, 4]
