@@ -295,8 +295,8 @@ class TrainKnobs(_Strict):
                       "the base on SciFact and GIST levelled it), mnrl with real pairs")
     mini_batch_size: int = Field(0, ge=0, description="> 0: the cached (GradCache) loss, the same gradients "
                                  "computed this many texts at a time, so peak memory no longer grows with "
-                                 "batch_size (benchmarks/training.py: MiniLM, batch 32 at 256 tokens, 4.7 GB "
-                                 "instead of 8.6 GB), at the cost of a second forward pass and of bfloat16, which "
+                                 "batch_size (about half the memory at batch 32 and 256 tokens), at the cost of a second forward pass and of "
+                                 "bfloat16, which "
                                  "its re-computation runs without; 0: the whole batch in one pass")
     precision: str = Field("auto", pattern="^(auto|fp32|bf16|fp16)$", description="the trainer's mixed precision. "
                            "auto: bf16 where the hardware computes in it (a GPU that supports it, else fp16; a CPU "
@@ -360,8 +360,8 @@ class EmbedKnobs(_Strict):
     backend: str = Field("auto", pattern=f"^({'|'.join(BACKENDS)})$", description="what encodes for mining and "
                          "evaluation (training is always PyTorch): the model exported to ONNX and run by OpenVINO "
                          "or ONNX Runtime, once its vectors agree with PyTorch's (cosine >= 0.999 on sample texts); "
-                         "auto: OpenVINO on a CPU when it agrees (2.35x to 4x PyTorch's docs/s on a bfloat16 CPU: "
-                         "benchmarks/throughput.py), else PyTorch (always on a GPU)")
+                         "auto: OpenVINO on a CPU when it agrees (several times PyTorch's speed on a CPU with bfloat16), "
+                         "else PyTorch (always on a GPU)")
     shard_chunks: int = Field(100_000, ge=1, description="base_corpus_embeddings encodes the chunks it lacks in "
                               "shards of this many, each a step of its own (side by side under the multiprocess "
                               "or k8s executor: a pod each)")
