@@ -256,9 +256,13 @@ def cmd_bind_index(s, args) -> int:
         if champion is None:
             sys.exit("embtune: no champion yet; pass --version")
         version = champion.version
-    registry.get(version)
+    bound = registry.get(version)
     binding = bind_index(s.layout.index_bindings, args.index, registry.name, version, args.note or "")
     print(f"{args.index} -> {registry.name} v{binding['version']}")
+    if bound.tags.get("promotable") == "False":  # registered as challenger: it never beat its base on real queries
+        measured = bound.tags.get("eval_source", "")
+        print(f"warning: {registry.name} v{version} is not promotable (measured on its {measured} eval set): an "
+              "index embedded with it serves a model that was not shown to beat its base", file=sys.stderr)
     return 0
 
 
@@ -270,7 +274,7 @@ def cmd_indexes(s, args) -> int:
     bindings = read_bindings(s.layout.index_bindings)
     stale = stale_indexes(bindings, registry.name, champion.version if champion else None)
     for name, b in sorted(bindings.items()):
-        flag = "  STALE: re-embed with the champion" if name in stale else ""
+        flag = f"  STALE: re-embed with the champion, {registry.name} v{champion.version}" if name in stale else ""
         print(f"{name}: {b['model']} v{b['version']} (bound {b['bound_at']}){flag}")
     if not bindings:
         print("(no index bindings)")

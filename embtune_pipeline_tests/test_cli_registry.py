@@ -64,3 +64,19 @@ def test_promote_of_a_missing_version_and_a_damaged_bindings_file_are_one_line(s
         cli.main(["--config", settings, "indexes"])
     assert str(raised.value.code).startswith(f"embtune: {s.layout.index_bindings}: not valid JSON (")
     assert "\n" not in str(raised.value.code)
+
+
+def test_binding_an_index_to_a_version_that_is_not_promotable_warns(settings, tmp_path, capsys):
+    import mlflow
+
+    s = load_settings(settings)
+    client = mlflow.MlflowClient(s.mlflow_tracking_uri)
+    client.create_registered_model(s.registry.model_name)
+    run = client.create_run(client.create_experiment("bind-test"))
+    client.create_model_version(s.registry.model_name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id,
+                                tags={"promotable": "False", "eval_source": "synthetic"})
+    assert cli.main(["--config", settings, "bind-index", "docs-prod", "--version", "1"]) == 0
+    said = capsys.readouterr()
+    assert said.out == "docs-prod -> embtune v1\n"
+    assert said.err.endswith("warning: embtune v1 is not promotable (measured on its synthetic eval set): an index "
+                             "embedded with it serves a model that was not shown to beat its base\n")
