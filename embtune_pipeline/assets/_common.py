@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from typing import Optional, TypeVar
@@ -44,8 +45,11 @@ def table_metadata(df: pd.DataFrame, preview_rows: int = 5, max_chars: int = 120
 
 
 def rounded(value: float, places: int = 4) -> float:
-    """Numbers as analysts read them: 0.7579, not 0.7579373580558711."""
-    return round(float(value), places)
+    """Numbers as analysts read them: 0.7579, not 0.7579373580558711; a small number that is not zero keeps
+    its first digit (2e-05, not 0.0: an interval's bound just above zero must not read as zero)."""
+    value = float(value)
+    near = round(value, places)
+    return float(f"{value:.1g}") if near == 0 and value != 0 and math.isfinite(value) else near
 
 
 def records_table(rows: list[dict]) -> dg.MetadataValue:

@@ -24,6 +24,8 @@ def test_an_override_is_validated_like_the_settings_file():
 
 def test_metadata_helpers_round_type_and_count():
     assert rounded(0.7579373580558711) == 0.7579
+    assert rounded(2.3e-05) == 2e-05 and rounded(-4e-06) == -4e-06  # not 0.0: the sign of a bound shows
+    assert rounded(0.0) == 0.0 and rounded(0.00004, 2) == 4e-05
     table = records_table([{"model": "base", "mean": None}, {"model": "tuned", "mean": 0.5}])
     assert isinstance(table, dg.TableMetadataValue)
     assert [(c.name, c.type) for c in table.schema.columns] == [("model", "string"), ("mean", "float")]
