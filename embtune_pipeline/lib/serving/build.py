@@ -152,3 +152,25 @@ def check_new_table(store, r: BuildRequest, rows: int, dim: int, ann: bool) -> C
         approximate = store.search(r.index, r.table, r.query_vectors, depth, exact=False)
         overlap = top10_overlap(exact, approximate)
     return check_table(rows, len(r.chunks), dim, r.dim, ndcg, reference, source, len(r.gains), overlap)
+
+
+def rollback_index(store, index: str, to_version: Optional[str] = None, reason: str = "rollback",
+                   on_switch: Callable[[Pointer], None] = lambda pointer: None) -> tuple[Pointer, Pointer]:
+    """Move `index` back: to the table it served before (to_version None), or to its latest table of
+    `to_version` that still exists; returns (before, after). A VectorIndexError when there is none to go to."""
+    with store.lock(index):
+        current = store.pointer(index)
+        if current is None:
+            raise VectorIndexError(f"index {index} has no table yet: nothing to roll back")
+        if to_version is not None and current.version == str(to_version):
+            return current, current  # already there
+        tables = {m.table: m for m in store.tables(index) if m.rows >= 0}
+        move = current.last_on(to_version, tables.__contains__) if to_version else current.previous(
+            tables.__contains__)
+        if move is None:
+            what = f"a kept table of v{to_version}" if to_version else "an earlier table still kept"
+            raise VectorIndexError(f"index {index} has no {what} (it serves {current.table}): build it "
+                                   f"(`embtune index build {index}{' --version ' + to_version if to_version else ''}`)")
+        after = store.set_pointer(index, point_at(tables[move.table], reason, current))
+        on_switch(after)
+    return current, after
