@@ -145,7 +145,12 @@ class LanceDBStore(VectorStore):
 
     def tables(self, index: str) -> list[TableMeta]:
         db = self._db(index)
-        return [self._meta_of(db.open_table(n), n, index) for n in self._names(db)]
+        try:
+            names = self._names(db)
+        except Exception as e:  # noqa: BLE001 - the store did not answer (an object store down, no access)
+            raise VectorIndexError(f"index {index}: cannot list the tables at {self.uri(index)} "
+                                   f"({type(e).__name__}: {e})") from None
+        return [self._meta_of(db.open_table(n), n, index) for n in names]
 
     @staticmethod
     def _arrow(rows: pd.DataFrame, dim: int, meta: Optional[TableMeta] = None):

@@ -192,3 +192,20 @@ def test_two_builds_of_one_index_at_once_leave_one_consistent_pointer(store):
     meta = {m.table: m for m in store.tables("docs")}[pointer.table]
     assert (meta.version, meta.fingerprint, meta.rows) == (pointer.version, pointer.fingerprint, 40)
     assert read_bindings(bindings)["docs"]["version"] == pointer.version
+
+
+def test_a_build_killed_midway_is_built_again_and_an_unreachable_store_is_one_line(store, write_settings, tmp_path):
+    from embtune_pipeline.resources.vector_store import INCOMPLETE
+
+    model = Model(1)
+    build_index(store, request(model, corpus(30), "1", "s1"), model.encode)
+    db = store._db("docs")  # a clone whose build died before its deletes, adds and record
+    db.clone_table("docs__v1__s2", db.open_table("docs__v1__s1").uri)
+    assert {m.table: m.rows for m in store.tables("docs")}["docs__v1__s2"] == INCOMPLETE
+    result = build_index(store, request(model, corpus(30, edited=(2,)), "1", "s2"), model.encode)
+    assert result.check.passed and result.encoded == 1 and store.pointer("docs").table == "docs__v1__s2"
+
+    bad = LanceDBStore(settings=SettingsResource(config_path=str(write_settings(
+        corpus={"path": str(tmp_path), "format": "jsonl"}, indexes=[{"name": "docs", "uri": "nosuch://x/y"}]))))
+    with pytest.raises(VectorIndexError, match=r"index docs: cannot open the vector store at nosuch://x/y"):
+        bad.tables("docs")

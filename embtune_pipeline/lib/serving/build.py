@@ -168,7 +168,7 @@ def rollback_index(store, index: str, to_version: Optional[str] = None, reason: 
         move = current.last_on(to_version, tables.__contains__) if to_version else current.previous(
             tables.__contains__)
         if move is None:
-            what = f"a kept table of v{to_version}" if to_version else "an earlier table still kept"
+            what = f"kept table of v{to_version}" if to_version else "earlier table still kept"
             raise VectorIndexError(f"index {index} has no {what} (it serves {current.table}): build it "
                                    f"(`embtune index build {index}{' --version ' + to_version if to_version else ''}`)")
         after = store.set_pointer(index, point_at(tables[move.table], reason, current))
