@@ -19,6 +19,8 @@ from embtune_pipeline.lib.serving.tables import TABLE_META_KEY, Hit, TableMeta, 
 from embtune_pipeline.resources.settings import SettingsResource
 
 INCOMPLETE = -1  # the rows of a table whose build did not finish (no record of its own yet)
+ANN_ROWS_PER_PARTITION = 8192  # IVF partitions of an ANN index: one per this many rows
+ANN_NPROBES, ANN_EF, ANN_REFINE = 20, 100, 2  # partitions searched, HNSW candidates, re-ranked with full vectors
 
 
 class VectorStore(dg.ConfigurableResource):
@@ -203,7 +205,7 @@ class LanceDBStore(VectorStore):
     def create_ann_index(self, index: str, table: str) -> None:
         t = self._open(index, table)
         rows = t.count_rows()
-        t.create_index(metric="cosine", index_type="IVF_HNSW_SQ", num_partitions=max(1, rows // 8192),
+        t.create_index(metric="cosine", index_type="IVF_HNSW_SQ", num_partitions=max(1, rows // ANN_ROWS_PER_PARTITION),
                        vector_column_name="vector")
 
     def search(self, index: str, table: str, vectors: np.ndarray, k: int, exact: bool = False) -> list[list[Hit]]:
@@ -211,9 +213,9 @@ class LanceDBStore(VectorStore):
         out = []
         for v in np.asarray(vectors, dtype=np.float32):
             q = t.search(v, vector_column_name="vector").metric("cosine").limit(k).select(
-                ["chunk_id", "doc_id", "alias_doc_ids", "title", "text"])
-            if exact:
-                q = q.bypass_vector_index()
+                ["chunk_id", "doc_id", "alias_doc_ids", "title", "text", "_distance"])
+            q = q.bypass_vector_index() if exact else q.nprobes(ANN_NPROBES).ef(max(ANN_EF, 4 * k)).refine_factor(
+                ANN_REFINE)
             out.append([Hit(r["chunk_id"], r["doc_id"], 1.0 - float(r["_distance"]), r["text"], r["title"] or "",
                             tuple(r["alias_doc_ids"] or ())) for r in q.to_list()])
         return out
