@@ -84,7 +84,7 @@ def index_rollout(s: Settings, mlflow: MlflowResource, store: VectorStore) -> dg
         return dg.SkipReason(f"every auto index serves the champion ({', '.join(bound) or 'none'})"
                              if champion else "no champion yet")
     return dg.SensorResult(run_requests=[
-        dg.RunRequest(partition_key=name, run_key=f"{name}:v{version}",
+        dg.RunRequest(partition_key=name, run_key=f"{name}:v{version}:{champion.tags.get('promoted_at', '')}",
                       run_config={"ops": {"vector_index": {"config": {"version": version}}}})
         for name, version in todo])
 

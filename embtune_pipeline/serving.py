@@ -18,10 +18,14 @@ import threading
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from embtune_pipeline.lib.serving.pointer import Pointer
 from embtune_pipeline.lib.serving.tables import Hit, VectorIndexError
 
 __all__ = ["Hit", "ServedIndex", "VectorIndexError", "open_index"]
+
+MODEL_AGREEMENT = 0.99  # an export (OpenVINO, ONNX) may have built the table: lib.encoders.AGREEMENT is 0.999
 
 
 class ServedIndex:
@@ -56,23 +60,30 @@ class ServedIndex:
         return self._pointer
 
     def _model_for(self, pointer: Pointer):
-        """The sentence-transformers model of the pointer's version, checked to be the one whose vectors the
-        table holds (its fingerprint), loaded once per version."""
+        """The sentence-transformers model of the pointer's version, loaded once per version and checked to be
+        the model whose vectors the table holds: it encodes a few of the table's chunks again and must find
+        their stored vectors (cosine >= MODEL_AGREEMENT)."""
         with self._lock:
             if pointer.version not in self._models:
-                from embtune_pipeline.lib.embeddings import embedding_key
-                from embtune_pipeline.lib.models import load_model, model_fingerprint
+                from embtune_pipeline.lib.data.chunking import chunk_texts
+                from embtune_pipeline.lib.models import load_model
                 from embtune_pipeline.lib.serving.versions import version_model
 
                 s = self._settings
                 vm = version_model(self._registry, self._registry.get(pointer.version), s.layout.downloaded_models,
                                    s.run.embed.max_seq_length)
-                key = embedding_key(model_fingerprint(Path(vm.model_dir)), vm.max_seq_length)
-                if key != pointer.fingerprint:
-                    raise VectorIndexError(f"index {self.name}: v{pointer.version}'s model at {vm.model_dir} is "
-                                           f"{key}, but table {pointer.table} was embedded by {pointer.fingerprint}: "
-                                           "queries would be encoded by another model than the documents")
-                self._models[pointer.version] = load_model(vm.model_dir, vm.max_seq_length, device="cpu")
+                model = load_model(vm.model_dir, vm.max_seq_length, device="cpu")
+                rows, stored = self._store.sample(self.name, pointer.table, 4)
+                if len(rows):
+                    again = model.encode(chunk_texts(rows), normalize_embeddings=True, convert_to_numpy=True,
+                                         show_progress_bar=False)
+                    agreement = float(np.min(np.sum(again * stored, axis=1))) if again.shape == stored.shape else -1
+                    if agreement < MODEL_AGREEMENT:
+                        raise VectorIndexError(
+                            f"index {self.name}: v{pointer.version}'s model at {vm.model_dir} does not reproduce "
+                            f"the vectors of table {pointer.table} (least cosine {agreement:.4f}, under "
+                            f"{MODEL_AGREEMENT}): queries would be encoded by another model than the documents")
+                self._models[pointer.version] = model
             return self._models[pointer.version]
 
     def search(self, texts: list[str], k: int = 10) -> list[list[Hit]]:

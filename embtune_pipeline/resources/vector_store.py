@@ -94,6 +94,11 @@ class VectorStore(dg.ConfigurableResource):
         """Every row (without its vector) and the vectors, in one order."""
         raise NotImplementedError
 
+    def sample(self, index: str, table: str, n: int) -> tuple[pd.DataFrame, np.ndarray]:
+        """A few rows and their vectors (serving checks its model against them); default: from vectors()."""
+        rows, vectors = self.vectors(index, table)
+        return rows.head(n), vectors[:n]
+
     def create_ann_index(self, index: str, table: str) -> None:
         raise NotImplementedError
 
@@ -196,7 +201,13 @@ class LanceDBStore(VectorStore):
         return int(t.count_rows()), int(t.schema.field("vector").type.list_size)
 
     def vectors(self, index: str, table: str) -> tuple[pd.DataFrame, np.ndarray]:
-        data = self._open(index, table).to_arrow()
+        return self._split(self._open(index, table).to_arrow())
+
+    def sample(self, index: str, table: str, n: int) -> tuple[pd.DataFrame, np.ndarray]:
+        return self._split(self._open(index, table).head(n))
+
+    @staticmethod
+    def _split(data) -> tuple[pd.DataFrame, np.ndarray]:
         vectors = data.column("vector").combine_chunks()
         flat = vectors.values.to_numpy(zero_copy_only=False).reshape(len(data), -1) if len(data) else \
             np.zeros((0, 0), np.float32)

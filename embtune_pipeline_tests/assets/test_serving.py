@@ -13,6 +13,7 @@ import pytest
 from embtune_pipeline.definitions import build_definitions
 from embtune_pipeline.lib.registry.versions import read_bindings
 from embtune_pipeline.lib.serving.build import rollback_index
+from embtune_pipeline.lib.serving.tables import VectorIndexError
 from embtune_pipeline.resources.corpus import CorpusSource
 from embtune_pipeline.resources.embeddings import EmbeddingCache
 from embtune_pipeline.resources.mlflow import MlflowResource
@@ -177,3 +178,13 @@ def test_embtune_rollback_moves_the_champion_and_every_auto_index_back(served, c
     assert main(["--config", str(served.path), "index", "list"]) == 0
     listed = capsys.readouterr().out
     assert f"docs: docs__v1__{served.snapshot}  v1  (auto; serves the champion)" in listed
+
+
+def test_open_index_refuses_a_model_that_does_not_reproduce_the_tables_vectors(served, tiny_teacher):
+    from embtune_pipeline.serving import open_index
+
+    served.build()
+    served.registry.client.set_model_version_tag("embtune", "1", "model_dir", str(tiny_teacher))  # swapped
+    with pytest.raises(VectorIndexError, match=r"index docs: v1's model at .* does not reproduce the vectors of table "
+                       r"docs__v1__.* queries would be encoded by another model than the documents"):
+        open_index("docs", str(served.path))

@@ -130,7 +130,7 @@ def build_index(store, request: BuildRequest, encode: Encode,
         pointer = store.set_pointer(r.index, point_at(meta, "build", current))
         on_switch(pointer)
         survivors = {**tables, name: meta}
-        dropped = tables_to_drop(survivors, name, r.keep)
+        dropped = tables_to_drop(survivors, name, r.keep, current.table if current else None)
         for table in dropped:
             store.drop_table(r.index, table)
         seconds = time.perf_counter() - start

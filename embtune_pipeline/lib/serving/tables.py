@@ -78,11 +78,13 @@ def clone_depth(table: str, tables: dict[str, TableMeta]) -> int:
     return depth
 
 
-def tables_to_drop(tables: dict[str, TableMeta], current: Optional[str], keep: int) -> list[str]:
-    """The tables an index no longer needs: all but the current one, the `keep` newest others, and every table
-    one of those was cloned from (a clone reads its base's files)."""
+def tables_to_drop(tables: dict[str, TableMeta], current: Optional[str], keep: int,
+                   replaced: Optional[str] = None) -> list[str]:
+    """The tables an index no longer needs: all but the current one, the `keep` newest others, the table just
+    `replaced` (a reader that read the pointer before the switch may still be searching it: it goes at the next
+    build), and every table one of those was cloned from (a clone reads its base's files)."""
     others = sorted((m for m in tables.values() if m.table != current), key=lambda m: m.built_at, reverse=True)
-    kept = {current, *(m.table for m in others[:keep])} - {None}
+    kept = {current, replaced, *(m.table for m in others[:keep])} - {None}
     for name in list(kept):
         while (meta := tables.get(name)) is not None and meta.base_table and meta.base_table not in kept:
             kept.add(meta.base_table)

@@ -93,3 +93,4 @@ def test_only_keep_previous_tables_survive_and_a_clone_keeps_its_base():
     assert tables_to_drop(tables, "t4", keep=1) == ["t2"]  # t3 kept, t1 is t4's base
     assert tables_to_drop(tables, "t3", keep=0) == ["t4", "t2", "t1"]  # the clone goes before its base
     assert sorted(tables_to_drop(tables, "t2", keep=0)) == ["t1", "t3", "t4"]
+    assert tables_to_drop(tables, "t2", keep=0, replaced="t4") == ["t3"]  # read until the next build
