@@ -125,7 +125,7 @@ def build_index(store, request: BuildRequest, encode: Encode,
         if not check.passed:
             raise VectorIndexError(f"index {r.index}: table {name} failed its check ({check.summary()}): the "
                                    f"pointer stays at {current.table if current else '(none)'}, and {name} is kept "
-                                   "for a look (a rerun builds it again)")
+                                   "for a look (a rerun checks it again)")
         store.set_table_meta(r.index, meta)
         pointer = store.set_pointer(r.index, point_at(meta, "build", current))
         on_switch(pointer)

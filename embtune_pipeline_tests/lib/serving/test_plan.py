@@ -94,3 +94,17 @@ def test_only_keep_previous_tables_survive_and_a_clone_keeps_its_base():
     assert tables_to_drop(tables, "t3", keep=0) == ["t4", "t2", "t1"]  # the clone goes before its base
     assert sorted(tables_to_drop(tables, "t2", keep=0)) == ["t1", "t3", "t4"]
     assert tables_to_drop(tables, "t2", keep=0, replaced="t4") == ["t3"]  # read until the next build
+
+
+def test_only_auto_indexes_off_the_champion_are_rolled_out_and_stale_ones_say_how():
+    from embtune_pipeline.lib.serving.rollout import rollout_requests, stale_advice
+
+    indexes = [("docs", "auto"), ("faq", "auto"), ("legal", "manual"), ("new", "auto")]
+    bound = {"docs": "1", "faq": "2", "legal": "1", "new": None}
+    assert rollout_requests(indexes, bound, "2") == [("docs", "2"), ("new", "2")]
+    assert rollout_requests(indexes, bound, None) == []
+    assert stale_advice("legal", "manual", "1", "2") == \
+        "legal (on v1): roll to v2 with `embtune index build legal --version 2`"
+    assert stale_advice("new", "auto", None, "2") == \
+        "new (not built yet): rolling out v2 (vector_index_rollout_sensor builds it)"
+    assert stale_advice("faq", "auto", "2", "2") is None
