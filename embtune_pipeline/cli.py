@@ -282,21 +282,31 @@ def cmd_index_build(s, args) -> int:
     from embtune_pipeline.runner import run_outcome
 
     s.index(args.name)
+    registry = _registry(args)
+    version = registry.get(args.version) if args.version else registry.champion()  # a missing one: one line
+    if version is None:
+        sys.exit(f"embtune: {registry.name} has no champion yet: give a version "
+                 f"(`embtune index build {args.name} --version N`)")
     instance = _instance()
-    config = {k: v for k, v in (("version", args.version), ("snapshot", args.snapshot)) if v}
-    print(f"index {args.name}: building with {'v' + args.version if args.version else 'the champion'}", flush=True)
+    config = {k: v for k, v in (("version", version.version), ("snapshot", args.snapshot)) if v}
+    print(f"index {args.name}: building with v{version.version}"
+          f"{'' if args.version else ' (the champion)'}", flush=True)
     result = _definitions(args.config).resolve_job_def("build_vector_index").execute_in_process(
-        partition_key=args.name, run_config={"ops": {"vector_index": {"config": config}}}, instance=instance,
-        raise_on_error=False)
+        partition_key=args.name, instance=instance, raise_on_error=False,
+        run_config={"ops": {"vector_index": {"config": config}},
+                    "loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "INFO"}}}})
     outcome = run_outcome(instance, result.run_id)
     built = outcome.materialized.get("vector_index")
     if built:
-        print(f"  table:   {built['table']} ({built['rows']} rows, v{built['model_version']}, {built['build']} "
-              f"build: {built['encoded']} chunks encoded, {built['reused']} reused, {built['build_seconds']} s)\n"
+        how = "already built" if built["build"] == "ready" else f"{built['build']} build"
+        was = built["previous_table"]
+        print(f"  table:   {built['table']} ({built['rows']} rows, v{built['model_version']}, {how}: "
+              f"{built['encoded']} chunks encoded, {built['reused']} reused, {built['build_seconds']} s)\n"
               f"  check:   {built['check']}\n  serving: {args.name} -> {built['table']}"
-              + (f" (was {built['previous_table']})" if built["previous_table"] else ""))
+              + (f" (was {was})" if was and was != built["table"] else " (unchanged)" if was else ""))
     for name, error in outcome.failures.items():
-        print(f"  FAILED:  {name}: {(error.splitlines() or [''])[0]}")
+        first = (error.splitlines() or [""])[0]
+        print(f"  FAILED:  {name}: {first.split('Error: ', 1)[-1] if 'Error: ' in first else first}")
     return 0 if result.success else 1
 
 
@@ -321,8 +331,8 @@ def cmd_index_list(s, args) -> int:
         if p is None:
             print(f"{index.name}: (no table yet)  ({index.rollout}; `embtune index build {index.name}`)")
             continue
-        state = ("serves the champion" if champion is None or p.version == champion.version else
-                 f"BEHIND the champion v{champion.version}")
+        state = ("no champion yet" if champion is None else "serves the champion" if p.version == champion.version
+                 else f"BEHIND the champion v{champion.version}")
         behind += state.startswith("BEHIND")
         print(f"{index.name}: {p.table}  v{p.version}  ({index.rollout}; {state})")
     if not s.indexes:
@@ -449,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name")
     p.add_argument("--version", default=None, help="the registered version (default: the champion)")
     p.add_argument("--snapshot", default=None, help="the corpus snapshot (default: the latest registered)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every Dagster event")
     p.set_defaults(fn=cmd_index_build)
     p = indexes.add_parser("search", help="the top hits of a query, encoded by the version NAME was built with")
     p.add_argument("name")

@@ -80,12 +80,14 @@ def prepare_build(s, index: str, version: Optional[str], snapshot: Optional[str]
     if version is None:
         champion = registry.champion()
         if champion is None:
-            raise VectorIndexError(f"index {index}: {registry.name} has no champion yet: give a version")
+            raise VectorIndexError(f"index {index}: {registry.name} has no champion yet: give a version "
+                                   "(the asset's config `version`)")
         version = champion.version
     vm = version_model(registry, registry.get(version), s.layout.downloaded_models, s.run.embed.max_seq_length)
     snapshot = snapshot or vm.snapshot
     documents = corpus_source.snapshots().load(snapshot)
-    chunks, _ = corpus_source.chunk(documents, vm.base_model)
+    base = s.base_model_ref(vm.base_key) if vm.base_key in s.base_model_keys else vm.base_model
+    chunks, _ = corpus_source.chunk(documents, base)  # as the corpus asset chunks it for that base model
     key = embeddings.key_for(vm.model_dir, vm.max_seq_length)
     store = embeddings.store(key)
     eval_set = s.layout.read_asset("eval_set", vm.partition)

@@ -90,6 +90,7 @@ def test_blue_green_a_new_version_gets_a_new_table_and_the_pointer_moves_after_i
 
     again = build_index(store, request(v2, corpus(30), "2", "s1"), v2.encode, bind)  # a rerun: nothing encoded
     assert again.plan.mode == READY and again.encoded == 0 and v2.calls == [30]
+    assert store.pointer("docs") == pointer  # checked again, not moved: the history says nothing new
 
 
 def test_a_failing_check_keeps_the_old_pointer_and_deletes_nothing(store):

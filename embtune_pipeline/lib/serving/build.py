@@ -127,8 +127,11 @@ def build_index(store, request: BuildRequest, encode: Encode,
                                    f"pointer stays at {current.table if current else '(none)'}, and {name} is kept "
                                    "for a look (a rerun checks it again)")
         store.set_table_meta(r.index, meta)
-        pointer = store.set_pointer(r.index, point_at(meta, "build", current))
-        on_switch(pointer)
+        if current is not None and current.table == name:
+            pointer = current  # checked again, served already: no move
+        else:
+            pointer = store.set_pointer(r.index, point_at(meta, "build", current))
+            on_switch(pointer)
         survivors = {**tables, name: meta}
         dropped = tables_to_drop(survivors, name, r.keep, current.table if current else None)
         for table in dropped:
