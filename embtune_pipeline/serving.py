@@ -15,7 +15,6 @@ model (loaded once per version); a search in flight is answered whole by one tab
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Optional
 
 import numpy as np

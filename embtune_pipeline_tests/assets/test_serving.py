@@ -3,7 +3,6 @@ tiny models: vectors reused from eval_report's store, a failing check, rollback 
 sensor's decision, and serving.open_index encoding with the version that built the table."""
 
 import json
-from pathlib import Path
 
 import dagster as dg
 import numpy as np

@@ -3,6 +3,7 @@ synthetic chunks and vectors: the switch, a failed check, rollback's tables, inc
 a switch and two builds at once."""
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -115,7 +116,7 @@ def test_an_incremental_build_rewrites_only_the_changed_rows(store):
     assert model.calls == [40, 3] and (result.encoded, result.reused) == (3, 37)  # d3, d5 edited, d40 new
     assert sorted(result.plan.delete_ids) == ["d3#0", "d5#0", "d7#0"] and result.check.passed
     root = store.settings.get().index_uri("docs")
-    own = list((__import__("pathlib").Path(root) / "docs__v1__s2.lance" / "data").iterdir())
+    own = list((Path(root) / "docs__v1__s2.lance" / "data").iterdir())
     assert len(own) == 1  # one new data file (the 3 rows); the clone reads the other 37 from its base's files
     rows = store.table_rows("docs", "docs__v1__s2").set_index("chunk_id")["chunk_hash"]
     assert len(rows) == 40 and "d7#0" not in rows and rows["d3#0"] == text_hash("note 3 revised")
