@@ -20,7 +20,8 @@ from embtune_pipeline.resources.settings import SettingsResource
 
 INCOMPLETE = -1  # the rows of a table whose build did not finish (no record of its own yet)
 ANN_ROWS_PER_PARTITION = 8192  # IVF partitions of an ANN index: one per this many rows
-ANN_NPROBES, ANN_EF, ANN_REFINE = 20, 100, 2  # partitions searched, HNSW candidates, re-ranked with full vectors
+ANN_NPROBES, ANN_EF, ANN_REFINE = 20, 100, 2
+SEARCH_BATCH = 256  # query vectors per LanceDB search call  # partitions searched, HNSW candidates, re-ranked with full vectors
 
 
 class VectorStore(dg.ConfigurableResource):
@@ -220,15 +221,21 @@ class LanceDBStore(VectorStore):
                        vector_column_name="vector")
 
     def search(self, index: str, table: str, vectors: np.ndarray, k: int, exact: bool = False) -> list[list[Hit]]:
+        """Queries go SEARCH_BATCH at a time (LanceDB answers a batch in one scan, a query_index per row)."""
         t = self._open(index, table)
-        out = []
-        for v in np.asarray(vectors, dtype=np.float32):
-            q = t.search(v, vector_column_name="vector").metric("cosine").limit(k).select(
-                ["chunk_id", "doc_id", "alias_doc_ids", "title", "text", "_distance"])
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
+        out: list[list[Hit]] = [[] for _ in range(len(vectors))]
+        for start in range(0, len(vectors), SEARCH_BATCH):
+            batch = vectors[start:start + SEARCH_BATCH]
+            q = t.search(batch if len(batch) > 1 else batch[0], vector_column_name="vector").metric("cosine").limit(
+                k).select(["chunk_id", "doc_id", "alias_doc_ids", "title", "text", "_distance"])
             q = q.bypass_vector_index() if exact else q.nprobes(ANN_NPROBES).ef(max(ANN_EF, 4 * k)).refine_factor(
                 ANN_REFINE)
-            out.append([Hit(r["chunk_id"], r["doc_id"], 1.0 - float(r["_distance"]), r["text"], r["title"] or "",
-                            tuple(r["alias_doc_ids"] or ())) for r in q.to_list()])
+            rows = q.to_arrow().to_pylist()
+            for r in sorted(rows, key=lambda r: (r.get("query_index", 0), r["_distance"])):
+                out[start + r.get("query_index", 0)].append(
+                    Hit(r["chunk_id"], r["doc_id"], 1.0 - float(r["_distance"]), r["text"], r["title"] or "",
+                        tuple(r["alias_doc_ids"] or ())))
         return out
 
     def drop_table(self, index: str, table: str) -> None:
