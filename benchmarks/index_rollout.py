@@ -169,10 +169,13 @@ def pipeline(args) -> dict:
         instance=dg.DagsterInstance.get())
     wall = time.perf_counter() - started
     meta = {k: v.value for k, v in result.asset_materializations_for_node("vector_index")[-1].metadata.items()}
+    from embtune_pipeline.lib.serving.versions import version_model
+
     index = open_index(args.index)
     s = defs.resources["settings"].get()
-    vm_partition = next(p for p in sorted(s.layout.asset_partitions("eval_set", s.base_model_keys[0], ".parquet")))
-    _, texts, _ = qrels_of(pd.read_parquet(vm_partition))
+    registry = defs.resources["mlflow"].registry()
+    vm = version_model(registry, registry.get(index.version), s.layout.downloaded_models, s.run.embed.max_seq_length)
+    _, texts, _ = qrels_of(s.layout.read_asset("eval_set", vm.partition))  # the version's eval queries
     texts = texts[: args.queries]
     index.search(texts[:1], 10)  # warm-up
     single = []
