@@ -187,3 +187,21 @@ def test_open_index_refuses_a_model_that_does_not_reproduce_the_tables_vectors(s
     with pytest.raises(VectorIndexError, match=r"index docs: v1's model at .* does not reproduce the vectors of table "
                        r"docs__v1__.* queries would be encoded by another model than the documents"):
         open_index("docs", str(served.path))
+
+
+def test_a_stale_manual_index_is_named_with_the_version_to_roll_to(write_settings, tmp_path, tiny_model,
+                                                                   tiny_teacher):
+    served = Served(write_settings, tmp_path, tiny_model, tiny_teacher, rollout="manual")
+    served.build()
+    served.registry.promote("2")
+    result = served.defs.resolve_job_def("refresh_index_bindings").execute_in_process(instance=served.instance)
+    check = result.get_asset_check_evaluations()[0]
+    assert not check.passed and check.metadata["stale"].value == {"docs": "1"}
+    assert check.description.endswith("docs (on v1): roll to v2 with `embtune index build docs --version 2`")
+    rows = {k: v.value for k, v in result.asset_materializations_for_node("index_bindings")[-1].metadata.items()}
+    assert rows["stale_indexes"] == 1 and rows["champion_version"] == "2"
+    with dg.build_sensor_context(instance=served.instance, definitions=served.defs,
+                                 resources={"settings": served.settings, "mlflow": served.mlflow,
+                                            "vector_store": served.store}) as context:
+        skipped = served.defs.get_sensor_def("vector_index_rollout_sensor")(context)
+    assert skipped.skip_message == "no index has rollout: auto"  # a manual index waits for a person
