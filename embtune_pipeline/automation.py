@@ -7,7 +7,9 @@ import dagster as dg
 from embtune_pipeline.lib.data.snapshots import changed_fraction, snapshot_key
 from embtune_pipeline.partitions import BASE_MODELS, RETUNE_PARTITIONS, SNAPSHOTS, retune_key
 from embtune_pipeline.resources.corpus import CorpusSource
+from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
+from embtune_pipeline.resources.vector_store import VectorStore
 from embtune_pipeline.runner import release_dead_runs
 from embtune_pipeline.settings import Settings
 
@@ -24,6 +26,11 @@ reevaluation_job = dg.define_asset_job(
 bindings_job = dg.define_asset_job(
     "refresh_index_bindings", selection=dg.AssetSelection.assets("index_bindings"),
     description="Re-read which model version each vector index was embedded with, next to the champion.")
+ROLLOUT_SENSOR_SECONDS = 60  # how often the rollout sensor compares the champion with the auto indexes' versions
+index_job = dg.define_asset_job(
+    "build_vector_index", selection=dg.AssetSelection.assets("vector_index"),
+    description="Embed the corpus snapshot with a registered version into a new table of one index, check it, "
+    "then switch the index to it (config: version, snapshot; default: the champion, the latest snapshot).")
 upgrade_job = dg.define_asset_job(
     "compare_base_models", selection=dg.AssetSelection.assets("base_model_upgrade"), partitions_def=SNAPSHOTS,
     description="New base zero-shot vs champion vs new base tuned, on one snapshot: re-tune, skip or switch.")
@@ -63,6 +70,25 @@ def corpus_change(s: Settings, source: CorpusSource, last_snapshot: str | None, 
     return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partitions, cursor=cursor)
 
 
+def index_rollout(s: Settings, mlflow: MlflowResource, store: VectorStore) -> dg.SensorResult | dg.SkipReason:
+    """The rollout sensor's decision (lib.serving.rollout), apart from Dagster's context."""
+    from embtune_pipeline.lib.serving.rollout import rollout_requests
+
+    auto = [(i.name, i.rollout) for i in s.indexes if i.rollout == "auto"]
+    if not auto:
+        return dg.SkipReason("no index has rollout: auto")
+    champion = mlflow.registry().champion()
+    bound = {name: (p.version if (p := store.pointer(name)) else None) for name, _ in auto}
+    todo = rollout_requests(auto, bound, champion.version if champion else None)
+    if not todo:
+        return dg.SkipReason(f"every auto index serves the champion ({', '.join(bound) or 'none'})"
+                             if champion else "no champion yet")
+    return dg.SensorResult(run_requests=[
+        dg.RunRequest(partition_key=name, run_key=f"{name}:v{version}:{champion.tags.get('promoted_at', '')}",
+                      run_config={"ops": {"vector_index": {"config": {"version": version}}}})
+        for name, version in todo])
+
+
 def build_automation(s: Settings) -> tuple[list, list]:
     @dg.sensor(job=retune_job, minimum_interval_seconds=s.retune.sensor_interval_seconds,
                default_status=dg.DefaultSensorStatus.RUNNING,
@@ -86,11 +112,19 @@ def build_automation(s: Settings) -> tuple[list, list]:
     def registry_changed_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
         return dg.RunRequest(run_key=f"{asset_event.run_id}:{asset_event.timestamp}")
 
+    @dg.sensor(job=index_job, minimum_interval_seconds=ROLLOUT_SENSOR_SECONDS,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Rolls every `rollout: auto` index out to the champion: requests a vector_index build "
+               "when the champion is not the version the index's table was built with.")
+    def vector_index_rollout_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource,
+                                    mlflow: MlflowResource, vector_store: VectorStore):
+        return index_rollout(settings.get(), mlflow, vector_store)
+
     quarterly = dg.ScheduleDefinition(
         name="quarterly_reevaluation_schedule", job=reevaluation_job, cron_schedule=s.monitoring.cron,
         execution_timezone=s.monitoring.timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Re-evaluates the champion and its base on monitoring.eval_set; appends to eval_history.")
-    return [corpus_change_sensor, registry_changed_sensor], [quarterly]
+    return [corpus_change_sensor, registry_changed_sensor, vector_index_rollout_sensor], [quarterly]
 
 
-JOBS = [retune_job, reevaluation_job, bindings_job, upgrade_job]
+JOBS = [retune_job, reevaluation_job, bindings_job, upgrade_job, index_job]

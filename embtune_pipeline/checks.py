@@ -87,14 +87,20 @@ def champion_holds_lead(settings: SettingsResource, eval_history: pd.DataFrame) 
                   "max_drop": m.max_drop, "measurements": len(eval_history)})
 
 
-@dg.asset_check(asset=index_bindings, description="Every vector index is bound to the champion version; "
-                "an index on an older version serves stale vectors and needs re-embedding.")
+@dg.asset_check(asset=index_bindings, description="Every vector index serves vectors of the champion version; "
+                "a stale `auto` index is being rolled out (vector_index_rollout_sensor), a stale `manual` one is "
+                "named with the version to roll to.")
 def indexes_use_champion(index_bindings: pd.DataFrame) -> dg.AssetCheckResult:
+    from embtune_pipeline.lib.serving.rollout import stale_advice
+
     stale = index_bindings[index_bindings["stale"]]
+    rollout = stale["rollout"] if "rollout" in stale else pd.Series("manual", index=stale.index)
+    advice = [stale_advice(r.index, mode, r.version or None, r.champion_version)
+              for r, mode in zip(stale.itertuples(), rollout)]
     return dg.AssetCheckResult(
         passed=stale.empty, severity=WARN,
-        description=(f"{len(stale)} index(es) on an older version than the champion: re-embed "
-                     f"{', '.join(stale['index'])}") if len(stale) else "every index uses the champion",
+        description=(f"{len(stale)} index(es) on an older version than the champion: " + "; ".join(advice))
+        if len(stale) else "every index uses the champion",
         metadata={"stale": dg.MetadataValue.json({r.index: r.version for r in stale.itertuples()}),
                   "champion_version": str(index_bindings["champion_version"].iloc[0]) if len(index_bindings) else ""})
 

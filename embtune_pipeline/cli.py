@@ -9,7 +9,14 @@
     embtune snapshots                      every registered snapshot: when, documents, changes since the last
     embtune champion                       the champion and challenger versions
     embtune promote VERSION                make a registered version the champion
-    embtune rollback                       move `champion` back to the version it replaced
+    embtune rollback                       move `champion` back to the version it replaced, and every
+                                           `rollout: auto` index back to its table of that version
+    embtune index build NAME [--version N] embed the latest snapshot with version N (default: the champion)
+                                           into a new table of index NAME; check it; switch NAME to it
+    embtune index search NAME "query"      the top hits (document id, score, snippet), the query encoded by the
+                                           version that built NAME's table
+    embtune index list                     each index, its table, its version, whether it is behind the champion
+    embtune index rollback NAME            move index NAME back to the table it served before
     embtune bind-index INDEX [--version V] record that INDEX was embedded with version V (default: champion)
     embtune indexes                        every index binding, stale ones flagged
     embtune eval-set build --queries FILE  an eval set from real queries without judgments (a search log: a
@@ -243,7 +250,29 @@ def cmd_rollback(s, args) -> int:
     except ValueError as e:
         sys.exit(f"embtune: {e}")
     print(f"champion: {registry.name} v{new} (rolled back from v{old})")
-    return 0
+    return _roll_back_auto_indexes(s, args, new)
+
+
+def _roll_back_auto_indexes(s, args, version: str) -> int:
+    """Every `rollout: auto` index moves back with the champion, to its kept table of `version`; one without
+    such a table says so (the rollout sensor, or `embtune index build`, builds it)."""
+    from embtune_pipeline.assets.serving import bind
+    from embtune_pipeline.lib.serving.build import rollback_index
+    from embtune_pipeline.lib.serving.tables import VectorIndexError
+
+    store, failed = _resource(args, "vector_store"), 0
+    for index in (i for i in s.indexes if i.rollout == "auto"):
+        if store.pointer(index.name) is None:
+            continue
+        try:
+            before, after = rollback_index(store, index.name, version, "rollback with the champion", bind(s))
+        except VectorIndexError as e:
+            print(f"index {index.name}: not moved: {e}")
+            failed += 1
+            continue
+        print(f"index {index.name}: {after.table} (v{after.version}; was {before.table})" if before != after else
+              f"index {index.name}: already on v{version} ({after.table})")
+    return 1 if failed else 0
 
 
 def cmd_bind_index(s, args) -> int:
@@ -279,6 +308,79 @@ def cmd_indexes(s, args) -> int:
     if not bindings:
         print("(no index bindings)")
     return 2 if stale else 0
+
+
+def cmd_index_build(s, args) -> int:
+    """The vector_index asset for one index, executed here as a run of the instance (it shows in the UI)."""
+    from embtune_pipeline.runner import run_outcome
+
+    s.index(args.name)
+    registry = _registry(args)
+    version = registry.get(args.version) if args.version else registry.champion()  # a missing one: one line
+    if version is None:
+        sys.exit(f"embtune: {registry.name} has no champion yet: give a version "
+                 f"(`embtune index build {args.name} --version N`)")
+    instance = _instance()
+    config = {k: v for k, v in (("version", version.version), ("snapshot", args.snapshot)) if v}
+    print(f"index {args.name}: building with v{version.version}"
+          f"{'' if args.version else ' (the champion)'}", flush=True)
+    result = _definitions(args.config).resolve_job_def("build_vector_index").execute_in_process(
+        partition_key=args.name, instance=instance, raise_on_error=False,
+        run_config={"ops": {"vector_index": {"config": config}},
+                    "loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "INFO"}}}})
+    outcome = run_outcome(instance, result.run_id)
+    built = outcome.materialized.get("vector_index")
+    if built:
+        how = "already built" if built["build"] == "ready" else f"{built['build']} build"
+        was = built["previous_table"]
+        print(f"  table:   {built['table']} ({built['rows']} rows, v{built['model_version']}, {how}: "
+              f"{built['encoded']} chunks encoded, {built['reused']} reused, {built['build_seconds']} s)\n"
+              f"  check:   {built['check']}\n  serving: {args.name} -> {built['table']}"
+              + (f" (was {was})" if was and was != built["table"] else " (unchanged)" if was else ""))
+    for name, error in outcome.failures.items():
+        first = (error.splitlines() or [""])[0]
+        print(f"  FAILED:  {name}: {first.split('Error: ', 1)[-1] if 'Error: ' in first else first}")
+    return 0 if result.success else 1
+
+
+def cmd_index_search(s, args) -> int:
+    from embtune_pipeline.serving import open_index
+
+    index = open_index(args.name, args.config)
+    hits = index.search([args.query], args.k)[0]
+    print(f"{args.name}: {index.table} (v{index.version})")
+    for hit in hits:
+        snippet = " ".join(hit.text.split())
+        print(f"  {hit.doc_id}  {hit.score:.4f}  {snippet[:100] + ('…' if len(snippet) > 100 else '')}")
+    return 0
+
+
+def cmd_index_list(s, args) -> int:
+    registry = _registry(args)
+    champion = registry.champion()
+    store, behind = _resource(args, "vector_store"), 0
+    for index in s.indexes:
+        p = store.pointer(index.name)
+        if p is None:
+            print(f"{index.name}: (no table yet)  ({index.rollout}; `embtune index build {index.name}`)")
+            continue
+        state = ("no champion yet" if champion is None else "serves the champion" if p.version == champion.version
+                 else f"BEHIND the champion v{champion.version}")
+        behind += state.startswith("BEHIND")
+        print(f"{index.name}: {p.table}  v{p.version}  ({index.rollout}; {state})")
+    if not s.indexes:
+        print("(no indexes in the settings)")
+    return 2 if behind else 0
+
+
+def cmd_index_rollback(s, args) -> int:
+    from embtune_pipeline.assets.serving import bind
+    from embtune_pipeline.lib.serving.build import rollback_index
+
+    s.index(args.name)
+    before, after = rollback_index(_resource(args, "vector_store"), args.name, on_switch=bind(s))
+    print(f"index {args.name}: {after.table} (v{after.version}; was {before.table}, v{before.version})")
+    return 0
 
 
 def _eval_set_name(s, args) -> str:
@@ -420,6 +522,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--note", default=None, help="free text kept with the binding (who, where, why)")
     p.set_defaults(fn=cmd_bind_index)
     sub.add_parser("indexes", help="list index bindings; exit 2 when one is stale").set_defaults(fn=cmd_indexes)
+    indexes = sub.add_parser("index", help="vector indexes: build, search, list, roll back").add_subparsers(
+        dest="action", required=True)
+    p = indexes.add_parser("build", help="embed the latest snapshot into a new table of NAME, check, switch")
+    p.add_argument("name")
+    p.add_argument("--version", default=None, help="the registered version (default: the champion)")
+    p.add_argument("--snapshot", default=None, help="the corpus snapshot (default: the latest registered)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every Dagster event")
+    p.set_defaults(fn=cmd_index_build)
+    p = indexes.add_parser("search", help="the top hits of a query, encoded by the version NAME was built with")
+    p.add_argument("name")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=5)
+    p.set_defaults(fn=cmd_index_search)
+    indexes.add_parser("list", help="each index's table and version; exit 2 when one is behind the champion"
+                       ).set_defaults(fn=cmd_index_list)
+    p = indexes.add_parser("rollback", help="move NAME back to the table it served before")
+    p.add_argument("name")
+    p.set_defaults(fn=cmd_index_rollback)
     eval_sets = sub.add_parser("eval-set", help="eval sets from real queries").add_subparsers(dest="action",
                                                                                             required=True)
     p = eval_sets.add_parser("build", help="pool and judge a query log into an eval set")
@@ -460,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from embtune_pipeline.lib.errors import InputError
     from embtune_pipeline.lib.registry.versions import RegistryError
+    from embtune_pipeline.lib.serving.tables import VectorIndexError
     from embtune_pipeline.settings import CONFIG_ENV, SettingsError, load_settings
 
     if not getattr(args, "verbose", False):  # Dagster's notes on its own beta APIs tell an operator nothing
@@ -473,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
     try:
         return args.fn(load_settings(args.config), args)
-    except (SettingsError, InputError, RegistryError, FileNotFoundError,
+    except (SettingsError, InputError, RegistryError, VectorIndexError, FileNotFoundError,
             MlflowException) as e:  # the message says what and where
         sys.exit(f"embtune: {e}")
 

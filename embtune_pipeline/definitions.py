@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg  # noqa: E402
 
 from embtune_pipeline.assets import corpus, evaluation, monitoring, negatives, queries, registry, training  # noqa: E402
+from embtune_pipeline.assets.serving import vector_index_asset  # noqa: E402
 from embtune_pipeline.automation import JOBS, build_automation  # noqa: E402
 from embtune_pipeline.checks import CHECKS  # noqa: E402
 from embtune_pipeline.executors import executor_for, unknown_gpu_steps  # noqa: E402
@@ -17,6 +18,7 @@ from embtune_pipeline.resources.llm import QueryGenerator  # noqa: E402
 from embtune_pipeline.resources.mlflow import MlflowResource  # noqa: E402
 from embtune_pipeline.resources.settings import SettingsResource  # noqa: E402
 from embtune_pipeline.resources.teacher import TeacherModel  # noqa: E402
+from embtune_pipeline.resources.vector_store import LanceDBStore  # noqa: E402
 from embtune_pipeline.settings import load_settings  # noqa: E402
 
 ASSET_MODULES = [corpus, queries, negatives, training, evaluation, registry, monitoring]
@@ -27,7 +29,7 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
     s = load_settings(config_path)
     sensors, schedules = build_automation(s)
     defs = dg.Definitions(
-        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        assets=[*dg.load_assets_from_modules(ASSET_MODULES), vector_index_asset([i.name for i in s.indexes])],
         asset_checks=CHECKS,
         jobs=JOBS,
         sensors=sensors,
@@ -41,6 +43,7 @@ def build_definitions(config_path: str | None = None) -> dg.Definitions:
             "baselines": BaselineModels(settings=settings),
             "teacher": TeacherModel(settings=settings),
             "eval_sets": EvalSetBuilder(settings=settings),
+            "vector_store": LanceDBStore(settings=settings),
             "io_manager": TableIOManager(settings=settings),
             STEP_OUTPUTS: dg.FilesystemIOManager(base_dir=str(s.layout.step_outputs)),
         },

@@ -102,4 +102,8 @@ def test_the_champion_check_and_the_index_check_say_why(write_settings, tmp_path
     bindings = pd.DataFrame({"index": ["docs", "faq"], "version": ["1", "2"], "stale": [True, False],
                              "champion_version": ["2", "2"]})
     stale = indexes_use_champion(bindings)
-    assert stale.passed is False and stale.description.endswith("re-embed docs")
+    assert stale.passed is False and stale.description.endswith(
+        "docs (on v1): roll to v2 with `embtune index build docs --version 2`")
+    auto = indexes_use_champion(bindings.assign(rollout=["auto", "manual"]))
+    assert auto.severity == WARN and auto.description.endswith(
+        "docs (on v1): rolling out v2 (vector_index_rollout_sensor builds it)")

@@ -302,3 +302,33 @@ def test_embtune_snapshots_lists_each_with_its_count_and_what_changed(tmp_path):
     first, second = listed.stdout.splitlines()[1:3]
     assert f" {len(docs)} " in first and first.endswith("(the first)")
     assert f" {len(docs) + 1} " in second and second.endswith("+1 added, -0 removed, 1 edited")
+
+
+def test_after_a_run_an_index_is_built_searched_and_listed_from_the_cli(jaguar_beir, write_settings, tmp_path):
+    """The README's serving steps: `embtune run`, then `embtune index build demo --version 1` (every vector
+    already in the store from eval_report: none encoded), `embtune index search`, `embtune index list`."""
+    learns = {"learning_rate": 1e-3, "epochs": 4, "batch_size": 8}
+    settings = write_settings(corpus={"path": str(jaguar_beir), "format": "beir"},
+                              run={**tiny_run_defaults(), "train": learns}, indexes=[{"name": "demo"}])
+    env = _env(tmp_path, settings)
+    proc = run([EMBTUNE, "run"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    proc = run([EMBTUNE, "index", "build", "demo", "--version", "1"], tmp_path, env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "0 chunks encoded" in proc.stdout and "full build" in proc.stdout
+    table = proc.stdout.split("serving: demo -> ", 1)[1].split()[0]
+    assert table.startswith("demo__v1__") and "nDCG@10 through the index" in proc.stdout
+
+    proc = run([EMBTUNE, "index", "search", "demo", "how do I factory reset my Jaguar X1"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"demo: {table} (v1)" and len(lines) == 6  # the table, then 5 hits
+    doc_id, score, *snippet = lines[1].split()
+    assert doc_id.startswith(("jaguar", "ocelot", "lynx", "puma", "cougar", "panther", "leopard", "cheetah"))
+    assert -1 <= float(score) <= 1 and snippet
+
+    proc = run([EMBTUNE, "index", "list"], tmp_path, env)
+    assert f"demo: {table}  v1  (manual; " in proc.stdout
+    proc = run([EMBTUNE, "index", "rollback", "demo"], tmp_path, env)
+    assert proc.returncode != 0 and "index demo has no earlier table still kept" in proc.stderr  # one line

@@ -68,13 +68,14 @@ def test_the_webserver_serves_the_asset_graph_over_graphql(write_settings, tmp_p
     assert set(graph) == {"corpus", "corpus_sample", "user_pairs", "synthetic_queries", "eval_set",
                           "training_pairs", "base_corpus_embeddings", "hard_negatives", "finetuned_model",
                           "base_model_eval", "eval_report", "registered_model", "index_bindings", "eval_history",
-                          "base_model_upgrade", "baseline_eval", "query_log_eval_set"}
+                          "base_model_upgrade", "baseline_eval", "query_log_eval_set", "vector_index"}
     assert deps["finetuned_model"] == {"hard_negatives", "base_corpus_embeddings"}
     assert deps["baseline_eval"] == {"eval_set", "corpus"}
     assert {"baseline_eval", "base_model_eval", "finetuned_model"} <= deps["eval_report"]
     assert deps["query_log_eval_set"] == {"corpus", "base_corpus_embeddings"}
     assert deps["registered_model"] == {"eval_report", "finetuned_model"}
     assert deps["base_model_upgrade"] == {"eval_report"}
+    assert deps["vector_index"] == {"registered_model"}  # registered_model -> vector_index
     assert checks["eval_report"] == {"promotion_gate": True}
     assert checks["index_bindings"] == {"indexes_use_champion": False}
     assert checks["eval_history"] == {"champion_holds_lead": False}
@@ -87,10 +88,12 @@ def test_the_webserver_serves_the_asset_graph_over_graphql(write_settings, tmp_p
     groups = {}  # the lineage opens as a few groups that follow the pipeline's stages
     for key, node in graph.items():
         groups.setdefault(node["groupName"], set()).add(key)
-    assert set(groups) == {"data", "training", "evaluation", "registry"}
+    assert set(groups) == {"data", "training", "evaluation", "registry", "serving"}
+    assert groups["serving"] == {"vector_index"} and "lancedb" in graph["vector_index"]["kinds"]
     assert groups["training"] == {"base_corpus_embeddings", "hard_negatives", "finetuned_model"}
     assert all(node["kinds"] for node in graph.values()), [k for k, n in graph.items() if not n["kinds"]]
     assert "mlflow" in graph["finetuned_model"]["kinds"] and "litellm" in graph["synthetic_queries"]["kinds"]
     jobs = {j["name"]: j["description"] for repo in answer["repositoriesOrError"]["nodes"] for j in repo["jobs"]}
-    assert {"retune", "quarterly_reevaluation", "refresh_index_bindings", "compare_base_models"} <= set(jobs)
+    assert {"retune", "quarterly_reevaluation", "refresh_index_bindings", "compare_base_models",
+            "build_vector_index"} <= set(jobs)
     assert all(jobs[name] for name in jobs if not name.startswith("__")), jobs

@@ -57,6 +57,14 @@ def test_beir_corpus_brings_its_qa_pairs_and_eval_set(jaguar_beir, tmp_path):
     ({"corpus": {"format": "dir", "path": "."}, "executor": "k8s", "k8s": {"image": "embtune:1", "gpus_per_step": 2},
       "run": {"train": {"processes": 4}}},
      "run.train.processes (4) must equal k8s.gpus_per_step (2)"),
+    ({"corpus": {"format": "dir", "path": "."}, "indexes": [{"name": "docs"}, {"name": "docs", "keep": 1}]},
+     "indexes: Value error, the name(s) ['docs'] appear more than once"),
+    ({"corpus": {"format": "dir", "path": "."}, "indexes": [{"name": "Docs Prod"}]},
+     "indexes.0.name: String should match pattern"),
+    ({"corpus": {"format": "dir", "path": "."}, "indexes": [{"name": "docs", "rollout": "nightly"}]},
+     "indexes.0.rollout: Input should be 'auto' or 'manual'"),
+    ({"corpus": {"format": "dir", "path": "."}, "indexes": [{"name": "docs", "keep": -1}]},
+     "indexes.0.keep: Input should be greater than or equal to 0"),
 ])
 def test_errors_name_the_file_and_the_key(tmp_path, data, message):
     path = _write(tmp_path, data)
@@ -178,3 +186,24 @@ def test_the_demo_spells_the_base_model_key_as_documented():
 
     raw = _yaml.safe_load(DEMO_CONFIG.read_text())
     assert "base_models" in raw and "base_model" not in raw
+
+
+def test_indexes_default_to_a_folder_under_data_dir_and_resolve_relative_uris(tmp_path):
+    (tmp_path / "docs").mkdir()
+    s = load_settings(_write(tmp_path, {"data_dir": "out", "corpus": {"path": "docs", "format": "dir"},
+                                        "indexes": [{"name": "docs"}, {"name": "faq", "uri": "vectors/faq",
+                                                                       "rollout": "auto", "keep": 1},
+                                                    {"name": "remote", "uri": "s3://bucket/embtune"}]}))
+    docs = s.index("docs")
+    assert (docs.rollout, docs.keep, docs.ann_above_rows) == ("manual", 2, 100_000)
+    assert s.index_uri("docs") == str(tmp_path / "out" / "indexes" / "docs" / "tables")
+    assert s.index_uri("faq") == str(tmp_path / "vectors" / "faq")  # beside the settings file
+    assert s.index_uri("remote") == "s3://bucket/embtune"  # an object store is left as written
+    assert s.layout.index_pointer("remote") == tmp_path / "out" / "indexes" / "remote" / "pointer.json"
+    with pytest.raises(SettingsError, match=r"no index 'nope' in the settings' indexes \(docs, faq, remote\)"):
+        s.index("nope")
+
+
+def test_the_demo_declares_one_manual_index():
+    s = load_settings(DEMO_CONFIG)
+    assert [(i.name, i.rollout) for i in s.indexes] == [("demo", "manual")]

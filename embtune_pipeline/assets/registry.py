@@ -5,10 +5,11 @@ import dagster as dg
 import pandas as pd
 
 from embtune_pipeline.assets._common import table_metadata
-from embtune_pipeline.lib.registry.versions import KEPT, read_bindings, stale_indexes, version_tags
+from embtune_pipeline.lib.registry.versions import KEPT, read_bindings, version_tags
 from embtune_pipeline.partitions import RETUNE_PARTITIONS, keys_of
 from embtune_pipeline.resources.mlflow import MlflowResource
 from embtune_pipeline.resources.settings import SettingsResource
+from embtune_pipeline.resources.vector_store import VectorStore
 
 
 @dg.asset(group_name="registry", kinds={"mlflow"}, partitions_def=RETUNE_PARTITIONS)
@@ -40,18 +41,29 @@ def registered_model(context: dg.AssetExecutionContext, mlflow: MlflowResource, 
 
 
 @dg.asset(group_name="registry", kinds={"mlflow", "parquet"})
-def index_bindings(settings: SettingsResource, mlflow: MlflowResource) -> dg.Output[pd.DataFrame]:
-    """Which vector index was embedded with which model version (data_dir/index_bindings.json, written by
-    `embtune bind-index`), next to the current champion: a stale index needs re-embedding."""
+def index_bindings(settings: SettingsResource, mlflow: MlflowResource,
+                   vector_store: VectorStore) -> dg.Output[pd.DataFrame]:
+    """Which vector index serves vectors of which model version, next to the current champion: for each index
+    in settings `indexes`, the version its pointer's table was built with (the vector_index asset moves it);
+    for any other, the binding `embtune bind-index` recorded in data_dir/index_bindings.json. A stale index
+    needs re-embedding: an `auto` one is being rolled out, a `manual` one is named with the version to roll to."""
     s = settings.get()
     registry = mlflow.registry()
     champion = registry.champion()
     champion_version = champion.version if champion else None
     bindings = read_bindings(s.layout.index_bindings)
-    stale = stale_indexes(bindings, registry.name, champion_version)
-    rows = pd.DataFrame([{"index": name, "model": b["model"], "version": str(b["version"]), "bound_at": b["bound_at"],
-                          "champion_version": champion_version or "", "stale": name in stale}
-                         for name, b in sorted(bindings.items())],
-                        columns=["index", "model", "version", "bound_at", "champion_version", "stale"])
-    return dg.Output(rows, metadata={"champion_version": champion_version or "(none)", "indexes": len(rows),
-                                     "stale_indexes": len(stale), **table_metadata(rows)})
+    rows = []
+    for index in s.indexes:
+        pointer = vector_store.pointer(index.name)
+        bindings.pop(index.name, None)
+        rows.append({"index": index.name, "model": pointer.model if pointer else registry.name,
+                     "version": pointer.version if pointer else "", "bound_at": pointer.moved_at if pointer else "",
+                     "table": pointer.table if pointer else "", "rollout": index.rollout})
+    rows += [{"index": name, "model": b["model"], "version": str(b["version"]), "bound_at": b["bound_at"],
+              "table": "", "rollout": "manual"} for name, b in sorted(bindings.items())]
+    frame = pd.DataFrame(rows, columns=["index", "model", "version", "bound_at", "table", "rollout"])
+    frame["champion_version"] = champion_version or ""
+    frame["stale"] = [champion_version is not None and m == registry.name and v != str(champion_version)
+                      for m, v in zip(frame["model"], frame["version"])]
+    return dg.Output(frame, metadata={"champion_version": champion_version or "(none)", "indexes": len(frame),
+                                      "stale_indexes": int(frame["stale"].sum()), **table_metadata(frame)})

@@ -46,6 +46,20 @@ class Layout:
     def index_bindings(self) -> Path:
         return self.root / "index_bindings.json"
 
+    def index_folder(self, name: str) -> Path:
+        """A vector index's own folder: its pointer (pointer.json: the current table and its history), the lock
+        builds take, and its tables unless settings give the index a uri."""
+        return self.root / "indexes" / name
+
+    def index_pointer(self, name: str) -> Path:
+        return self.index_folder(name) / "pointer.json"
+
+    def index_lock(self, name: str) -> Path:
+        return self.index_folder(name) / ".build.lock"
+
+    def index_tables(self, name: str) -> Path:
+        return self.index_folder(name) / "tables"
+
     @property
     def llm_cache(self) -> Path:
         return self.root / "cache" / "llm.sqlite"

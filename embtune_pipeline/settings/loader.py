@@ -62,6 +62,10 @@ def load_settings(path: Optional[os.PathLike | str] = None) -> Settings:
         section = raw.get(key)
         if isinstance(section, dict) and section.get("prompt_template"):
             section["prompt_template"] = str(_resolve(base, Path(section["prompt_template"])))
+    # An index's uri without a scheme is a folder, relative to the settings file like the inputs
+    for index in raw["indexes"] if isinstance(raw.get("indexes"), list) else []:
+        if isinstance(index, dict) and isinstance(index.get("uri"), str) and "://" not in index["uri"]:
+            index["uri"] = str(_resolve(base, Path(index["uri"])))
     # A model is a packaged name or a directory; a relative directory is relative to the settings file.
     corpus = raw.get("corpus") if isinstance(raw.get("corpus"), dict) else {}
     def local(ref):

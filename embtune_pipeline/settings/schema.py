@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from embtune_pipeline.lib.encoders import BACKENDS
 from embtune_pipeline.lib.queries import ICT_MAX_WORDS
@@ -434,6 +434,26 @@ class KubernetesSettings(_Strict):
                                    "every step pod's environment (API keys): names only, never values")
 
 
+INDEX_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class IndexSettings(_Strict):
+    """A vector index built from the corpus snapshot with a registered model version (the vector_index asset,
+    one partition per index): each build is a new table, checked, then the index's pointer moves to it."""
+
+    name: str = Field(pattern=INDEX_NAME, description="the index's name (lower-case letters, digits, - and _): "
+                      "its partition key, and what `embtune index` and serving.open_index take")
+    uri: Optional[str] = Field(None, description="where its tables live: a folder, or any URI LanceDB accepts "
+                               "(s3://bucket/prefix, gs://...); default: data_dir/indexes/<name>/tables")
+    rollout: Literal["auto", "manual"] = Field("manual", description="auto: rebuilt for the new champion as "
+                                               "soon as it changes (vector_index_rollout_sensor), and moved back by "
+                                               "`embtune rollback`; manual: `embtune index build NAME`")
+    keep: int = Field(2, ge=0, description="tables kept besides the current one (for `embtune index rollback`)")
+    ann_above_rows: int = Field(100_000, ge=0, description="a table of more rows gets an approximate (ANN) "
+                                "index, its top-10 overlap with exact search reported; at most this many: exact "
+                                "search")
+
+
 class RunDefaults(_Strict):
     """Defaults for the per-run knobs; a run's Dagster config overrides any of them (except eval_split, which
     two assets must agree on, so it is set here only)."""
@@ -482,6 +502,8 @@ class Settings(_Strict):
     gates: GateSettings = Field(default_factory=GateSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    indexes: list[IndexSettings] = Field(default_factory=list, description="vector indexes served from the "
+                                         "registered versions (the vector_index asset; `embtune index`)")
     source_file: Optional[Path] = Field(None, exclude=True, description="set by load_settings")
 
     @model_validator(mode="before")
@@ -517,6 +539,27 @@ class Settings(_Strict):
         if len(set(keys)) != len(keys):
             raise ValueError(f"base_models {self.base_models} give the same partition key twice: {keys}")
         return self
+
+    @field_validator("indexes")
+    @classmethod
+    def _index_names_unique(cls, indexes: list[IndexSettings]) -> list[IndexSettings]:
+        names = [i.name for i in indexes]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"the name(s) {repeated} appear more than once: give each index its own name")
+        return indexes
+
+    def index(self, name: str) -> IndexSettings:
+        """The settings of the index `name`; a SettingsError naming the indexes there are otherwise."""
+        for i in self.indexes:
+            if i.name == name:
+                return i
+        raise SettingsError(f"no index {name!r} in the settings' indexes "
+                            f"({', '.join(i.name for i in self.indexes) or 'none declared'})")
+
+    def index_uri(self, name: str) -> str:
+        """Where the index's tables live: its uri, else its folder under data_dir (layout.index_tables)."""
+        return self.index(name).uri or str(self.layout.index_tables(name))
 
     def base_model_ref(self, key: str) -> str:
         """The base model a partition key names."""

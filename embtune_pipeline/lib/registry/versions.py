@@ -66,6 +66,7 @@ def version_tags(model: dict, report: dict, base_key: str, snapshot: str, dagste
     measured (eval set, base and tuned metrics, the gain's lower bound), so the registry alone tells them apart."""
     return {"base_model": model["base_model"], "base_model_key": base_key, "snapshot": snapshot,
             "dagster_run_id": dagster_run_id, "model_dir": model["model_dir"], "training_key": model["training_key"],
+            **({"max_seq_length": model["max_seq_length"]} if model.get("max_seq_length") else {}),
             "eval_source": report["eval_set"]["source"], "eval_synthetic": report["eval_set"]["synthetic"],
             "eval_queries": report["eval_set"]["queries"], "promotable": report["promotable"],
             **{f"base_{m}": round(report["base"][m], 4) for m in METRICS},
