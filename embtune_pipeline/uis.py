@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
@@ -27,6 +27,7 @@ class UiProcess:
     url: str
     argv: list[str]
     ready_path: str
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def port_of(url: str, default: int) -> int:
@@ -40,10 +41,12 @@ def dagster_ui(workspace: Path, port: int) -> UiProcess:
 
 
 def mlflow_ui(tracking_uri: str, port: int) -> UiProcess:
-    """`mlflow ui` over the local store (one worker: its default of several is too many for a small machine)."""
+    """`mlflow ui` over the local store: one worker (its default of several is too many for a small machine),
+    and without the job runner of MLflow's GenAI features (seven processes, some 2.7 GB, that embtune never uses)."""
     return UiProcess("MLflow UI", f"http://{HOST}:{port}", [
         sys.executable, "-m", "mlflow", "ui", "--workers", "1", "--backend-store-uri", tracking_uri,
-        "--host", HOST, "--port", str(port), "--uvicorn-opts", "--log-level warning --no-access-log"], "/health")
+        "--host", HOST, "--port", str(port), "--uvicorn-opts", "--log-level warning --no-access-log"], "/health",
+        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
 
 
 def _answers(url: str) -> bool:
@@ -89,7 +92,7 @@ def serve(uis: list[UiProcess], notes: list[str], ready_seconds: float = 300,
         for ui in uis:
             # Python's warnings of the servers' own dependencies tell a person at the UI nothing
             procs[ui.name] = subprocess.Popen(ui.argv, start_new_session=True,
-                                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                                              env={**os.environ, "PYTHONWARNINGS": "ignore", **ui.env})
         waiting, deadline = list(uis), time.time() + ready_seconds
         while waiting and not failed:
             failed = next((name for name, p in procs.items() if p.poll() is not None), None)

@@ -278,8 +278,10 @@ def test_embtune_ui_serves_both_uis_on_a_fresh_home_and_stops_both_on_ctrl_c(tmp
             expect(page.get_by_text("Detect Issues")).to_have_count(0)
         finally:
             browser.close()
-    started = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    children = psutil.Process(proc.pid).children(recursive=True)
+    started = [c.pid for c in children]
     assert len(started) >= 3  # dagster dev (webserver, daemon, code server) and mlflow
+    assert not [c for c in children if "huey" in " ".join(c.cmdline())]  # no GenAI job runner for MLflow
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 0
     assert not port_open(dagster_port) and not port_open(mlflow_port)
