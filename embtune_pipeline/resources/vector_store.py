@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from embtune_pipeline.lib.serving.pointer import Pointer, read_pointer, write_pointer
-from embtune_pipeline.lib.serving.tables import TABLE_META_KEY, Hit, TableMeta, VectorIndexError
+from embtune_pipeline.lib.serving.tables import TABLE_META_KEY, Hit, TableMeta, VectorIndexError, belongs_to
 from embtune_pipeline.resources.settings import SettingsResource
 
 INCOMPLETE = -1  # the rows of a table whose build did not finish (no record of its own yet)
@@ -158,7 +158,7 @@ class LanceDBStore(VectorStore):
         except Exception as e:  # noqa: BLE001 - the store did not answer (an object store down, no access)
             raise VectorIndexError(f"index {index}: cannot list the tables at {self.uri(index)} "
                                    f"({type(e).__name__}: {e})") from None
-        return [self._meta_of(db.open_table(n), n, index) for n in names]
+        return [self._meta_of(db.open_table(n), n, index) for n in names if belongs_to(n, index)]
 
     @staticmethod
     def _arrow(rows: pd.DataFrame, dim: int, meta: Optional[TableMeta] = None):

@@ -213,3 +213,21 @@ def test_a_build_killed_midway_is_built_again_and_an_unreachable_store_is_one_li
         corpus={"path": str(tmp_path), "format": "jsonl"}, indexes=[{"name": "docs", "uri": "nosuch://x/y"}]))))
     with pytest.raises(VectorIndexError, match=r"index docs: cannot open the vector store at nosuch://x/y"):
         bad.tables("docs")
+
+
+def test_indexes_sharing_a_uri_never_see_each_others_tables(write_settings, tmp_path):
+    from dataclasses import replace
+
+    shared = str(tmp_path / "shared")
+    path = write_settings(corpus={"path": str(tmp_path), "format": "jsonl"},
+                          indexes=[{"name": "docs", "uri": shared, "keep": 1}, {"name": "faq", "uri": shared}])
+    store = LanceDBStore(settings=SettingsResource(config_path=str(path)))
+    _, bind = binder(store)
+    v1 = Model(1)
+    build_index(store, replace(request(v1, corpus(10), "1", "s1"), index="faq"), v1.encode, bind)
+    assert [m.table for m in store.tables("faq")] == ["faq__v1__s1"] and store.tables("docs") == []
+    for version in ("1", "2", "3", "4"):  # docs' keep drops its own old tables, never another index's
+        model = Model(int(version))
+        build_index(store, request(model, corpus(10), version, "s1"), model.encode, bind)
+    assert [m.table for m in store.tables("faq")] == ["faq__v1__s1"] and store.pointer("faq").table == "faq__v1__s1"
+    assert store.pointer("docs").table == "docs__v4__s1" and "docs__v1__s1" not in {m.table for m in store.tables("docs")}

@@ -60,11 +60,16 @@ def truncate(vecs: np.ndarray, dim: int | None) -> np.ndarray:
     return cut / np.clip(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12, None)
 
 
+def chunk_depth(chunks: int, documents: int) -> int:
+    """Chunks fetched per query so that DEPTH distinct documents are among them (a document ranks by its best
+    chunk): the one search depth of the evaluation and of an index's check."""
+    return max(1, min(chunks, DEPTH * math.ceil(chunks / max(documents, 1)) + 50))
+
+
 def evaluate_vectors(query_vecs: np.ndarray, corpus_vecs: np.ndarray, chunk_docs: list[list[str]],
                      query_ids: list[str], gains: list[dict[str, int]], dim: int | None = None) -> pd.DataFrame:
     """Per-query metrics of a ranking by cosine similarity; documents rank by their best chunk."""
-    n_docs = len({d for docs in chunk_docs for d in docs}) or 1
-    depth = min(len(corpus_vecs), DEPTH * math.ceil(len(corpus_vecs) / n_docs) + 50)
+    depth = chunk_depth(len(corpus_vecs), len({d for docs in chunk_docs for d in docs}))
     _, rows = top_k(truncate(query_vecs, dim), truncate(corpus_vecs, dim), depth)
     records = []
     for qid, g, r in zip(query_ids, gains, rows):

@@ -5,23 +5,23 @@ reported beside it."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Optional
 
 import numpy as np
 
 from embtune_pipeline.lib.evaluation.evaluate import ndcg_at_k
+from embtune_pipeline.lib.evaluation.evaluate import chunk_depth
 from embtune_pipeline.lib.evaluation.retrieval import rank_documents
 from embtune_pipeline.lib.serving.tables import Hit
 
 NDCG_TOLERANCE = 0.005
 
 
-def search_depth(chunks: int, documents: int, k: int = 10) -> int:
-    """Chunks to fetch per query so that `k` distinct documents are among them (a document ranks by its best
-    chunk), as the evaluation ranks them."""
-    return max(1, min(chunks, k * math.ceil(chunks / max(documents, 1)) + 50))
+def search_depth(chunks: int, documents: int) -> int:
+    """Chunks to fetch per query: the evaluation's depth (lib.evaluation.evaluate.chunk_depth), so the index is
+    scored on the same candidates as eval_report."""
+    return chunk_depth(chunks, documents)
 
 
 def ranked_documents(hits: list[Hit], k: int = 10) -> list[str]:

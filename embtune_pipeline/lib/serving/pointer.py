@@ -43,9 +43,18 @@ class Pointer:
         return point_at(meta, reason, self)
 
     def previous(self, exists=lambda table: True) -> Optional[Move]:
-        """The move before the current table, to a table other than the current one that still exists: where
-        a rollback goes."""
-        for move in reversed(self.history[:-1]):
+        """Where a rollback goes: the table served before the current one came in, that still exists. A
+        rollback undoes a move, so the tables rolled back from are not "before" any more: after builds A, B, C
+        and a rollback to B, the next rollback goes to A, never back to C."""
+        served: list[Move] = []  # the moves still standing, oldest first
+        for move in self.history:
+            if move.reason.startswith("rollback") and any(m.table == move.table for m in served):
+                while served and served[-1].table != move.table:
+                    served.pop()
+                served[-1] = move
+            else:
+                served.append(move)
+        for move in reversed(served[:-1]):
             if move.table != self.table and exists(move.table):
                 return move
         return None

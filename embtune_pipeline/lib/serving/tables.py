@@ -22,6 +22,12 @@ def table_name(index: str, version: str | int, snapshot: str) -> str:
     return safe[:200]
 
 
+def belongs_to(table: str, index: str) -> bool:
+    """Whether a table at an index's URI is one of that index's (several indexes may share a URI: another's
+    tables are never listed, kept or dropped as this one's)."""
+    return table.startswith(f"{index}__v")
+
+
 @dataclass(frozen=True)
 class TableMeta:
     """What built a table, stored with it (the vector column's metadata): which index, which registered model

@@ -66,7 +66,7 @@ def test_ndcg_through_hits_uses_the_evaluation_formula_and_collapses_chunks_to_d
     hits = [[Hit("a#0", "a", 0.9, ""), Hit("a#1", "a", 0.8, ""), Hit("b#0", "b", 0.7, "", alias_doc_ids=("c",))]]
     assert index_ndcg(hits, [{"a": 1}]) == 1.0
     assert index_ndcg(hits, [{"c": 1}]) == pytest.approx(0.5)  # rank 3 (a, b, c): 1/log2(4)
-    assert search_depth(1000, 100) == 150 and search_depth(20, 10) == 20
+    assert search_depth(1000, 100) == 1000 and search_depth(100_000, 50_000) == 250 and search_depth(20, 10) == 20
     assert top10_overlap(hits, [hits[0][:2]]) == pytest.approx(2 / 3)
 
 
@@ -80,6 +80,9 @@ def test_the_pointer_keeps_its_history_and_knows_where_a_rollback_goes(tmp_path)
     assert back == p and back.table == "t2" and [m.table for m in back.history] == ["t1", "t2"]
     assert back.previous().table == "t1" and back.previous(exists=lambda t: t != "t1") is None
     assert back.last_on("1").table == "t1" and back.history_rows()[0]["table"] == "t2"
+    third = back.moved_to(meta("t3", version="3"), "build")
+    undone = third.moved_to(meta("t2", version="2"), "rollback")  # t3 rolled back: the next rollback goes to t1
+    assert undone.previous().table == "t1" and undone.moved_to(meta("t1"), "rollback").previous() is None
     path.write_text("{not json")
     with pytest.raises(VectorIndexError, match="pointer.json: a damaged index pointer"):
         read_pointer(path)
