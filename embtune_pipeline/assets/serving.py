@@ -83,7 +83,8 @@ def prepare_build(s, index: str, version: Optional[str], snapshot: Optional[str]
             raise VectorIndexError(f"index {index}: {registry.name} has no champion yet: give a version "
                                    "(the asset's config `version`)")
         version = champion.version
-    vm = version_model(registry, registry.get(version), s.layout.downloaded_models, s.run.embed.max_seq_length)
+    registered = registry.get(version)
+    vm = version_model(registry, registered, s.layout.downloaded_models, s.run.embed.max_seq_length)
     snapshot = snapshot or vm.snapshot
     documents = corpus_source.snapshots().load(snapshot)
     base = s.base_model_ref(vm.base_key) if vm.base_key in s.base_model_keys else vm.base_model
@@ -112,11 +113,15 @@ def prepare_build(s, index: str, version: Optional[str], snapshot: Optional[str]
         return store.encode(encoder(hashes), hashes, chunk_texts(rows), s.run.embed.batch_size, progress,
                             f"embedding {len(rows)} chunks for index {index} with v{vm.version}")
 
-    report = s.layout.read_asset("eval_report", vm.partition)
-    same = report is not None and snapshot == vm.snapshot
+    report = s.layout.read_asset("eval_report", vm.partition)  # the partition's latest: maybe a later version's
+    own = report is not None and report.get("model_dir") == registered.model_dir
+    same = own and snapshot == vm.snapshot
     reference = float(report["finetuned"]["ndcg@10"]) if same else None
     source = (f"v{vm.version}'s eval_report" if same else
-              f"the evaluation's exact scan of this table (snapshot {snapshot}, not v{vm.version}'s {vm.snapshot})")
+              f"the evaluation's exact scan of this table (snapshot {snapshot}, not v{vm.version}'s {vm.snapshot})"
+              if snapshot != vm.snapshot else
+              f"the evaluation's exact scan of this table (the stored eval_report of {vm.partition} is another "
+              f"version's, not v{vm.version}'s)")
     return BuildRequest(index, vm.model, vm.version, key, snapshot, chunks, int(query_vectors.shape[1]),
                         query_vectors, gains, reference, source, settings.keep, settings.ann_above_rows), encode
 

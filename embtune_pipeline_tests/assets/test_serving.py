@@ -52,7 +52,7 @@ class Served:
         eval_set.to_parquet(layout.asset("eval_set", self.partition), index=False)
         self.chunks, _ = self.source.chunk(self.source.snapshots().load(self.snapshot), str(tiny_model))
         embeddings = EmbeddingCache(settings=self.settings)
-        self.ndcg = {}
+        self.ndcg, self.model_dirs = {}, {"1": str(tiny_model), "2": str(tiny_teacher)}
         for version, model_dir in (("1", tiny_model), ("2", tiny_teacher)):
             run_id = self.mlflow.tracker().start_training(f"m{version}", {}, {})
             registered = self.registry.register(run_id, f"runs:/{run_id}/model", {
@@ -70,7 +70,8 @@ class Served:
         """The eval_report of the partition (both versions share it here: the last written is the one read)."""
         path = self.s.layout.asset("eval_report", self.partition, ".json")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"finetuned": {"ndcg@10": self.ndcg[version] if ndcg is None else ndcg}}))
+        path.write_text(json.dumps({"model_dir": self.model_dirs[version],  # whose report it is
+                                    "finetuned": {"ndcg@10": self.ndcg[version] if ndcg is None else ndcg}}))
 
     def build(self, version: str | None = None, raise_on_error: bool = True):
         config = {"version": version} if version else {}
@@ -104,6 +105,13 @@ def test_a_build_of_the_champion_reuses_eval_reports_vectors_and_switches_after_
     bindings = served.defs.resolve_job_def("refresh_index_bindings").execute_in_process(instance=served.instance)
     check = bindings.get_asset_check_evaluations()[0]
     assert check.passed and check.description == "every index uses the champion"
+
+
+def test_a_version_is_never_checked_against_another_versions_report(served):
+    served.write_report("2", ndcg=served.ndcg["2"] + 0.1)  # the partition's report is v2's (trained later)
+    meta = metadata(served.build("1"))  # v1 is measured on its own: the exact scan, not v2's figure
+    assert meta["ndcg@10_reference_from"].endswith("is another version's, not v1's)")
+    assert abs(meta["ndcg@10_delta"]) <= 0.005 and served.store.pointer("docs").version == "1"
 
 
 def test_a_failing_check_fails_the_step_and_keeps_the_old_pointer(served):
