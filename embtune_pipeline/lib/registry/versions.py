@@ -321,11 +321,16 @@ def read_bindings(path: Path) -> dict[str, dict]:
 
 def bind_index(path: Path, index: str, model: str, version: str, note: str = "") -> dict:
     """Record that `index` was (re-)embedded with `model` version `version`."""
+    from filelock import FileLock
+
     if not index.strip():
         raise ValueError("an index name is required")
-    bindings = read_bindings(path)
-    bindings[index] = {"model": model, "version": str(version), "bound_at": utc_now(), "note": note}
-    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(bindings, indent=2, sort_keys=True)))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.with_name(f".{path.name}.lock")), timeout=60):  # two indexes bound at once: both kept
+        bindings = read_bindings(path)
+        bindings[index] = {"model": model, "version": str(version), "bound_at": utc_now(), "note": note}
+        write_atomically(path, lambda tmp: tmp.write_text(json.dumps(bindings, indent=2, sort_keys=True)))
     return bindings[index]
 
 

@@ -172,3 +172,14 @@ def test_the_alias_rule(version, promotable, synthetic, champion, champion_base,
     chosen, reason = choose_alias(version, promotable, synthetic, "minilm", champion, champion_base,
                                   **({"rolled_back_at": rolled_back_at} if rolled_back_at else {}))
     assert chosen == alias and why in reason
+
+
+def test_indexes_bound_at_once_are_all_kept(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from embtune_pipeline.lib.registry.versions import bind_index, read_bindings
+
+    path = tmp_path / "index_bindings.json"
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: bind_index(path, f"index-{i}", "embtune", "1"), range(16)))
+    assert sorted(read_bindings(path)) == sorted(f"index-{i}" for i in range(16))
