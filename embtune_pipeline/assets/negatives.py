@@ -133,12 +133,16 @@ def hard_negatives(context: dg.AssetExecutionContext, config: MiningConfig, sett
                     teacher_warning(stats["teacher_check"]) if judge else None):
         if warning:
             context.log.warning(warning)
-    shown = {k: v for k, v in stats.items() if k not in SAME_NUMBER_AS_ANOTHER}
-    meta.update({**shown, "random_negative_share": round(stats["random_negative_share"], 4),
+    meta.update({**_shown(stats), "random_negative_share": round(stats["random_negative_share"], 4),
                  "rank_window": f"{knobs.rank_start}-{knobs.rank_end}", "round_trip_k": knobs.round_trip_k,
                  "relative_margin": knobs.relative_margin, **_index_metadata(corpus_index, index_reused),
                  **(judge.cost if judge else {"teacher": "none"}), **table_metadata(rows)})
     return dg.Output(rows, metadata=meta)
+
+
+def _shown(stats: dict) -> dict:
+    """Mining's counts as the asset page shows them: one name per number."""
+    return {k: v for k, v in stats.items() if k not in SAME_NUMBER_AS_ANOTHER}
 
 
 def _reachable(train, training_pairs: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, dict]:

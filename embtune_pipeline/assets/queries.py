@@ -55,6 +55,11 @@ def _eval_file_queries(s: Settings) -> set[str]:
     return set(read_pairs_file(s.eval_set.source)[0]["query"]) if s.eval_set is not None else set()
 
 
+def _prompt_metadata(generator) -> dict:
+    """The prompt an LLM generator is given; the model-free one has none."""
+    return {"prompt_template": str(generator.prompt_template)} if generator.uses_llm else {}
+
+
 @dg.asset(group_name="data", kinds={"parquet", "litellm"}, partitions_def=RETUNE_PARTITIONS)
 def synthetic_queries(context: dg.AssetExecutionContext, config: GenerateConfig, settings: SettingsResource,
                       generator: QueryGenerator, corpus_sample: pd.DataFrame,
@@ -78,8 +83,7 @@ def synthetic_queries(context: dg.AssetExecutionContext, config: GenerateConfig,
         kept = vary_queries(result.kept, knobs.keyword_share, generator.query_kind, s.run.sample.seed)
     stats = result.stats
     meta.update({
-        "generator": generator.model,
-        **({"prompt_template": str(generator.prompt_template)} if generator.uses_llm else {}),
+        "generator": generator.model, **_prompt_metadata(generator),
         **{f"queries_{kind}": int(n) for kind, n in kept["kind"].value_counts().items()},
         "style_examples": len(examples), "queries_per_chunk": knobs.queries_per_chunk,
         "chunks_not_generated": len(corpus_sample) - result.chunks_asked, "queries_needed": needed or "all",
