@@ -58,3 +58,10 @@ def set_aside(path: Path, companions: tuple[str, ...] = ()) -> Path:
 
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def utc_now_precise() -> str:
+    """utc_now to the microsecond, for what is ordered by time and may happen twice in a second (two builds
+    of an index): 2026-12-07T18:21:35.123456Z, which sorts after the same second's utc_now."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"

@@ -25,7 +25,7 @@ from embtune_pipeline.lib.serving.tables import (
     table_name,
     tables_to_drop,
 )
-from embtune_pipeline.lib.storage import utc_now
+from embtune_pipeline.lib.storage import utc_now_precise
 
 Encode = Callable[[pd.DataFrame], tuple[np.ndarray, int]]  # chunk rows -> (their vectors, how many were encoded)
 
@@ -99,7 +99,7 @@ def build_index(store, request: BuildRequest, encode: Encode,
                               clone_depth(previous.table, tables) if previous else 0)
         encoded = 0
         meta = existing if plan.mode == READY else TableMeta(
-            r.index, name, r.model, str(r.version), r.fingerprint, r.snapshot, len(r.chunks), r.dim, utc_now(),
+            r.index, name, r.model, str(r.version), r.fingerprint, r.snapshot, len(r.chunks), r.dim, utc_now_precise(),
             plan.base if plan.mode == INCREMENTAL else None)
         if plan.mode != READY:
             if existing is not None:  # a build that died before its check: not served, built again
